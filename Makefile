@@ -1,0 +1,51 @@
+# The few commands people type. `make run` gives a working demo; `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PO := $(wildcard coop/translations/*/LC_MESSAGES/messages.po)
+MO := $(PO:.po=.mo)
+
+.PHONY: install run test lint format translations extract-messages bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+%.mo: %.po $(STAMP)
+	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@ >/dev/null
+
+install: $(STAMP) $(MO)
+
+translations: $(MO)
+
+# Collect the texts to translate from code and templates into the catalogues.
+extract-messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o coop/translations/messages.pot --no-location --sort-output .
+	$(BIN)/pybabel update -i coop/translations/messages.pot -d coop/translations --no-fuzzy-matching
+
+run: install
+	$(BIN)/coop db upgrade
+	$(BIN)/coop demo
+	$(BIN)/coop serve
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python bench/gap.py ../shared/data/gap/gap?.txt
+	$(BIN)/python bench/matching_scale.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,99 @@
+"""coop: collective purchase actions for insulation and heat pumps, and the participation
+around them. ``create_app()`` builds the Flask application."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, request, session
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from coop.config import load_config
+from coop.core.db import render_migration_item
+from coop.extensions import babel, csrf, db, limiter, login_manager, mail, migrate
+
+__all__ = ["create_app"]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from the environment; ``config`` overrides (tests use it)."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=os.path.join(os.path.dirname(os.path.dirname(__file__)), "templates"),
+    )
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(load_config(app.instance_path))
+    if config:
+        app.config.update(config)
+    _configure_logging(app)
+
+    from coop import models as _models  # noqa: F401  (the whole schema, before any query)
+
+    db.init_app(app)
+    migrate.init_app(
+        app,
+        db,
+        directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"),
+        render_as_batch=True,
+        compare_type=True,
+        render_item=render_migration_item,
+    )
+    login_manager.init_app(app)
+    mail.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(
+        app,
+        locale_selector=_select_locale,
+        default_translation_directories=os.path.join(os.path.dirname(__file__), "translations"),
+    )
+    limiter.init_app(app)
+    if app.config.get("TRUST_PROXY"):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+
+    from coop.core import jobs, web
+
+    jobs.init_app(app)
+    web.init_app(app)
+    _register_domains(app)
+
+    from coop import cli
+
+    cli.init_app(app)
+    return app
+
+
+def _register_domains(app: Flask) -> None:
+    # Importing each domain's jobs module registers its job handlers and periodic tasks.
+    from coop.accounts import jobs as _account_jobs  # noqa: F401
+    from coop.accounts.views import bp as accounts_bp
+    from coop.actions.views import bp as actions_bp
+    from coop.desk.views import bp as desk_bp
+    from coop.registrations import jobs as _registration_jobs  # noqa: F401
+    from coop.registrations.views import bp as registrations_bp
+
+    app.register_blueprint(actions_bp)
+    app.register_blueprint(registrations_bp)
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(desk_bp)
+
+
+def _select_locale() -> str:
+    languages: list[str] = ["nl", "en"]
+    chosen = session.get("lang")
+    if chosen in languages:
+        return str(chosen)
+    # Dutch by default; English only when the browser prefers it over Dutch.
+    best = request.accept_languages.best_match(languages, default="nl")
+    return best or "nl"
+
+
+def _configure_logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=os.environ.get("LOG_LEVEL", "INFO"),
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        )

@@ -1,0 +1,1 @@
+"""Users, organisations and roles; magic-link login for residents, passwords for staff."""

@@ -1,0 +1,1 @@
+"""Collective purchase actions, the measure catalogue and group price tiers; public pages."""

@@ -1,0 +1,134 @@
+"""The ``coop`` command: demo data, staff accounts, the scheduler round, the dev server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from coop.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+def main() -> None:
+    from coop import create_app
+
+    FlaskGroup(create_app=lambda: create_app(), help="coop: collective purchase actions.")()
+
+
+def init_app(app: Flask) -> None:
+    for command in (demo, catalogue, create_staff, sweep, scheduler, serve):
+        app.cli.add_command(command)
+
+
+@click.command()
+@with_appcontext
+def catalogue() -> None:
+    """Insert the measure catalogue (safe to run again)."""
+    from coop.actions.catalogue import ensure_catalogue
+
+    measures = ensure_catalogue()
+    click.echo(f"{len(measures)} measures in the catalogue")
+
+
+@click.command()
+@click.option("--registrations", default=300, show_default=True)
+@with_appcontext
+def demo(registrations: int) -> None:
+    """Seed realistic Dutch demo data (only into an empty database) and print the logins."""
+    from coop.demo import seed_demo
+
+    logins = seed_demo(registrations=registrations)
+    from coop.core.jobs import dispatcher
+
+    dispatcher().run_pending()
+    base = current_app.config["BASE_URL"]
+    if logins is None:
+        click.echo("The database already has data; demo data not added.")
+    else:
+        click.echo("Demo data ready. Logins (password for all: see below):")
+        for role, email, password in logins:
+            click.echo(f"  {role:<10} {email:<40} {password}")
+    click.echo(f"Open {base}/  (staff and installers log in at {base}/staff/login,")
+    click.echo(f"residents by email link; the development mailbox is at {base}/dev/mailbox)")
+
+
+@click.command("create-staff")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--organisation-id", type=int, required=True)
+@click.password_option()
+@with_appcontext
+def create_staff(email: str, name: str, organisation_id: int, password: str) -> None:
+    """Create a staff account for an organisation."""
+    from coop.accounts.models import Role, User
+    from coop.accounts.services import hash_password, normalise_email
+
+    user = User(
+        email=normalise_email(email),
+        name=name,
+        role=Role.STAFF,
+        organisation_id=organisation_id,
+        password_hash=hash_password(password),
+    )
+    db.session.add(user)
+    db.session.commit()
+    click.echo(f"staff account {user.email} created")
+
+
+@click.command()
+@with_appcontext
+def sweep() -> None:
+    """One scheduler round: reminders, expiry, and handing over jobs that never reached a worker."""
+    from coop.core.jobs import run_periodic_tasks
+
+    click.echo(" ".join(f"{k}={v}" for k, v in run_periodic_tasks().items()))
+
+
+@click.command()
+@click.option("--every", default=60, show_default=True, help="seconds between rounds")
+@with_appcontext
+def scheduler(every: int) -> None:
+    """Run the scheduler round forever (one per deployment is enough; more are harmless)."""
+    from coop.core.jobs import run_periodic_tasks
+
+    while True:
+        try:
+            done = run_periodic_tasks()
+            log.info("scheduler round %s", done)
+        except Exception:
+            db.session.rollback()
+            log.exception("scheduler round failed")
+        finally:
+            db.session.remove()
+        time.sleep(every)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+def serve(host: str, port: int) -> None:
+    """The embedded demo server, with the scheduler round in a background thread."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def rounds() -> None:
+        from coop.core.jobs import run_periodic_tasks
+
+        while True:
+            time.sleep(60)
+            with app.app_context():
+                try:
+                    run_periodic_tasks()
+                except Exception:
+                    log.exception("scheduler round failed")
+                finally:
+                    db.session.remove()
+
+    threading.Thread(target=rounds, name="coop-scheduler", daemon=True).start()
+    click.echo(f"coop is running at http://{host}:{port}/ (Ctrl+C stops it)")
+    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)

@@ -1,0 +1,124 @@
+"""Settings from environment variables, with embedded defaults that need nothing running.
+
+Without configuration coop runs on SQLite in the instance folder, runs jobs in-process and
+writes email to the log and the development mailbox. Each variable below switches one part to
+the real service.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"  # noqa: S105
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message says what to set."""
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Build the Flask config from the environment; ``env`` defaults to ``os.environ``."""
+    env = os.environ if env is None else env
+    production = env.get("COOP_ENV", "development") == "production"
+    database_url = env.get("DATABASE_URL") or "sqlite:///" + str(
+        Path(instance_path) / "coop.sqlite3"
+    )
+    # Heroku-style URLs say postgres://; SQLAlchemy wants an explicit driver (psycopg 3).
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+    redis_url = env.get("REDIS_URL") or None
+    mail_server = env.get("MAIL_SERVER") or None
+
+    config: dict[str, Any] = {
+        "COOP_ENV": "production" if production else "development",
+        "SECRET_KEY": env.get("SECRET_KEY") or DEV_SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url),
+        "REDIS_URL": redis_url,
+        "RQ_QUEUE": env.get("RQ_QUEUE", "coop"),
+        # Jobs that have not finished this many seconds after they were handed over are handed
+        # over again by the sweep (they are idempotent, so a second hand-over is harmless).
+        "OUTBOX_REDISPATCH_AFTER": _int(env, "OUTBOX_REDISPATCH_AFTER", 300),
+        "OUTBOX_MAX_ATTEMPTS": _int(env, "OUTBOX_MAX_ATTEMPTS", 8),
+        "MAIL_SERVER": mail_server,
+        "MAIL_PORT": _int(env, "MAIL_PORT", 25),
+        "MAIL_USE_TLS": _bool(env.get("MAIL_USE_TLS"), False),
+        "MAIL_USE_SSL": _bool(env.get("MAIL_USE_SSL"), False),
+        "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
+        "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER", "coop <noreply@coop.localhost>"),
+        "MAIL_TIMEOUT": _int(env, "MAIL_TIMEOUT", 20),
+        # Flask-Mail suppresses sending when app.testing; we decide ourselves: no server, no send.
+        "MAIL_SUPPRESS_SEND": mail_server is None,
+        "DEV_MAILBOX": _bool(env.get("DEV_MAILBOX"), not production and mail_server is None),
+        "BASE_URL": env.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "MAGIC_LINK_TTL_MINUTES": _int(env, "MAGIC_LINK_TTL_MINUTES", 60 * 24),
+        "CONFIRMATION_REMINDER_AFTER_HOURS": _int(env, "CONFIRMATION_REMINDER_AFTER_HOURS", 48),
+        "CONFIRMATION_EXPIRES_AFTER_HOURS": _int(env, "CONFIRMATION_EXPIRES_AFTER_HOURS", 7 * 24),
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or redis_url or "memory://",
+        "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_SIGNUP": env.get("RATELIMIT_SIGNUP", "20 per hour"),
+        "RATELIMIT_LOGIN": env.get("RATELIMIT_LOGIN", "10 per 15 minutes"),
+        "BABEL_DEFAULT_LOCALE": "nl",
+        "BABEL_DEFAULT_TIMEZONE": "Europe/Amsterdam",
+        "LANGUAGES": ["nl", "en"],
+        "WTF_CSRF_TIME_LIMIT": 4 * 3600,
+        # A form field may hold up to 2 MB so that an over-long field gets a message at the
+        # field (its Length validator) instead of a bare 413 for the whole request.
+        "MAX_FORM_MEMORY_SIZE": 2 * 1024 * 1024,
+        "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "PREFERRED_URL_SCHEME": "https" if production else "http",
+        "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY") or None,
+        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET") or None,
+    }
+    if production:
+        check_production(config)
+    return config
+
+
+def _engine_options(database_url: str) -> dict[str, Any]:
+    if database_url.startswith("sqlite"):
+        # Jobs run in the same process as requests on the embedded default; wait for the
+        # write lock rather than failing at once.
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+
+
+def check_production(config: Mapping[str, Any]) -> None:
+    """Refuse to run in production with settings that are only safe on a laptop."""
+    if config["SECRET_KEY"] == DEV_SECRET_KEY or len(str(config["SECRET_KEY"])) < 32:
+        raise ConfigError(
+            "COOP_ENV=production needs SECRET_KEY set to a random value of at least 32 "
+            "characters (for example: python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    if config["DEV_MAILBOX"]:
+        raise ConfigError(
+            "DEV_MAILBOX shows every email on a web page; it cannot be on in production"
+        )

@@ -1,0 +1,1 @@
+"""Shared mechanisms: the job outbox and queue, mail, signed tokens, Dutch addresses, formatting."""

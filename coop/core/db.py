@@ -1,0 +1,59 @@
+"""Column types every domain uses: aware UTC times and string enums."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Enum
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every database.
+
+    SQLite keeps no time zone, so values are stored as naive UTC and made aware again on the
+    way out; a naive value on the way in is a programming error and is refused.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise ValueError("UTCDateTime needs an aware datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def enum_type(enum_class: type[enum.StrEnum], name: str | None = None) -> Enum:
+    """Store a StrEnum by value in a VARCHAR (with a CHECK), portable and easy to migrate.
+
+    ``name`` names the CHECK constraint; give one when a table has two columns of the same enum.
+    """
+    return Enum(
+        enum_class,
+        native_enum=False,
+        length=30,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+        create_constraint=True,
+        name=name or enum_class.__name__.lower(),
+    )
+
+
+def render_migration_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Write our column types into migrations as plain SQLAlchemy types, so a migration never
+    imports application code (which changes after the migration is written)."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime()"
+    return False

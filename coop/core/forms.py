@@ -1,0 +1,59 @@
+"""Validators shared by forms of several domains."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from wtforms import Field, Form
+from wtforms.validators import ValidationError
+
+from coop.core.address import normalise_addition, normalise_postcode
+
+# Letters of any language, spaces, apostrophes, hyphens and dots: enough for every real name,
+# and nothing that looks like markup.
+_NAME = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ '’.\-])*$")
+_PLAIN_TEXT = re.compile(r"^[^<>{}\\]*$")
+_PHONE = re.compile(r"^\+?[0-9 ()\-]{6,20}$")
+
+
+class PersonName:
+    def __call__(self, form: Form, field: Field) -> None:
+        value = (field.data or "").strip()
+        if value and not _NAME.match(value):
+            raise ValidationError(
+                _l("Use letters only, with spaces, hyphens or apostrophes if needed.")
+            )
+
+
+class PlainText:
+    """No angle brackets or braces: such text is never a street, a city or a reason."""
+
+    def __call__(self, form: Form, field: Field) -> None:
+        if field.data and not _PLAIN_TEXT.match(field.data):
+            raise ValidationError(_l("Remove the characters < > { } and \\."))
+
+
+class DutchPhone:
+    def __call__(self, form: Form, field: Field) -> None:
+        if field.data and not _PHONE.match(field.data.strip()):
+            raise ValidationError(_l("Enter a phone number of digits, for example 06 12345678."))
+
+
+class DutchPostcode:
+    def __call__(self, form: Form, field: Field) -> None:
+        if field.data and normalise_postcode(field.data) is None:
+            raise ValidationError(
+                _l("Enter a Dutch postcode: four digits and two letters, like 1234 AB.")
+            )
+
+
+class HouseNumberAddition:
+    def __call__(self, form: Form, field: Field) -> None:
+        if field.data and normalise_addition(field.data) is None:
+            raise ValidationError(_l("An addition is at most 6 letters or digits, like A or 2."))
+
+
+def strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value

@@ -1,0 +1,130 @@
+"""Sending email once: rendered from templates in the recipient's language, deduplicated by key.
+
+Without ``MAIL_SERVER`` a message goes to the log and the development mailbox page. With it,
+Flask-Mail sends over SMTP with a socket timeout. A 4xx answer or a broken connection raises
+``TemporaryMailError`` so the job is retried; a 5xx answer marks the message failed for staff.
+The Message-ID is derived from the key, so the one duplicate we cannot rule out (the server said
+250, then we crashed before our commit) is recognisable as the same message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import smtplib
+from typing import Any
+
+from flask import current_app, render_template
+from flask_babel import force_locale
+from flask_mail import Connection, Message
+from sqlalchemy import select
+
+from coop.core.models import EmailLog, EmailStatus
+from coop.core.time import utcnow
+from coop.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+class TemporaryMailError(Exception):
+    """The mail server could not take the message now; try again later."""
+
+
+class _TimedConnection(Connection):
+    """Flask-Mail's connection opens SMTP without a timeout; a hung server would hang the job."""
+
+    def configure_host(self) -> smtplib.SMTP:
+        timeout = current_app.config["MAIL_TIMEOUT"]
+        host: smtplib.SMTP
+        if self.mail.use_ssl:
+            host = smtplib.SMTP_SSL(self.mail.server, self.mail.port, timeout=timeout)
+        else:
+            host = smtplib.SMTP(self.mail.server, self.mail.port, timeout=timeout)
+        if self.mail.use_tls:
+            host.starttls()
+        if self.mail.username and self.mail.password:
+            host.login(self.mail.username, self.mail.password)
+        return host
+
+
+def message_id_for(key: str) -> str:
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    domain = current_app.config["MAIL_DEFAULT_SENDER"].rpartition("@")[2].rstrip(">") or "coop"
+    return f"<{digest}@{domain}>"
+
+
+def render_email(template: str, language: str, **context: Any) -> tuple[str, str, str]:
+    """Subject, plain text and HTML of ``templates/email/<template>.*`` in ``language``."""
+    with force_locale(language):
+        subject = render_template(f"email/{template}.subject.txt", **context).strip()
+        text = render_template(f"email/{template}.txt", **context)
+        html = render_template(f"email/{template}.html", subject=subject, **context)
+    return " ".join(subject.split()), text, html
+
+
+def send_email(
+    *,
+    key: str,
+    to: str,
+    template: str,
+    language: str,
+    user_id: int | None = None,
+    **context: Any,
+) -> EmailLog:
+    """Send the message for ``key`` unless it was sent (or failed for good) before.
+
+    Runs inside a job's transaction: the log row commits with the job.
+    """
+    entry: EmailLog | None = db.session.scalar(select(EmailLog).where(EmailLog.key == key))
+    if entry is not None and entry.status in (EmailStatus.SENT, EmailStatus.FAILED):
+        log.info("email already %s key=%s", entry.status.value, key)
+        return entry
+    subject, text, html = render_email(template, language, **context)
+    if entry is None:
+        entry = EmailLog(
+            key=key,
+            user_id=user_id,
+            recipient=to,
+            subject=subject[:300],
+            template=template,
+            language=language,
+            message_id=message_id_for(key),
+            attempts=0,
+        )
+        db.session.add(entry)
+    entry.attempts += 1
+
+    if not current_app.config.get("MAIL_SERVER"):
+        entry.body_text = text
+        entry.status = EmailStatus.SENT
+        entry.sent_at = utcnow()
+        log.info(
+            "email (not sent, no MAIL_SERVER) key=%s to=%s subject=%s\n%s", key, to, subject, text
+        )
+        return entry
+
+    message = Message(
+        subject=subject,
+        recipients=[to],
+        body=text,
+        html=html,
+        sender=current_app.config["MAIL_DEFAULT_SENDER"],
+    )
+    message.msgId = entry.message_id
+    try:
+        with _TimedConnection(current_app.extensions["mail"]) as connection:
+            connection.send(message)
+    except smtplib.SMTPResponseException as exc:
+        if 500 <= exc.smtp_code < 600:
+            entry.status = EmailStatus.FAILED
+            entry.error = f"{exc.smtp_code} {exc.smtp_error!r}"[:2000]
+            log.error("email refused key=%s: %s", key, entry.error)
+            return entry
+        raise TemporaryMailError(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+    except (OSError, smtplib.SMTPException) as exc:
+        raise TemporaryMailError(str(exc)) from exc
+    entry.status = EmailStatus.SENT
+    entry.sent_at = utcnow()
+    entry.error = None
+    log.info("email sent key=%s message_id=%s", key, entry.message_id)
+    return entry

@@ -1,0 +1,80 @@
+"""The job outbox and the email log: the durable record of work to do and mail sent."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from coop.core.db import UTCDateTime, enum_type
+from coop.core.time import utcnow
+from coop.extensions import db
+
+
+class JobStatus(enum.StrEnum):
+    PENDING = "pending"  # written, maybe handed to the queue, not finished
+    DONE = "done"
+    FAILED = "failed"  # gave up after the last attempt; shows up for staff
+
+
+class OutboxJob(db.Model):  # type: ignore[name-defined]
+    """Work to be done after a commit, written in the same transaction as the state change.
+
+    ``key`` is unique: asking twice for the same work (a double click, a retried request) stores
+    it once. Arguments are ids only, so nothing personal travels through Redis.
+    """
+
+    __tablename__ = "outbox_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[JobStatus] = mapped_column(
+        enum_type(JobStatus),
+        default=JobStatus.PENDING,
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    run_after: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_outbox_jobs_status_run_after", "status", "run_after"),)
+
+
+class EmailStatus(enum.StrEnum):
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class EmailLog(db.Model):  # type: ignore[name-defined]
+    """One row per message we meant to send; ``key`` makes a retried job send nothing twice."""
+
+    __tablename__ = "email_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    template: Mapped[str] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(5))
+    message_id: Mapped[str] = mapped_column(String(300))
+    status: Mapped[EmailStatus] = mapped_column(
+        enum_type(EmailStatus),
+        default=EmailStatus.SENDING,
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    # Bodies are kept only where the development mailbox shows them (no MAIL_SERVER).
+    body_text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

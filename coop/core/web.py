@@ -1,0 +1,204 @@
+"""What every page shares: security headers, error pages, language switch, health check,
+template helpers and the development mailbox."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+)
+from flask_babel import get_locale, gettext
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import func, select, text
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from coop.core.formatting import local_date, local_datetime, money
+from coop.core.models import EmailLog, JobStatus, OutboxJob
+from coop.extensions import db, login_manager
+
+log = logging.getLogger(__name__)
+bp = Blueprint("core", __name__)
+
+_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["datetime"] = local_datetime
+    app.jinja_env.filters["date"] = local_date
+    app.jinja_env.globals["localized"] = localized
+    app.jinja_env.globals["current_language"] = lambda: str(get_locale() or "nl")
+    app.jinja_env.add_extension("jinja2.ext.i18n")  # Flask-Babel installs the callables
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = ""  # the login page itself explains what to do
+
+    @login_manager.user_loader
+    def _load_user(user_id: str) -> Any:
+        from coop.accounts.models import User
+
+        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Permissions-Policy", "geolocation=(), camera=(), microphone=()"
+        )
+        if current_app.config["COOP_ENV"] == "production":
+            response.headers.setdefault(
+                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+            )
+        response.headers["Content-Language"] = str(get_locale() or "nl")
+        return response
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(error: CSRFError) -> tuple[str, int]:
+        return (
+            render_template(
+                "errors/error.html",
+                code=400,
+                title=gettext("This form has expired"),
+                message=gettext(
+                    "For your safety a form works for a limited time and only from this site. "
+                    "Go back, reload the page and try again. Nothing was saved."
+                ),
+            ),
+            400,
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> tuple[str, int] | HTTPException:
+        code = error.code or 500
+        if code < 400:
+            return error
+        title, message = _error_text(code)
+        return render_template("errors/error.html", code=code, title=title, message=message), code
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> tuple[str, int]:
+        db.session.rollback()
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        title, message = _error_text(500)
+        return render_template("errors/error.html", code=500, title=title, message=message), 500
+
+
+def _error_text(code: int) -> tuple[str, str]:
+    texts = {
+        400: (gettext("Something in the request was not right"), gettext("Go back and try again.")),
+        403: (gettext("Not allowed"), gettext("You do not have access to this page.")),
+        404: (
+            gettext("Page not found"),
+            gettext("This page does not exist (any more), or you do not have access to it."),
+        ),
+        405: (gettext("Not allowed"), gettext("This page cannot be used this way.")),
+        413: (
+            gettext("Too much text"),
+            gettext("What you sent is too large. Shorten it and try again. Nothing was saved."),
+        ),
+        429: (
+            gettext("Too many attempts"),
+            gettext("Please wait a few minutes and try again."),
+        ),
+    }
+    return texts.get(
+        code,
+        (
+            gettext("Something went wrong on our side"),
+            gettext("Nothing was lost. Please try again in a few minutes."),
+        ),
+    )
+
+
+def localized(obj: Any, field: str) -> str:
+    """``obj.<field>_en`` when the page is in English and it is filled in, else the Dutch text."""
+    if str(get_locale() or "nl") == "en":
+        english = getattr(obj, f"{field}_en", None)
+        if english:
+            return str(english)
+    return str(getattr(obj, f"{field}_nl"))
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Only paths on this site; never an open redirect to somewhere else."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    return target
+
+
+@bp.get("/language/<code>")
+def set_language(code: str) -> Response:
+    if code not in current_app.config["LANGUAGES"]:
+        abort(404)
+    session["lang"] = code
+    return redirect(safe_next(request.args.get("next")))
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """Database and queue state for load balancers and people on call."""
+    report: dict[str, Any] = {}
+    healthy = True
+    try:
+        db.session.execute(text("SELECT 1"))
+        pending = db.session.scalar(
+            select(func.count()).select_from(OutboxJob).where(OutboxJob.status == JobStatus.PENDING)
+        )
+        failed = db.session.scalar(
+            select(func.count()).select_from(OutboxJob).where(OutboxJob.status == JobStatus.FAILED)
+        )
+        report["database"] = {"ok": True, "backend": db.engine.dialect.name}
+        report["outbox"] = {"pending": pending, "failed": failed}
+    except Exception as exc:
+        healthy = False
+        report["database"] = {"ok": False, "error": type(exc).__name__}
+    finally:
+        db.session.rollback()
+    redis_url = current_app.config.get("REDIS_URL")
+    if redis_url:
+        try:
+            from redis import Redis
+            from rq import Queue
+
+            connection = Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=2)
+            connection.ping()
+            queue = Queue(current_app.config["RQ_QUEUE"], connection=connection)
+            report["queue"] = {"ok": True, "backend": "rq", "queued": queue.count}
+        except Exception as exc:
+            # Jobs wait in the outbox while Redis is away; the app still works, but say so.
+            healthy = False
+            report["queue"] = {"ok": False, "backend": "rq", "error": type(exc).__name__}
+    else:
+        report["queue"] = {"ok": True, "backend": "in-process"}
+    report["status"] = "ok" if healthy else "degraded"
+    return jsonify(report), 200 if healthy else 503
+
+
+@bp.get("/dev/mailbox")
+def dev_mailbox() -> str:
+    """Development only: the messages that would have been sent, so the demo can be followed."""
+    if not current_app.config.get("DEV_MAILBOX"):
+        abort(404)
+    messages = db.session.scalars(select(EmailLog).order_by(EmailLog.id.desc()).limit(50)).all()
+    return render_template("core/dev_mailbox.html", messages=messages)

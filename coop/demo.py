@@ -1,0 +1,446 @@
+"""Realistic demo data: a municipal energy desk in Utrecht, two neighbourhoods, two actions,
+six installers and a few hundred registrations in different stages."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+from sqlalchemy import func, select
+
+from coop.accounts.models import Organisation, OrganisationKind, Role, User
+from coop.accounts.services import hash_password
+from coop.actions.catalogue import ensure_catalogue
+from coop.actions.models import (
+    Action,
+    ActionFaq,
+    ActionMeasure,
+    ActionMilestone,
+    ActionStatus,
+    Neighbourhood,
+    PriceTier,
+)
+from coop.core.time import utcnow
+from coop.extensions import db
+from coop.installers.models import Installer, InstallerOffer
+from coop.registrations.models import (
+    DwellingType,
+    Household,
+    Ownership,
+    Registration,
+    RegistrationMeasure,
+    RegistrationStatus,
+    StatusChange,
+)
+
+DEMO_PASSWORD = "demo-coop-2026"  # noqa: S105 - printed on purpose; demo data only
+
+# Streets that exist in these neighbourhoods, with their postcode area (PC4) and letters.
+STREETS = {
+    "Lunetten": [
+        ("Hondsrug", "3524", "BA"),
+        ("Drentsche Aa", "3524", "BE"),
+        ("Zevenwouden", "3524", "CR"),
+        ("Vaartsche Rijn", "3523", "EA"),
+        ("Ravellijn", "3523", "HM"),
+        ("Waterlinieweg", "3524", "ZA"),
+        ("Kreekrug", "3524", "CK"),
+        ("Balijelaan", "3521", "GK"),
+    ],
+    "Zuilen": [
+        ("Amsterdamsestraatweg", "3553", "EB"),
+        ("Prinses Christinalaan", "3554", "HA"),
+        ("Marnixlaan", "3552", "HB"),
+        ("Kanaalweg", "3552", "TA"),
+        ("Ondiep-Zuidzijde", "3551", "BW"),
+        ("Johannes Lodewijkstraat", "3553", "TG"),
+        ("Queekhovenplein", "3554", "VK"),
+    ],
+}
+FIRST = [
+    "Anna",
+    "Bram",
+    "Chantal",
+    "Daan",
+    "Emma",
+    "Fatima",
+    "Gert",
+    "Hanneke",
+    "Ibrahim",
+    "Joost",
+    "Karin",
+    "Lars",
+    "Mila",
+    "Noah",
+    "Olga",
+    "Pieter",
+    "Richard",
+    "Sanne",
+    "Tim",
+    "Yasmina",
+]
+LAST = [
+    "de Vries",
+    "Jansen",
+    "van den Berg",
+    "Bakker",
+    "Visser",
+    "Smit",
+    "Meijer",
+    "de Boer",
+    "Mulder",
+    "de Groot",
+    "Bos",
+    "Vos",
+    "Peters",
+    "Hendriks",
+    "El Amrani",
+    "Yilmaz",
+    "Dekker",
+]
+INSTALLERS = [
+    (
+        "Isolatiebedrijf Domstad B.V.",
+        "30123456",
+        "Utrecht",
+        "3500-3599",
+        {"cavity_wall": (2200, 30), "roof": (4500, 15), "floor": (3100, 20)},
+    ),
+    (
+        "Groen Dak & Gevel",
+        "30234567",
+        "Nieuwegein",
+        "3430-3439,3500-3599",
+        {"roof": (4200, 12), "glazing": (19500, 10)},
+    ),
+    (
+        "Spouwspecialist Midden",
+        "30345678",
+        "Houten",
+        "3990-3999,3520-3529",
+        {"cavity_wall": (2000, 40), "floor": (2900, 25)},
+    ),
+    (
+        "WarmteWerk Utrecht",
+        "30456789",
+        "Utrecht",
+        "3500-3599",
+        {"hybrid_heat_pump": (425000, 8), "full_heat_pump": (1150000, 3)},
+    ),
+    (
+        "Klimaatinstallaties De Bilt",
+        "30567890",
+        "De Bilt",
+        "3730-3739,3550-3559",
+        {"hybrid_heat_pump": (439000, 6), "full_heat_pump": (1095000, 4)},
+    ),
+    (
+        "Van Dijk Glas en Isolatie",
+        "30678901",
+        "Zeist",
+        "3700-3709,3500-3599",
+        {"glazing": (18500, 12), "roof": (4700, 10), "cavity_wall": (2300, 20)},
+    ),
+]
+
+
+def seed_demo(registrations: int = 300, seed: int = 2026) -> list[tuple[str, str, str]] | None:
+    """Fill an empty database; returns (role, email, password) of the demo logins."""
+    if db.session.scalar(select(func.count()).select_from(Organisation)):
+        return None
+    rng = random.Random(seed)
+    measures = ensure_catalogue()
+    now = utcnow()
+    desk = Organisation(
+        name="Energieloket Gemeente Utrecht",
+        kind=OrganisationKind.MUNICIPALITY,
+        municipality="Utrecht",
+        email="energieloket@utrecht.example",
+        phone="030 286 00 00",
+    )
+    db.session.add(desk)
+    lunetten = Neighbourhood(
+        organisation=desk,
+        name="Lunetten",
+        municipality="Utrecht",
+        household_count=4800,
+        postcode_areas="3521,3523,3524",
+    )
+    zuilen = Neighbourhood(
+        organisation=desk,
+        name="Zuilen",
+        municipality="Utrecht",
+        household_count=7300,
+        postcode_areas="3551,3552,3553,3554",
+    )
+    db.session.add_all([lunetten, zuilen])
+
+    insulation = Action(
+        organisation=desk,
+        slug="isolatie-lunetten-zuilen-2027",
+        title_nl="Samen isoleren in Lunetten en Zuilen",
+        title_en="Insulating together in Lunetten and Zuilen",
+        summary_nl="Met de buurt tegelijk je huis isoleren: één keer uitzoeken, een scherpe groepsprijs en vakmensen die straat voor straat werken.",
+        summary_en="Insulate your home together with your neighbours: one selection, a sharp group price and professionals who work street by street.",
+        status=ActionStatus.OPEN,
+        registration_opens_at=now - timedelta(days=20),
+        registration_closes_at=now + timedelta(days=40),
+        contact_email="isoleren@utrecht.example",
+        contact_phone="030 286 00 00",
+        postcode_areas=",".join(lunetten.pc4_list + zuilen.pc4_list),
+        neighbourhoods=[lunetten, zuilen],
+    )
+    for position, (code, price, tiers) in enumerate(
+        [
+            ("cavity_wall", 2500, [(50, 2300), (150, 2100), (300, 1950)]),
+            ("roof", 5200, [(50, 4900), (150, 4600)]),
+            ("floor", 3400, [(50, 3200), (150, 2950)]),
+            ("glazing", 21000, [(40, 19900), (120, 18800)]),
+        ]
+    ):
+        insulation.measures.append(
+            ActionMeasure(
+                measure=measures[code],
+                position=position,
+                indicative_price_cents=price,
+                tiers=[PriceTier(min_participants=m, price_cents=p) for m, p in tiers],
+            )
+        )
+    today = date.today()
+    insulation.milestones = [
+        ActionMilestone(
+            on_date=today - timedelta(days=20),
+            label_nl="Aanmelding geopend",
+            label_en="Registration opened",
+        ),
+        ActionMilestone(
+            on_date=today + timedelta(days=10),
+            label_nl="Informatieavond in buurthuis De Leeuw",
+            label_en="Information evening at community centre De Leeuw",
+        ),
+        ActionMilestone(
+            on_date=today + timedelta(days=40),
+            label_nl="Aanmelding sluit",
+            label_en="Registration closes",
+        ),
+        ActionMilestone(
+            on_date=today + timedelta(days=55),
+            label_nl="Installateurs gekozen, opnames beginnen",
+            label_en="Installers chosen, site surveys start",
+        ),
+        ActionMilestone(
+            on_date=today + timedelta(days=90),
+            label_nl="Uitvoering straat voor straat",
+            label_en="Work street by street",
+        ),
+    ]
+    insulation.faqs = [
+        ActionFaq(
+            position=1,
+            question_nl="Zit ik ergens aan vast als ik me aanmeld?",
+            question_en="Am I committed to anything when I register?",
+            answer_nl="Nee. Je krijgt eerst een opname en een offerte op maat. Pas als je die accepteert, ga je een overeenkomst aan.",
+            answer_en="No. You first get a site survey and a personal quote. Only when you accept it do you enter into an agreement.",
+        ),
+        ActionFaq(
+            position=2,
+            question_nl="Kan ik subsidie krijgen?",
+            question_en="Can I get a subsidy?",
+            answer_nl="Voor twee of meer isolatiemaatregelen kun je ISDE-subsidie aanvragen bij de RVO. Het energieloket helpt je daarbij.",
+            answer_en="For two or more insulation measures you can apply for the ISDE subsidy at RVO. The energy desk helps you with it.",
+        ),
+        ActionFaq(
+            position=3,
+            question_nl="Ik huur mijn woning. Kan ik meedoen?",
+            question_en="I rent my home. Can I take part?",
+            answer_nl="Ja, meld je aan en geef aan dat je huurt. Wij nemen contact op met je verhuurder of woningcorporatie.",
+            answer_en="Yes, register and say that you rent. We contact your landlord or housing corporation.",
+        ),
+    ]
+    heat_pump = Action(
+        organisation=desk,
+        slug="hybride-warmtepomp-zuilen-2027",
+        title_nl="Hybride warmtepomp in Zuilen",
+        title_en="Hybrid heat pump in Zuilen",
+        summary_nl="Halveer je gasverbruik met een hybride warmtepomp, samen ingekocht voor de hele wijk.",
+        summary_en="Halve your gas use with a hybrid heat pump, bought together for the whole neighbourhood.",
+        status=ActionStatus.OPEN,
+        registration_opens_at=now - timedelta(days=10),
+        registration_closes_at=now + timedelta(days=50),
+        contact_email="warmtepomp@utrecht.example",
+        contact_phone="030 286 00 00",
+        postcode_areas=",".join(zuilen.pc4_list),
+        neighbourhoods=[zuilen],
+        deposit_cents=25000,
+    )
+    heat_pump.measures.append(
+        ActionMeasure(
+            measure=measures["hybrid_heat_pump"],
+            position=0,
+            indicative_price_cents=480000,
+            tiers=[
+                PriceTier(min_participants=25, price_cents=455000),
+                PriceTier(min_participants=75, price_cents=430000),
+            ],
+        )
+    )
+    heat_pump.milestones = [
+        ActionMilestone(
+            on_date=today - timedelta(days=10),
+            label_nl="Aanmelding geopend",
+            label_en="Registration opened",
+        ),
+        ActionMilestone(
+            on_date=today + timedelta(days=50),
+            label_nl="Aanmelding sluit",
+            label_en="Registration closes",
+        ),
+    ]
+    heat_pump.faqs = [
+        ActionFaq(
+            position=1,
+            question_nl="Is mijn huis geschikt?",
+            question_en="Is my home suitable?",
+            answer_nl="Een hybride warmtepomp past bij de meeste woningen met energielabel D of beter. Bij de opname kijkt de installateur mee.",
+            answer_en="A hybrid heat pump suits most homes with energy label D or better. The installer checks during the site survey.",
+        ),
+    ]
+    db.session.add_all([insulation, heat_pump])
+
+    staff = User(
+        email="medewerker@utrecht.example",
+        name="Sanne Willems",
+        role=Role.STAFF,
+        organisation=desk,
+        password_hash=hash_password(DEMO_PASSWORD),
+    )
+    db.session.add(staff)
+    logins = [("staff", staff.email, DEMO_PASSWORD)]
+    for company, kvk, city, area, offers in INSTALLERS:
+        installer = Installer(
+            organisation=desk,
+            company_name=company,
+            kvk_number=kvk,
+            email=f"info@{kvk}.example",
+            city=city,
+            service_area=area,
+        )
+        for code, (price, capacity) in offers.items():
+            installer.offers.append(
+                InstallerOffer(
+                    measure=measures[code], unit_price_cents=price, homes_per_week=capacity
+                )
+            )
+        db.session.add(installer)
+        db.session.flush()
+        user = User(
+            email=f"planning@{kvk}.example",
+            name=f"Planning {company}",
+            role=Role.INSTALLER,
+            installer_id=installer.id,
+            password_hash=hash_password(DEMO_PASSWORD),
+        )
+        db.session.add(user)
+        logins.append(("installer", user.email, DEMO_PASSWORD))
+    db.session.flush()
+
+    _seed_registrations(rng, [insulation, heat_pump], registrations, now)
+    db.session.commit()
+    return logins
+
+
+def _seed_registrations(rng: random.Random, actions: list[Action], count: int, now: object) -> None:
+    statuses = (
+        [RegistrationStatus.CONFIRMED] * 14
+        + [RegistrationStatus.PENDING_CONFIRMATION] * 3
+        + [RegistrationStatus.WITHDRAWN, RegistrationStatus.EXPIRED]
+    )
+    used: set[tuple[str, int]] = set()
+    for number in range(count):
+        action = actions[0] if number % 4 else actions[1]
+        hood = "Zuilen" if action is actions[1] or number % 2 else "Lunetten"
+        street, pc4, letters = rng.choice(STREETS[hood])
+        house_number = rng.randint(1, 180)
+        if (street, house_number) in used:
+            continue
+        used.add((street, house_number))
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        user = User(
+            email=f"{first}.{last}.{number}@voorbeeld.nl".lower().replace(" ", ""),
+            name=f"{first} {last}",
+            role=Role.RESIDENT,
+            language="nl" if rng.random() < 0.85 else "en",
+        )
+        household = Household(
+            postcode=f"{pc4} {letters}",
+            house_number=house_number,
+            house_number_addition="",
+            street=street,
+            city="Utrecht",
+            dwelling_type=rng.choice(list(DwellingType)),
+            build_year=rng.randint(1925, 1995),
+            ownership=rng.choices(list(Ownership), weights=[60, 10, 22, 8])[0],
+            energy_label=rng.choice([None, "C", "D", "E", "F", "G"]),
+        )
+        created = now - timedelta(days=rng.uniform(0.5, 19), minutes=number)  # type: ignore[operator]
+        status = rng.choice(statuses)
+        registration = Registration(
+            action=action,
+            household=household,
+            user=user,
+            consent_at=created,
+            consent_version="2026-11",
+            created_at=created,
+            status=status,
+        )
+        registration.history.append(
+            StatusChange(
+                from_status=None, to_status=RegistrationStatus.PENDING_CONFIRMATION, at=created
+            )
+        )
+        if status is not RegistrationStatus.PENDING_CONFIRMATION:
+            later = created + timedelta(hours=rng.uniform(0.1, 30))
+            if status is RegistrationStatus.WITHDRAWN:
+                registration.history.append(
+                    StatusChange(
+                        from_status=RegistrationStatus.PENDING_CONFIRMATION,
+                        to_status=RegistrationStatus.CONFIRMED,
+                        at=later,
+                    )
+                )
+                registration.history.append(
+                    StatusChange(
+                        from_status=RegistrationStatus.CONFIRMED,
+                        to_status=status,
+                        at=later + timedelta(days=1),
+                        note="Verhuizing",
+                    )
+                )
+                registration.withdrawal_reason = "Verhuizing"
+            elif status is RegistrationStatus.EXPIRED:
+                registration.history.append(
+                    StatusChange(
+                        from_status=RegistrationStatus.PENDING_CONFIRMATION,
+                        to_status=status,
+                        at=created + timedelta(days=7),
+                    )
+                )
+            else:
+                registration.history.append(
+                    StatusChange(
+                        from_status=RegistrationStatus.PENDING_CONFIRMATION,
+                        to_status=status,
+                        at=later,
+                    )
+                )
+        chosen = rng.sample(action.measures, k=rng.randint(1, min(2, len(action.measures))))
+        for action_measure in chosen:
+            quantity = (
+                rng.randint(1, 1)
+                if action_measure.measure.unit.value == "piece"
+                else rng.randint(12, 85)
+            )
+            registration.measures.append(
+                RegistrationMeasure(action_measure=action_measure, quantity=quantity)
+            )
+        db.session.add(registration)

@@ -1,0 +1,1 @@
+"""The installer registry (desk side) and, later, the installer's portal."""

@@ -1,0 +1,1 @@
+"""Households, registrations and their status history; the resident's own pages."""

@@ -1,0 +1,268 @@
+"""Forms of the resident: sign up, edit details, withdraw, erase."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    EmailField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional
+
+from coop.actions.models import Action, MeasureUnit
+from coop.core.forms import (
+    DutchPhone,
+    DutchPostcode,
+    HouseNumberAddition,
+    PersonName,
+    PlainText,
+    strip,
+)
+from coop.core.web import localized
+from coop.registrations.models import DwellingType, Ownership
+
+DWELLING_TYPES = [
+    SelectChoice(DwellingType.DETACHED.value, _l("Detached house")),
+    SelectChoice(DwellingType.SEMI_DETACHED.value, _l("Semi-detached house")),
+    SelectChoice(DwellingType.TERRACED.value, _l("Terraced house")),
+    SelectChoice(DwellingType.CORNER.value, _l("Corner house")),
+    SelectChoice(DwellingType.APARTMENT.value, _l("Apartment")),
+    SelectChoice(DwellingType.OTHER.value, _l("Other")),
+]
+OWNERSHIPS = [
+    SelectChoice(Ownership.OWNER.value, _l("I own the home")),
+    SelectChoice(Ownership.PRIVATE_TENANT.value, _l("I rent from a private landlord")),
+    SelectChoice(Ownership.CORPORATION_TENANT.value, _l("I rent from a housing corporation")),
+    SelectChoice(
+        Ownership.VVE_MEMBER.value,
+        _l("I own an apartment and am a member of the VvE (owners' association)"),
+    ),
+]
+ENERGY_LABELS = [SelectChoice("", _l("I don't know"))] + [
+    SelectChoice(label, label)
+    for label in ("A++++", "A+++", "A++", "A+", "A", "B", "C", "D", "E", "F", "G")
+]
+
+
+def _build_year_max() -> int:
+    return date.today().year + 1
+
+
+class DetailsForm(FlaskForm):
+    """What a resident can change later: contact, dwelling and measures."""
+
+    name = StringField(
+        _l("Your name"),
+        filters=[strip],
+        validators=[
+            DataRequired(_l("Enter your name.")),
+            Length(max=120, message=_l("Use at most 120 characters.")),
+            PersonName(),
+        ],
+    )
+    phone = StringField(
+        _l("Phone number (optional)"),
+        filters=[strip],
+        validators=[
+            Optional(),
+            Length(max=20, message=_l("Use at most 20 characters.")),
+            DutchPhone(),
+        ],
+    )
+    dwelling_type = SelectField(
+        _l("Type of home"),
+        choices=[SelectChoice("", _l("Choose…")), *DWELLING_TYPES],
+        validators=[DataRequired(_l("Choose the type of your home."))],
+    )
+    build_year = IntegerField(
+        _l("Year of construction"),
+        description=_l("An estimate is fine, for example 1975."),
+        validators=[
+            InputRequired(_l("Enter the year your home was built.")),
+            NumberRange(min=1500, max=2100, message=_l("Enter a year between 1500 and next year.")),
+        ],
+    )
+    ownership = RadioField(
+        _l("Do you own or rent the home?"),
+        choices=OWNERSHIPS,
+        validators=[InputRequired(_l("Choose whether you own or rent the home."))],
+    )
+    energy_label = SelectField(
+        _l("Energy label (optional)"), choices=ENERGY_LABELS, validators=[Optional()]
+    )
+
+    def validate_build_year(self, field: IntegerField) -> None:
+        if field.data is not None and field.data > _build_year_max():
+            from wtforms.validators import ValidationError
+
+            raise ValidationError(_l("Enter a year between 1500 and next year."))
+
+    # Measure fields are added per action by ``details_form_for``.
+    measure_ids: list[int] = []
+
+    def measure_fields(self) -> list[tuple[Any, Any, Any]]:
+        return [
+            (getattr(self, f"measure_{i}"), getattr(self, f"quantity_{i}"), self.units[i])
+            for i in self.measure_ids
+        ]
+
+    def chosen_measures(self) -> dict[int, int]:
+        chosen = {}
+        for measure_id in self.measure_ids:
+            if getattr(self, f"measure_{measure_id}").data:
+                chosen[measure_id] = int(getattr(self, f"quantity_{measure_id}").data)
+        return chosen
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = bool(super().validate(extra_validators))
+        chosen = [i for i in self.measure_ids if getattr(self, f"measure_{i}").data]
+        if not chosen:
+            first = getattr(self, f"measure_{self.measure_ids[0]}") if self.measure_ids else None
+            if first is not None:
+                first.errors = [*first.errors, str(_l("Choose at least one measure."))]
+            valid = False
+        for measure_id in chosen:
+            quantity = getattr(self, f"quantity_{measure_id}")
+            if quantity.data is None and not quantity.errors:
+                quantity.errors = [
+                    *quantity.errors,
+                    str(_l("Enter how much you need, or untick the measure.")),
+                ]
+                valid = False
+        return valid
+
+
+class RegistrationForm(DetailsForm):
+    email = EmailField(
+        _l("Email address"),
+        description=_l("We send a link to this address to confirm your registration."),
+        filters=[strip],
+        validators=[
+            DataRequired(_l("Enter your email address.")),
+            Length(max=254, message=_l("Use at most 254 characters.")),
+            Email(_l("Enter an email address like name@example.nl."), check_deliverability=False),
+        ],
+    )
+    postcode = StringField(
+        _l("Postcode"),
+        description=_l("For example 3521 AB."),
+        filters=[strip],
+        validators=[
+            DataRequired(_l("Enter your postcode.")),
+            Length(
+                max=10,
+                message=_l("Enter a Dutch postcode: four digits and two letters, like 1234 AB."),
+            ),
+            DutchPostcode(),
+        ],
+    )
+    house_number = IntegerField(
+        _l("House number"),
+        validators=[
+            InputRequired(_l("Enter your house number.")),
+            NumberRange(min=1, max=99999, message=_l("Enter a house number from 1 to 99999.")),
+        ],
+    )
+    house_number_addition = StringField(
+        _l("Addition (optional)"),
+        description=_l("For example A or 2."),
+        filters=[strip],
+        validators=[
+            Optional(),
+            Length(max=10, message=_l("An addition is at most 6 letters or digits, like A or 2.")),
+            HouseNumberAddition(),
+        ],
+    )
+    street = StringField(
+        _l("Street"),
+        filters=[strip],
+        validators=[
+            DataRequired(_l("Enter your street.")),
+            Length(max=120, message=_l("Use at most 120 characters.")),
+            PlainText(),
+        ],
+    )
+    city = StringField(
+        _l("Town or city"),
+        filters=[strip],
+        validators=[
+            DataRequired(_l("Enter your town or city.")),
+            Length(max=80, message=_l("Use at most 80 characters.")),
+            PlainText(),
+        ],
+    )
+    consent = BooleanField(
+        _l(
+            "I agree that the energy desk and the selected installers use these details for this collective action."
+        ),
+        validators=[
+            DataRequired(_l("You can only take part if you agree to the use of your details."))
+        ],
+    )
+
+
+def _with_measures(base: type[DetailsForm], action: Action) -> type[DetailsForm]:
+    fields: dict[str, Any] = {"measure_ids": [], "units": {}}
+    for action_measure in action.measures:
+        measure = action_measure.measure
+        unit_label = (
+            _l("square metres (m²)") if measure.unit is MeasureUnit.SQUARE_METRE else _l("number")
+        )
+        fields[f"measure_{action_measure.id}"] = BooleanField(localized(measure, "name"))
+        fields[f"quantity_{action_measure.id}"] = IntegerField(
+            unit_label,
+            validators=[
+                Optional(),
+                NumberRange(
+                    min=1,
+                    max=measure.max_quantity,
+                    message=_l(
+                        "Enter a number from %(low)s to %(high)s.", low=1, high=measure.max_quantity
+                    ),
+                ),
+            ],
+        )
+        fields["measure_ids"].append(action_measure.id)
+        fields["units"][action_measure.id] = measure.unit.value
+    return type(f"{base.__name__}ForAction", (base,), fields)
+
+
+def registration_form_for(action: Action, **kwargs: Any) -> RegistrationForm:
+    form_class = _with_measures(RegistrationForm, action)
+    form = form_class(**kwargs)
+    assert isinstance(form, RegistrationForm)
+    return form
+
+
+def details_form_for(action: Action, **kwargs: Any) -> DetailsForm:
+    return _with_measures(DetailsForm, action)(**kwargs)
+
+
+class WithdrawForm(FlaskForm):
+    reason = TextAreaField(
+        _l("Why do you withdraw?"),
+        description=_l("This helps the energy desk improve the next action."),
+        filters=[strip],
+        validators=[
+            DataRequired(_l("Tell us briefly why you withdraw.")),
+            Length(max=1000, message=_l("Use at most 1000 characters.")),
+            PlainText(),
+        ],
+    )
+
+
+class EraseForm(FlaskForm):
+    confirm = BooleanField(
+        _l("Yes, erase my account and all my registrations. This cannot be undone."),
+        validators=[DataRequired(_l("Tick the box to confirm that you want to erase everything."))],
+    )

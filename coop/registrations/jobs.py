@@ -1,0 +1,82 @@
+"""Background jobs of registrations: the emails and the periodic reminder/expiry round."""
+
+from __future__ import annotations
+
+from coop.accounts.models import LoginToken
+from coop.accounts.services import login_link
+from coop.core.jobs import job, periodic
+from coop.core.mail import send_email
+from coop.extensions import db
+from coop.registrations import services
+from coop.registrations.models import Registration, RegistrationStatus, StatusChange
+
+
+@job("registrations.send_confirmation")
+def send_confirmation(registration_id: int, token_id: int) -> None:
+    registration = db.session.get(Registration, registration_id)
+    token = db.session.get(LoginToken, token_id)
+    if registration is None or token is None:  # erased meanwhile
+        return
+    _send(
+        registration,
+        "confirm_registration",
+        f"registration-confirm:{token.id}",
+        link=login_link(token),
+    )
+
+
+@job("registrations.send_reminder")
+def send_reminder(registration_id: int, token_id: int) -> None:
+    registration = db.session.get(Registration, registration_id)
+    token = db.session.get(LoginToken, token_id)
+    if registration is None or token is None or token.used_at is not None:
+        return
+    if registration.status is not RegistrationStatus.PENDING_CONFIRMATION:
+        return
+    _send(
+        registration,
+        "confirmation_reminder",
+        f"registration-reminder:{token.id}",
+        link=login_link(token),
+        expires_at=token.expires_at,
+    )
+
+
+@job("registrations.send_withdrawn")
+def send_withdrawn(registration_id: int, status_change_id: int) -> None:
+    registration = db.session.get(Registration, registration_id)
+    change = db.session.get(StatusChange, status_change_id)
+    if registration is None or change is None:
+        return
+    _send(
+        registration,
+        "registration_withdrawn",
+        f"registration-withdrawn:{change.id}",
+        reason=change.note,
+    )
+
+
+def _send(registration: Registration, template: str, key: str, **context: object) -> None:
+    user = registration.user
+    send_email(
+        key=key,
+        to=user.email,
+        template=template,
+        language=user.language,
+        user_id=user.id,
+        name=user.name,
+        registration=registration,
+        action=registration.action,
+        household=registration.household,
+        **context,
+    )
+
+
+@periodic("registrations.remind_unconfirmed")
+def remind_unconfirmed() -> int:
+    return services.send_reminders()
+
+
+@periodic("registrations.expire_unconfirmed")
+def expire_unconfirmed() -> int:
+    return services.expire_unconfirmed()

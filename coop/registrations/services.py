@@ -1,0 +1,566 @@
+"""The rules of a registration: sign up, confirm, edit, withdraw, remind, expire, export, erase.
+
+Every function that changes state records the status history and the follow-up jobs in the
+same transaction and commits it; views only call these.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from coop.accounts.models import LoginPurpose, LoginToken, User
+from coop.accounts.services import AccountError, get_or_create_resident, issue_login_token
+from coop.actions.models import Action
+from coop.core import jobs
+from coop.core.models import EmailLog
+from coop.core.time import utcnow
+from coop.extensions import db
+from coop.registrations.models import (
+    ENDED,
+    JOURNEY,
+    DwellingType,
+    Household,
+    Ownership,
+    Registration,
+    RegistrationMeasure,
+    RegistrationStatus,
+    StatusChange,
+)
+
+log = logging.getLogger(__name__)
+
+CONSENT_VERSION = "2026-11"
+
+# Registrations that count as participants for the group price: confirmed and not ended.
+PARTICIPATING = (
+    RegistrationStatus.CONFIRMED,
+    RegistrationStatus.ASSIGNED,
+    RegistrationStatus.SURVEY_PLANNED,
+    RegistrationStatus.QUOTED,
+    RegistrationStatus.ACCEPTED,
+    RegistrationStatus.INSTALLED,
+    RegistrationStatus.COMPLETED,
+)
+# Until the work is agreed a resident can step out on their own page.
+WITHDRAWABLE = frozenset(
+    {
+        RegistrationStatus.PENDING_CONFIRMATION,
+        RegistrationStatus.CONFIRMED,
+        RegistrationStatus.ASSIGNED,
+        RegistrationStatus.SURVEY_PLANNED,
+        RegistrationStatus.QUOTED,
+    }
+)
+
+
+REMINDER_GRACE = timedelta(hours=24)
+# A household whose earlier registration ended this way may sign up again.
+REGISTER_AGAIN = frozenset({RegistrationStatus.WITHDRAWN, RegistrationStatus.EXPIRED})
+
+
+class RegistrationError(Exception):
+    """A rule stopped the operation; ``code`` names it and the view shows the message."""
+
+    def __init__(self, code: str, registration: Registration | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.registration = registration
+
+
+@dataclass
+class Dwelling:
+    dwelling_type: DwellingType
+    build_year: int
+    ownership: Ownership
+    energy_label: str | None
+
+
+@dataclass
+class Address:
+    postcode: str  # normalised "1234 AB"
+    house_number: int
+    addition: str  # normalised, "" for none
+    street: str
+    city: str
+
+
+@dataclass
+class RegistrationInput:
+    name: str
+    email: str
+    phone: str | None
+    address: Address
+    dwelling: Dwelling
+    # action_measure_id -> quantity (m² or pieces)
+    measures: dict[int, int] = field(default_factory=dict)
+    consent: bool = False
+    language: str = "nl"
+
+
+def participants_by_measure(action: Action) -> dict[int, int]:
+    rows = db.session.execute(
+        select(RegistrationMeasure.action_measure_id, func.count())
+        .join(Registration, Registration.id == RegistrationMeasure.registration_id)
+        .where(Registration.action_id == action.id, Registration.status.in_(PARTICIPATING))
+        .group_by(RegistrationMeasure.action_measure_id)
+    ).all()
+    return {measure_id: count for measure_id, count in rows}
+
+
+def participant_count(action: Action) -> int:
+    count = db.session.scalar(
+        select(func.count())
+        .select_from(Registration)
+        .where(Registration.action_id == action.id, Registration.status.in_(PARTICIPATING))
+    )
+    return int(count or 0)
+
+
+def _record(
+    registration: Registration,
+    to: RegistrationStatus,
+    *,
+    actor: User | None,
+    now: datetime,
+    note: str | None = None,
+) -> None:
+    registration.history.append(
+        StatusChange(
+            from_status=registration.status if registration.history else None,
+            to_status=to,
+            at=now,
+            actor_id=actor.id if actor else None,
+            note=note,
+        )
+    )
+    registration.status = to
+
+
+def _validate_measures(action: Action, wanted: dict[int, int]) -> None:
+    offered = {am.id: am for am in action.measures}
+    if not wanted:
+        raise RegistrationError("no_measures")
+    for action_measure_id, quantity in wanted.items():
+        action_measure = offered.get(action_measure_id)
+        if action_measure is None:
+            raise RegistrationError("unknown_measure")
+        if not 1 <= quantity <= action_measure.measure.max_quantity:
+            raise RegistrationError("quantity_out_of_range")
+
+
+def find_household(address: Address) -> Household | None:
+    return db.session.scalar(
+        select(Household).where(
+            Household.postcode == address.postcode,
+            Household.house_number == address.house_number,
+            Household.house_number_addition == address.addition,
+        )
+    )
+
+
+def existing_registration(action: Action, address: Address) -> Registration | None:
+    household = find_household(address)
+    if household is None:
+        return None
+    return db.session.scalar(
+        select(Registration).where(
+            Registration.action_id == action.id, Registration.household_id == household.id
+        )
+    )
+
+
+def register(
+    action: Action,
+    data: RegistrationInput,
+    *,
+    actor: User | None = None,
+    now: datetime | None = None,
+) -> Registration:
+    """Sign a household up for an action; it stays pending until the email link is followed."""
+    now = now or utcnow()
+    if not action.is_open_for_registration(now):
+        raise RegistrationError("action_not_open")
+    if not data.consent:
+        raise RegistrationError("no_consent")
+    if data.address.postcode[:4] not in action.pc4_list:
+        raise RegistrationError("outside_area")
+    _validate_measures(action, data.measures)
+    existing = existing_registration(action, data.address)
+    if existing is not None and existing.status not in REGISTER_AGAIN:
+        raise RegistrationError("already_registered", existing)
+    try:
+        user = get_or_create_resident(data.email, data.name, data.phone, data.language)
+    except AccountError as exc:
+        raise RegistrationError(exc.code) from exc
+    household = find_household(data.address)
+    if household is None:
+        household = Household(
+            postcode=data.address.postcode,
+            house_number=data.address.house_number,
+            house_number_addition=data.address.addition,
+        )
+        db.session.add(household)
+    household.street = data.address.street
+    household.city = data.address.city
+    _apply_dwelling(household, data.dwelling)
+    if existing is not None:
+        # Withdrawn or lapsed earlier: the same registration starts again, history kept.
+        registration = existing
+        registration.user = user
+        registration.consent_at = now
+        registration.consent_version = CONSENT_VERSION
+        registration.withdrawal_reason = None
+        registration.reminder_sent_at = None
+        registration.created_at = now
+        registration.measures.clear()
+        db.session.flush()
+    else:
+        registration = Registration(
+            action=action,
+            household=household,
+            user=user,
+            consent_at=now,
+            consent_version=CONSENT_VERSION,
+            created_at=now,
+        )
+        db.session.add(registration)
+    _record(registration, RegistrationStatus.PENDING_CONFIRMATION, actor=actor, now=now)
+    for action_measure_id, quantity in sorted(data.measures.items()):
+        registration.measures.append(
+            RegistrationMeasure(action_measure_id=action_measure_id, quantity=quantity)
+        )
+    try:
+        db.session.flush()
+        token = issue_login_token(
+            user,
+            LoginPurpose.CONFIRM_REGISTRATION,
+            valid_for=timedelta(hours=current_app.config["CONFIRMATION_EXPIRES_AFTER_HOURS"]),
+            registration_id=registration.id,
+            now=now,
+        )
+        jobs.enqueue(
+            "registrations.send_confirmation",
+            f"registration-confirm:{token.id}",
+            registration_id=registration.id,
+            token_id=token.id,
+        )
+        db.session.commit()
+    except IntegrityError:
+        # Two sign-ups for the same address at the same moment: the other one won.
+        db.session.rollback()
+        existing = existing_registration(action, data.address)
+        if existing is not None:
+            raise RegistrationError("already_registered", existing) from None
+        raise
+    log.info("registration created id=%s action=%s", registration.id, action.id)
+    return registration
+
+
+def _apply_dwelling(household: Household, dwelling: Dwelling) -> None:
+    household.dwelling_type = dwelling.dwelling_type
+    household.build_year = dwelling.build_year
+    household.ownership = dwelling.ownership
+    household.energy_label = dwelling.energy_label
+
+
+def resend_access(registration: Registration, language: str) -> None:
+    """The "this address is already registered" way in: a login link to the registered email."""
+    user = registration.user
+    token = issue_login_token(
+        user, LoginPurpose.LOGIN, next_path=f"/my/registrations/{registration.id}"
+    )
+    user.language = language
+    jobs.enqueue("accounts.send_login_link", f"login-link:{token.id}", token_id=token.id)
+    db.session.commit()
+
+
+def confirm(registration: Registration, *, now: datetime | None = None) -> bool:
+    """Confirm by the emailed link; True if this call confirmed it. The caller's commit is ours."""
+    now = now or utcnow()
+    if registration.status is not RegistrationStatus.PENDING_CONFIRMATION:
+        return False
+    _record(registration, RegistrationStatus.CONFIRMED, actor=registration.user, now=now)
+    return True
+
+
+def registrations_of(user: User) -> list[Registration]:
+    return list(
+        db.session.scalars(
+            select(Registration)
+            .where(Registration.user_id == user.id)
+            .options(
+                selectinload(Registration.history),
+                selectinload(Registration.measures),
+                selectinload(Registration.household),
+                selectinload(Registration.action),
+            )
+            .order_by(Registration.created_at.desc())
+        )
+    )
+
+
+def get_registration(registration_id: int) -> Registration | None:
+    return db.session.get(Registration, registration_id)
+
+
+def can_edit(registration: Registration, now: datetime | None = None) -> bool:
+    now = now or utcnow()
+    return registration.status in (
+        RegistrationStatus.PENDING_CONFIRMATION,
+        RegistrationStatus.CONFIRMED,
+    ) and registration.action.is_open_for_registration(now)
+
+
+def update_details(
+    registration: Registration,
+    *,
+    name: str,
+    phone: str | None,
+    dwelling: Dwelling,
+    measures: dict[int, int],
+    now: datetime | None = None,
+) -> None:
+    """Change contact, dwelling and measures while the action still takes registrations."""
+    now = now or utcnow()
+    if not can_edit(registration, now):
+        raise RegistrationError("not_editable")
+    _validate_measures(registration.action, measures)
+    registration.user.name = name
+    registration.user.phone = phone
+    _apply_dwelling(registration.household, dwelling)
+    current = {rm.action_measure_id: rm for rm in registration.measures}
+    for action_measure_id, registration_measure in current.items():
+        if action_measure_id not in measures:
+            registration.measures.remove(registration_measure)
+    for action_measure_id, quantity in measures.items():
+        if action_measure_id in current:
+            current[action_measure_id].quantity = quantity
+        else:
+            registration.measures.append(
+                RegistrationMeasure(action_measure_id=action_measure_id, quantity=quantity)
+            )
+    registration.updated_at = now
+    db.session.commit()
+
+
+def can_withdraw(registration: Registration) -> bool:
+    return registration.status in WITHDRAWABLE
+
+
+def withdraw(
+    registration: Registration, reason: str, *, actor: User, now: datetime | None = None
+) -> None:
+    now = now or utcnow()
+    if not can_withdraw(registration):
+        raise RegistrationError("not_withdrawable")
+    registration.withdrawal_reason = reason
+    _record(registration, RegistrationStatus.WITHDRAWN, actor=actor, now=now, note=reason)
+    db.session.flush()
+    change_id = registration.history[-1].id
+    jobs.enqueue(
+        "registrations.send_withdrawn",
+        f"registration-withdrawn:{change_id}",
+        registration_id=registration.id,
+        status_change_id=change_id,
+    )
+    db.session.commit()
+    log.info("registration withdrawn id=%s", registration.id)
+
+
+def _confirmation_token(registration: Registration) -> LoginToken | None:
+    """The newest confirmation link of this registration (a new one per sign-up)."""
+    return db.session.scalar(
+        select(LoginToken)
+        .where(
+            LoginToken.registration_id == registration.id,
+            LoginToken.purpose == LoginPurpose.CONFIRM_REGISTRATION,
+        )
+        .order_by(LoginToken.id.desc())
+        .limit(1)
+    )
+
+
+def send_reminders(now: datetime | None = None) -> int:
+    """One reminder for registrations still unconfirmed after the reminder delay."""
+    now = now or utcnow()
+    due = now - timedelta(hours=current_app.config["CONFIRMATION_REMINDER_AFTER_HOURS"])
+    pending = db.session.scalars(
+        select(Registration)
+        .where(
+            Registration.status == RegistrationStatus.PENDING_CONFIRMATION,
+            Registration.reminder_sent_at.is_(None),
+            Registration.created_at <= due,
+        )
+        .limit(500)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for registration in pending:
+        registration.reminder_sent_at = now
+        token = _confirmation_token(registration)
+        if token is None:
+            continue
+        jobs.enqueue(
+            "registrations.send_reminder",
+            f"registration-reminder:{token.id}",
+            registration_id=registration.id,
+            token_id=token.id,
+        )
+    db.session.commit()
+    return len(pending)
+
+
+def expire_unconfirmed(now: datetime | None = None) -> int:
+    """Registrations never confirmed within the confirmation period lapse."""
+    now = now or utcnow()
+    cutoff = now - timedelta(hours=current_app.config["CONFIRMATION_EXPIRES_AFTER_HOURS"])
+    stale = db.session.scalars(
+        select(Registration)
+        .where(
+            Registration.status == RegistrationStatus.PENDING_CONFIRMATION,
+            Registration.created_at <= cutoff,
+            # Everyone gets their one reminder, and a day to act on it, before the end.
+            Registration.reminder_sent_at <= now - REMINDER_GRACE,
+        )
+        .limit(500)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for registration in stale:
+        _record(registration, RegistrationStatus.EXPIRED, actor=None, now=now)
+    db.session.commit()
+    return len(stale)
+
+
+@dataclass(frozen=True)
+class TimelineStep:
+    status: RegistrationStatus
+    at: datetime | None
+    done: bool
+    current: bool
+
+
+def timeline(registration: Registration) -> list[TimelineStep]:
+    """The steps behind (with when) and the usual steps ahead, for the resident's page."""
+    reached: dict[RegistrationStatus, datetime] = {}
+    for change in registration.history:
+        reached.setdefault(change.to_status, change.at)
+    steps = [
+        TimelineStep(change.to_status, change.at, True, False) for change in registration.history
+    ]
+    if steps:
+        last = steps[-1]
+        steps[-1] = TimelineStep(last.status, last.at, True, True)
+    if registration.status not in ENDED or registration.status is RegistrationStatus.COMPLETED:
+        for status in JOURNEY:
+            if status not in reached:
+                steps.append(TimelineStep(status, None, False, False))
+    return steps
+
+
+def export_resident_data(user: User) -> dict[str, Any]:
+    """Everything coop holds about a resident, as plain data (the GDPR right of access)."""
+
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    registrations = []
+    for registration in registrations_of(user):
+        household = registration.household
+        registrations.append(
+            {
+                "id": registration.id,
+                "action": registration.action.slug,
+                "status": registration.status.value,
+                "created_at": iso(registration.created_at),
+                "consent_at": iso(registration.consent_at),
+                "consent_version": registration.consent_version,
+                "withdrawal_reason": registration.withdrawal_reason,
+                "address": {
+                    "street": household.street,
+                    "house_number": household.house_number,
+                    "addition": household.house_number_addition,
+                    "postcode": household.postcode,
+                    "city": household.city,
+                },
+                "dwelling": {
+                    "type": household.dwelling_type.value,
+                    "build_year": household.build_year,
+                    "ownership": household.ownership.value,
+                    "energy_label": household.energy_label,
+                },
+                "measures": [
+                    {
+                        "measure": rm.action_measure.measure.code,
+                        "quantity": rm.quantity,
+                        "unit": rm.action_measure.measure.unit.value,
+                    }
+                    for rm in registration.measures
+                ],
+                "history": [
+                    {
+                        "from": c.from_status.value if c.from_status else None,
+                        "to": c.to_status.value,
+                        "at": iso(c.at),
+                        "note": c.note,
+                    }
+                    for c in registration.history
+                ],
+            }
+        )
+    emails = db.session.scalars(
+        select(EmailLog).where(EmailLog.user_id == user.id).order_by(EmailLog.id)
+    ).all()
+    return {
+        "account": {
+            "email": user.email,
+            "name": user.name,
+            "phone": user.phone,
+            "language": user.language,
+            "created_at": iso(user.created_at),
+            "last_login_at": iso(user.last_login_at),
+        },
+        "registrations": registrations,
+        "emails": [
+            {"subject": e.subject, "sent_at": iso(e.sent_at), "status": e.status.value}
+            for e in emails
+        ],
+        "exported_at": iso(utcnow()),
+    }
+
+
+def erase_resident(user: User) -> None:
+    """Erase a resident: their registrations, households nobody else registered, login links and
+    the account; the email log keeps only that a message was sent, not to whom."""
+    registrations = db.session.scalars(
+        select(Registration).where(Registration.user_id == user.id)
+    ).all()
+    household_ids = {r.household_id for r in registrations}
+    for registration in registrations:
+        db.session.delete(registration)
+    db.session.flush()
+    for household_id in household_ids:
+        still_used = db.session.scalar(
+            select(func.count())
+            .select_from(Registration)
+            .where(Registration.household_id == household_id)
+        )
+        if not still_used:
+            household = db.session.get(Household, household_id)
+            if household is not None:
+                db.session.delete(household)
+    db.session.execute(
+        update(EmailLog)
+        .where(EmailLog.user_id == user.id)
+        .values(user_id=None, recipient="erased", body_text=None)
+    )
+    db.session.execute(LoginToken.__table__.delete().where(LoginToken.user_id == user.id))
+    db.session.delete(user)
+    db.session.commit()
+    log.info("resident erased")

@@ -1,0 +1,279 @@
+"""The resident's pages: sign up for an action, and their own registrations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    session,
+    url_for,
+)
+from flask_babel import get_locale, gettext
+from flask_login import current_user, login_required, logout_user
+
+from coop.accounts.models import Role
+from coop.actions import services as actions
+from coop.core.address import normalise_addition, normalise_postcode
+from coop.core.authz import authorize, require
+from coop.core.time import utcnow
+from coop.extensions import limiter
+from coop.registrations import services
+from coop.registrations.forms import (
+    DetailsForm,
+    EraseForm,
+    RegistrationForm,
+    WithdrawForm,
+    details_form_for,
+    registration_form_for,
+)
+from coop.registrations.models import DwellingType, Ownership
+
+bp = Blueprint("registrations", __name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+ERROR_MESSAGES = {
+    "action_not_open": lambda: gettext("Registration for this action is closed."),
+    "no_consent": lambda: gettext(
+        "You can only take part if you agree to the use of your details."
+    ),
+    "outside_area": lambda: gettext(
+        "This action is not for your postcode. Look for actions in your area on the home page."
+    ),
+    "no_measures": lambda: gettext("Choose at least one measure."),
+    "unknown_measure": lambda: gettext("Choose measures from this action only."),
+    "quantity_out_of_range": lambda: gettext(
+        "One of the quantities is not possible for a single home."
+    ),
+    "email_not_resident": lambda: gettext(
+        "This email address belongs to a staff or installer account. Use your personal email address."
+    ),
+    "not_editable": lambda: gettext("This registration can no longer be changed."),
+    "not_withdrawable": lambda: gettext(
+        "This registration can no longer be withdrawn here. Contact the energy desk."
+    ),
+}
+
+
+def _signup_limit() -> str:
+    return str(current_app.config["RATELIMIT_SIGNUP"])
+
+
+def resident_required(view: F) -> F:
+    @wraps(view)
+    @login_required
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_user.role is not Role.RESIDENT:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _dwelling(form: DetailsForm) -> services.Dwelling:
+    return services.Dwelling(
+        dwelling_type=DwellingType(form.dwelling_type.data),
+        build_year=int(form.build_year.data),
+        ownership=Ownership(form.ownership.data),
+        energy_label=form.energy_label.data or None,
+    )
+
+
+def _action_or_404(slug: str) -> Any:
+    action = actions.action_by_slug(slug[:80])
+    if action is None or not authorize(current_user, action, "view"):
+        abort(404)
+    return action
+
+
+@bp.route("/actions/<slug>/register", methods=["GET", "POST"])
+@limiter.limit(_signup_limit, methods=["POST"])
+def register(slug: str) -> Any:
+    action = _action_or_404(slug)
+    if not action.is_open_for_registration(utcnow()):
+        return render_template("registrations/closed.html", action=action)
+    form = registration_form_for(action)
+    problem = None
+    if form.validate_on_submit():
+        data = _registration_input(form)
+        try:
+            registration = services.register(action, data)
+        except services.RegistrationError as exc:
+            if exc.code == "already_registered" and exc.registration is not None:
+                session["access_registration"] = exc.registration.id
+                return render_template("registrations/already_registered.html", action=action)
+            problem = ERROR_MESSAGES[exc.code]()
+        else:
+            session["registered_email"] = registration.user.email
+            return redirect(url_for("registrations.registered", slug=action.slug))
+    return render_template("registrations/register.html", action=action, form=form, problem=problem)
+
+
+def _registration_input(form: RegistrationForm) -> services.RegistrationInput:
+    return services.RegistrationInput(
+        name=form.name.data,
+        email=form.email.data,
+        phone=form.phone.data or None,
+        address=services.Address(
+            postcode=normalise_postcode(form.postcode.data) or "",
+            house_number=int(form.house_number.data),
+            addition=normalise_addition(form.house_number_addition.data or "") or "",
+            street=form.street.data,
+            city=form.city.data,
+        ),
+        dwelling=_dwelling(form),
+        measures=form.chosen_measures(),
+        consent=bool(form.consent.data),
+        language=str(get_locale() or "nl"),
+    )
+
+
+@bp.get("/actions/<slug>/registered")
+def registered(slug: str) -> str:
+    action = _action_or_404(slug)
+    return render_template(
+        "registrations/registered.html", action=action, email=session.get("registered_email")
+    )
+
+
+@bp.post("/actions/<slug>/register/send-access")
+@limiter.limit(_signup_limit)
+def send_access(slug: str) -> Any:
+    """For "this address is already registered": a login link to the email of that registration."""
+    action = _action_or_404(slug)
+    from flask_wtf import FlaskForm
+
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    registration_id = session.pop("access_registration", None)
+    registration = (
+        services.get_registration(registration_id) if isinstance(registration_id, int) else None
+    )
+    if registration is not None and registration.action_id == action.id:
+        services.resend_access(registration, str(get_locale() or "nl"))
+    return redirect(url_for("accounts.check_email"))
+
+
+@bp.get("/my")
+@resident_required
+def mine() -> str:
+    registrations = services.registrations_of(current_user)
+    return render_template(
+        "registrations/mine.html",
+        registrations=registrations,
+        timelines={r.id: services.timeline(r) for r in registrations},
+    )
+
+
+def _own_registration(registration_id: int, action: str) -> Any:
+    registration = services.get_registration(registration_id)
+    require(current_user, registration, action)
+    return registration
+
+
+@bp.get("/my/registrations/<int:registration_id>")
+@resident_required
+def detail(registration_id: int) -> str:
+    registration = _own_registration(registration_id, "view")
+    return render_template(
+        "registrations/detail.html",
+        registration=registration,
+        steps=services.timeline(registration),
+        can_edit=services.can_edit(registration),
+        can_withdraw=services.can_withdraw(registration),
+    )
+
+
+@bp.route("/my/registrations/<int:registration_id>/edit", methods=["GET", "POST"])
+@resident_required
+def edit(registration_id: int) -> Any:
+    registration = _own_registration(registration_id, "edit")
+    if not services.can_edit(registration):
+        flash(ERROR_MESSAGES["not_editable"](), "error")
+        return redirect(url_for("registrations.detail", registration_id=registration.id))
+    household = registration.household
+    initial: dict[str, Any] = {
+        "name": registration.user.name,
+        "phone": registration.user.phone,
+        "dwelling_type": household.dwelling_type.value,
+        "build_year": household.build_year,
+        "ownership": household.ownership.value,
+        "energy_label": household.energy_label or "",
+    }
+    for registration_measure in registration.measures:
+        initial[f"measure_{registration_measure.action_measure_id}"] = True
+        initial[f"quantity_{registration_measure.action_measure_id}"] = (
+            registration_measure.quantity
+        )
+    form = details_form_for(registration.action, data=initial)
+    problem = None
+    if form.validate_on_submit():
+        try:
+            services.update_details(
+                registration,
+                name=form.name.data,
+                phone=form.phone.data or None,
+                dwelling=_dwelling(form),
+                measures=form.chosen_measures(),
+            )
+        except services.RegistrationError as exc:
+            problem = ERROR_MESSAGES[exc.code]()
+        else:
+            flash(gettext("Your changes are saved."), "success")
+            return redirect(url_for("registrations.detail", registration_id=registration.id))
+    return render_template(
+        "registrations/edit.html", registration=registration, form=form, problem=problem
+    )
+
+
+@bp.route("/my/registrations/<int:registration_id>/withdraw", methods=["GET", "POST"])
+@resident_required
+def withdraw(registration_id: int) -> Any:
+    registration = _own_registration(registration_id, "withdraw")
+    if not services.can_withdraw(registration):
+        flash(ERROR_MESSAGES["not_withdrawable"](), "error")
+        return redirect(url_for("registrations.detail", registration_id=registration.id))
+    form = WithdrawForm()
+    if form.validate_on_submit():
+        services.withdraw(registration, form.reason.data, actor=current_user)
+        flash(
+            gettext("Your registration is withdrawn. We have sent you a confirmation by email."),
+            "success",
+        )
+        return redirect(url_for("registrations.detail", registration_id=registration.id))
+    return render_template("registrations/withdraw.html", registration=registration, form=form)
+
+
+@bp.get("/my/export")
+@resident_required
+def export() -> Response:
+    require(current_user, current_user._get_current_object(), "export")
+    data = services.export_resident_data(current_user)
+    return Response(
+        json.dumps(data, ensure_ascii=False, indent=2),
+        mimetype="application/json",
+        headers={"Content-Disposition": 'attachment; filename="coop-my-data.json"'},
+    )
+
+
+@bp.route("/my/erase", methods=["GET", "POST"])
+@resident_required
+def erase() -> Any:
+    user = current_user._get_current_object()
+    require(current_user, user, "erase")
+    form = EraseForm()
+    if form.validate_on_submit():
+        logout_user()
+        services.erase_resident(user)
+        flash(gettext("Your account and all your registrations are erased."), "success")
+        return redirect(url_for("actions.index"))
+    return render_template("registrations/erase.html", form=form)

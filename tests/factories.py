@@ -1,0 +1,162 @@
+"""Test data in the domain's own words: an energy desk, an open action, a resident."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from coop.accounts.models import Organisation, OrganisationKind, Role, User
+from coop.accounts.services import hash_password
+from coop.actions.catalogue import ensure_catalogue
+from coop.actions.models import (
+    Action,
+    ActionFaq,
+    ActionMeasure,
+    ActionMilestone,
+    ActionStatus,
+    PriceTier,
+)
+from coop.core.time import utcnow
+from coop.extensions import db
+
+PASSWORD = "correct horse battery staple"
+
+
+def organisation(name: str = "Energieloket Utrecht") -> Organisation:
+    org = Organisation(
+        name=name,
+        kind=OrganisationKind.MUNICIPALITY,
+        municipality="Utrecht",
+        email="loket@example.nl",
+    )
+    db.session.add(org)
+    db.session.commit()
+    return org
+
+
+def action(
+    org: Organisation | None = None,
+    *,
+    slug: str = "samen-isoleren",
+    pc4s: str = "3521,3524",
+    status: ActionStatus = ActionStatus.OPEN,
+    opens_in_days: float = -5,
+    closes_in_days: float = 30,
+) -> Action:
+    org = org or organisation()
+    measures = ensure_catalogue()
+    now = utcnow()
+    item = Action(
+        organisation=org,
+        slug=slug,
+        title_nl="Samen isoleren",
+        title_en="Insulating together",
+        summary_nl="Samen isoleren in de wijk.",
+        summary_en="Insulate together in the neighbourhood.",
+        status=status,
+        registration_opens_at=now + timedelta(days=opens_in_days),
+        registration_closes_at=now + timedelta(days=closes_in_days),
+        contact_email="isoleren@example.nl",
+        contact_phone="030 123 45 67",
+        postcode_areas=pc4s,
+    )
+    item.measures = [
+        ActionMeasure(
+            measure=measures["roof"],
+            position=0,
+            indicative_price_cents=5000,
+            tiers=[
+                PriceTier(min_participants=2, price_cents=4500),
+                PriceTier(min_participants=5, price_cents=4000),
+            ],
+        ),
+        ActionMeasure(
+            measure=measures["hybrid_heat_pump"],
+            position=1,
+            indicative_price_cents=450000,
+            tiers=[],
+        ),
+    ]
+    item.milestones = [
+        ActionMilestone(
+            on_date=(now + timedelta(days=10)).date(),
+            label_nl="Informatieavond",
+            label_en="Information evening",
+        )
+    ]
+    item.faqs = [
+        ActionFaq(
+            position=1,
+            question_nl="Kost het iets?",
+            question_en="Does it cost anything?",
+            answer_nl="Nee.",
+            answer_en="No.",
+        )
+    ]
+    db.session.add(item)
+    db.session.commit()
+    return item
+
+
+def staff(org: Organisation, email: str = "staff@example.nl") -> User:
+    user = User(
+        email=email,
+        name="Sanne Staff",
+        role=Role.STAFF,
+        organisation_id=org.id,
+        password_hash=hash_password(PASSWORD),
+    )
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def registration_form(act: Action, **overrides: Any) -> dict[str, Any]:
+    """A complete, valid sign-up as the form posts it."""
+    roof, heat_pump = act.measures[0], act.measures[1]
+    data: dict[str, Any] = {
+        "name": "Anna de Vries",
+        "email": "anna@example.nl",
+        "phone": "06 12345678",
+        "postcode": "3524ba",
+        "house_number": "12",
+        "house_number_addition": "a",
+        "street": "Hondsrug",
+        "city": "Utrecht",
+        "dwelling_type": "terraced",
+        "build_year": "1978",
+        "ownership": "owner",
+        "energy_label": "D",
+        f"measure_{roof.id}": "y",
+        f"quantity_{roof.id}": "45",
+        f"measure_{heat_pump.id}": "",
+        f"quantity_{heat_pump.id}": "",
+        "consent": "y",
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def csrf_token(client: FlaskClient, url: str) -> str:
+    page = client.get(url).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
+        r'name="csrf_token" value="([^"]+)"', page
+    )
+    assert match, f"no CSRF token on {url}"
+    return match.group(1)
+
+
+def post_form(
+    client: FlaskClient,
+    url: str,
+    data: dict[str, Any],
+    *,
+    token_from: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Post like a browser does: first load the page for its CSRF token."""
+    token = csrf_token(client, token_from or url)
+    return client.post(url, data={**data, "csrf_token": token}, **kwargs)
