@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import get_locale, gettext
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
@@ -103,4 +112,7 @@ def logout() -> Response:
 
 @bp.app_context_processor
 def _logout_form() -> dict[str, object]:
-    return {"logout_form": LogoutForm() if current_user.is_authenticated else None}
+    # Emails are rendered outside a request (in jobs): no user, no form.
+    if not has_request_context() or not current_user.is_authenticated:
+        return {"logout_form": None}
+    return {"logout_form": LogoutForm()}

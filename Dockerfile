@@ -1,0 +1,18 @@
+# The image for web, worker and scheduler (docker-compose.yml). Python 3.11, no build tools kept.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+
+COPY pyproject.toml README.md babel.cfg ./
+COPY coop ./coop
+RUN pip install --no-cache-dir . \
+ && pybabel compile -d coop/translations
+COPY templates ./templates
+COPY migrations ./migrations
+COPY worker.py ./
+
+RUN useradd --create-home --uid 10001 coop && mkdir -p /app/instance && chown coop /app/instance
+USER coop
+EXPOSE 8000
+CMD ["gunicorn", "--preload", "--workers", "3", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "coop:create_app()"]
