@@ -51,7 +51,7 @@ def demo(registrations: int) -> None:
     if logins is None:
         click.echo("The database already has data; demo data not added.")
     else:
-        click.echo("Demo data ready. Logins (password for all: see below):")
+        click.echo("Demo data ready. Logins (role, email, password):")
         for role, email, password in logins:
             click.echo(f"  {role:<10} {email:<40} {password}")
     click.echo(f"Open {base}/  (staff and installers log in at {base}/staff/login,")
@@ -131,4 +131,6 @@ def serve(host: str, port: int) -> None:
 
     threading.Thread(target=rounds, name="coop-scheduler", daemon=True).start()
     click.echo(f"coop is running at http://{host}:{port}/ (Ctrl+C stops it)")
-    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, threaded=True, use_reloader=False)
