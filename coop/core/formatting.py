@@ -23,11 +23,15 @@ def money(cents: int | None) -> str:
     return ("-" if negative else "") + text
 
 
+# Day, month in words, year and time without seconds or zone: "2 januari 2027, 10:16".
+_DATETIME_PATTERNS = {"long": "d MMMM y, HH:mm", "medium": "d MMM y, HH:mm", "short": "d-M-y HH:mm"}
+
+
 def local_datetime(value: datetime | None, fmt: str = "medium") -> str:
+    """An aware datetime in Europe/Amsterdam time, in the page's language."""
     if value is None:
         return ""
-    # Babel shifts an aware datetime to BABEL_DEFAULT_TIMEZONE (Europe/Amsterdam).
-    return str(format_datetime(value.astimezone(AMSTERDAM), fmt))
+    return str(format_datetime(value, _DATETIME_PATTERNS.get(fmt, fmt)))
 
 
 def local_date(value: date | datetime | None, fmt: str = "long") -> str:
