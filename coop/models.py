@@ -3,6 +3,7 @@
 from coop.accounts.models import LoginToken, Organisation, User
 from coop.actions.models import (
     Action,
+    ActionEmailTemplate,
     ActionFaq,
     ActionMeasure,
     ActionMilestone,
@@ -11,14 +12,23 @@ from coop.actions.models import (
     PriceTier,
 )
 from coop.core.models import EmailLog, OutboxJob
+from coop.desk.models import AuditEntry, SegmentUpdate, UpdateDelivery
 from coop.installers.models import Installer, InstallerOffer
-from coop.registrations.models import Household, Registration, RegistrationMeasure, StatusChange
+from coop.registrations.models import (
+    Household,
+    Registration,
+    RegistrationMeasure,
+    RegistrationNote,
+    StatusChange,
+)
 
 __all__ = [
     "Action",
+    "ActionEmailTemplate",
     "ActionFaq",
     "ActionMeasure",
     "ActionMilestone",
+    "AuditEntry",
     "EmailLog",
     "Household",
     "Installer",
@@ -31,6 +41,9 @@ __all__ = [
     "PriceTier",
     "Registration",
     "RegistrationMeasure",
+    "RegistrationNote",
+    "SegmentUpdate",
     "StatusChange",
+    "UpdateDelivery",
     "User",
 ]

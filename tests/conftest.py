@@ -88,7 +88,7 @@ def _postgres_reachable() -> bool:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
+def postgres_url() -> Iterator[str]:
     if not _postgres_reachable():
         unavailable("PostgreSQL on 127.0.0.1:5432")
     database = PG_URL.rsplit("/", 1)[1]
@@ -96,9 +96,11 @@ def postgres_url() -> str:
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         connection.execute(text(f'CREATE DATABASE "{database}"'))
-    admin.dispose()
     migrate(create_app(base_config(PG_URL)))
-    return PG_URL
+    yield PG_URL
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def _truncate_postgres(app: Flask) -> None:

@@ -60,6 +60,13 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
         ForeignKey("installers.id", ondelete="RESTRICT"), index=True
     )
     is_active_account: Mapped[bool] = mapped_column(default=True)
+    # A desk admin invites staff and reads the audit log of the organisation.
+    is_desk_admin: Mapped[bool] = mapped_column(default=False)
+    # TOTP two-factor login for staff and installers (optional; on once confirmed).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Non-transactional mail (segment updates) stops once someone unsubscribes.
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -98,6 +105,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
 class LoginPurpose(enum.StrEnum):
     LOGIN = "login"
     CONFIRM_REGISTRATION = "confirm_registration"
+    INVITE = "invite"  # a staff or installer user sets their password
 
 
 class LoginToken(db.Model):  # type: ignore[name-defined]

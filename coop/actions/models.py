@@ -95,6 +95,8 @@ class Action(db.Model):  # type: ignore[name-defined]
     title_en: Mapped[str] = mapped_column(String(200))
     summary_nl: Mapped[str] = mapped_column(Text, default="")
     summary_en: Mapped[str] = mapped_column(Text, default="")
+    description_nl: Mapped[str] = mapped_column(Text, default="")
+    description_en: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[ActionStatus] = mapped_column(
         enum_type(ActionStatus), default=ActionStatus.DRAFT, index=True
     )
@@ -105,6 +107,7 @@ class Action(db.Model):  # type: ignore[name-defined]
     # Postcode areas (PC4) the action serves, comma separated; a resident finds it by postcode.
     postcode_areas: Mapped[str] = mapped_column(String(1000), default="")
     deposit_cents: Mapped[int | None] = mapped_column(Integer)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -200,3 +203,21 @@ class ActionFaq(db.Model):  # type: ignore[name-defined]
     question_en: Mapped[str] = mapped_column(String(300))
     answer_nl: Mapped[str] = mapped_column(Text)
     answer_en: Mapped[str] = mapped_column(Text)
+
+
+class ActionEmailTemplate(db.Model):  # type: ignore[name-defined]
+    """Staff's own wording of an email of an action, per language; the default file template
+    is used where there is none. Rendered in a sandbox and checked before it is stored."""
+
+    __tablename__ = "action_email_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(50))  # the template name: confirm_registration...
+    language: Mapped[str] = mapped_column(String(5))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    __table_args__ = (db.UniqueConstraint("action_id", "kind", "language"),)

@@ -1,62 +1,111 @@
 """One place that says who may do what with which object.
 
 Views call ``require(user, obj, action)``; it aborts with 404 rather than 403 for someone else's
-object, so guessing ids tells nothing about what exists.
+object, so guessing ids tells nothing about what exists. ``role_required`` guards whole pages.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeAlias, TypeVar
 
 from flask import abort
-from flask_login import AnonymousUserMixin
+from flask_login import AnonymousUserMixin, current_user, login_required
 
-from coop.accounts.models import Role, User
-from coop.actions.models import Action, ActionStatus
+from coop.accounts.models import Organisation, Role, User
+from coop.actions.models import Action, ActionStatus, Neighbourhood
+from coop.desk.models import AuditEntry, SegmentUpdate
+from coop.installers.models import Installer
 from coop.registrations.models import Registration
 
 Actor: TypeAlias = User | AnonymousUserMixin | None
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _user(actor: Actor) -> User | None:
     return actor if isinstance(actor, User) and actor.is_active else None
 
 
+def _staff_of(user: User | None, organisation_id: int | None) -> bool:
+    return (
+        user is not None
+        and user.role is Role.STAFF
+        and organisation_id is not None
+        and user.organisation_id == organisation_id
+    )
+
+
 def authorize(actor: Actor, obj: Any, action: str) -> bool:
     user = _user(actor)
     if isinstance(obj, Action):
-        if action == "view":
-            if obj.status in (ActionStatus.OPEN, ActionStatus.CLOSED):
-                return True
-            return (
-                user is not None
-                and user.role is Role.STAFF
-                and user.organisation_id == obj.organisation_id
-            )
-        if action == "manage":
-            return (
-                user is not None
-                and user.role is Role.STAFF
-                and user.organisation_id == obj.organisation_id
-            )
-        return False
+        if action == "view" and obj.status in (ActionStatus.OPEN, ActionStatus.CLOSED):
+            return True
+        return action in {"view", "manage"} and _staff_of(user, obj.organisation_id)
     if isinstance(obj, Registration):
         if user is None:
             return False
         if user.role is Role.RESIDENT:
             return obj.user_id == user.id and action in {"view", "edit", "withdraw", "export"}
-        if user.role is Role.STAFF:
-            return obj.action.organisation_id == user.organisation_id and action in {
-                "view",
-                "manage",
-            }
-        return False
+        return action in {"view", "manage"} and _staff_of(user, obj.action.organisation_id)
+    if isinstance(obj, Installer):
+        if action in {"view", "manage"} and _staff_of(user, obj.organisation_id):
+            return True
+        # An installer's own users see their company (the portal), never another's.
+        return (
+            action == "view"
+            and user is not None
+            and user.role is Role.INSTALLER
+            and user.installer_id == obj.id
+        )
+    if isinstance(obj, Neighbourhood | SegmentUpdate):
+        return action in {"view", "manage"} and _staff_of(user, obj.organisation_id)
+    if isinstance(obj, Organisation):
+        if action == "view":
+            return _staff_of(user, obj.id)
+        # Inviting staff and reading the audit log is for the desk's admins.
+        return (
+            action in {"invite", "audit"}
+            and _staff_of(user, obj.id)
+            and bool(user and user.is_desk_admin)
+        )
+    if isinstance(obj, AuditEntry):
+        return (
+            action == "view"
+            and _staff_of(user, obj.organisation_id)
+            and bool(user and user.is_desk_admin)
+        )
     if isinstance(obj, User):
-        # A person's own account: export or erase their data.
-        return user is not None and user.id == obj.id and action in {"view", "export", "erase"}
+        # A person's own account: export or erase their data, set up two-factor login.
+        return (
+            user is not None
+            and user.id == obj.id
+            and action in {"view", "export", "erase", "security"}
+        )
     return False
 
 
 def require(actor: Actor, obj: Any, action: str) -> None:
     if obj is None or not authorize(actor, obj, action):
         abort(404)
+
+
+def role_required(*roles: Role) -> Callable[[F], F]:
+    """Only logged-in users with one of ``roles``; others get 404 (or the login page)."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        @login_required
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if current_user.role not in roles or not current_user.is_active:
+                abort(404)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+staff_required = role_required(Role.STAFF)
+installer_required = role_required(Role.INSTALLER)
+resident_required = role_required(Role.RESIDENT)

@@ -24,8 +24,11 @@ class Installer(db.Model):  # type: ignore[name-defined]
     )
     company_name: Mapped[str] = mapped_column(String(200))
     kvk_number: Mapped[str] = mapped_column(String(8))  # Chamber of Commerce number
+    contact_name: Mapped[str] = mapped_column(String(120), default="")
     email: Mapped[str] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(30))
+    # Quality marks, comma separated (e.g. "VCA,InstallQ,Erkend ISSO").
+    certifications: Mapped[str] = mapped_column(String(500), default="")
     city: Mapped[str] = mapped_column(String(80))
     # Served PC4 areas as ranges, comma separated: "3500-3599,3811".
     service_area: Mapped[str] = mapped_column(String(1000), default="")

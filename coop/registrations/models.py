@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from coop.accounts.models import User
 from coop.actions.models import Action, ActionMeasure
@@ -38,6 +38,8 @@ class Household(db.Model):  # type: ignore[name-defined]
 
     id: Mapped[int] = mapped_column(primary_key=True)
     postcode: Mapped[str] = mapped_column(String(7))  # normalised: "1234 AB"
+    # The four digits of the postcode, kept apart so filtering by area uses an index.
+    pc4: Mapped[str] = mapped_column(String(4), index=True)
     house_number: Mapped[int] = mapped_column(Integer)
     house_number_addition: Mapped[str] = mapped_column(String(10), default="")  # normalised upper
     street: Mapped[str] = mapped_column(String(120))
@@ -54,9 +56,10 @@ class Household(db.Model):  # type: ignore[name-defined]
         CheckConstraint("build_year BETWEEN 1000 AND 2100", name="build_year_range"),
     )
 
-    @property
-    def pc4(self) -> str:
-        return self.postcode[:4]
+    @validates("postcode")
+    def _keep_pc4(self, _key: str, postcode: str) -> str:
+        self.pc4 = postcode[:4]
+        return postcode
 
     @property
     def address_line(self) -> str:
@@ -130,6 +133,7 @@ class Registration(db.Model):  # type: ignore[name-defined]
         # One registration per household per action, whoever registers it.
         UniqueConstraint("action_id", "household_id"),
         db.Index("ix_registrations_action_status", "action_id", "status"),
+        db.Index("ix_registrations_action_created", "action_id", "created_at"),
     )
 
 
@@ -172,3 +176,19 @@ class StatusChange(db.Model):  # type: ignore[name-defined]
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class RegistrationNote(db.Model):  # type: ignore[name-defined]
+    """A staff note on a registration (a phone call, a special situation)."""
+
+    __tablename__ = "registration_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("registrations.id", ondelete="CASCADE"), index=True
+    )
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    author: Mapped[User | None] = relationship()

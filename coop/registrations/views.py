@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -19,12 +17,11 @@ from flask import (
     url_for,
 )
 from flask_babel import get_locale, gettext
-from flask_login import current_user, login_required, logout_user
+from flask_login import current_user, logout_user
 
-from coop.accounts.models import Role
 from coop.actions import services as actions
 from coop.core.address import normalise_addition, normalise_postcode
-from coop.core.authz import authorize, require
+from coop.core.authz import authorize, require, resident_required
 from coop.core.time import utcnow
 from coop.extensions import limiter
 from coop.registrations import services
@@ -39,7 +36,6 @@ from coop.registrations.forms import (
 from coop.registrations.models import DwellingType, Ownership
 
 bp = Blueprint("registrations", __name__)
-F = TypeVar("F", bound=Callable[..., Any])
 
 ERROR_MESSAGES = {
     "action_not_open": lambda: gettext("Registration for this action is closed."),
@@ -66,17 +62,6 @@ ERROR_MESSAGES = {
 
 def _signup_limit() -> str:
     return str(current_app.config["RATELIMIT_SIGNUP"])
-
-
-def resident_required(view: F) -> F:
-    @wraps(view)
-    @login_required
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if current_user.role is not Role.RESIDENT:
-            abort(404)
-        return view(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _dwelling(form: DetailsForm) -> services.Dwelling:
