@@ -26,10 +26,12 @@ from coop.extensions import db
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# A database and a Redis db of this test session's own, so that test runs side by side (several
+# developers' runs, or pytest-xdist workers) never clean up each other's data.
 PG_URL = os.environ.get(
-    "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/coop_test"
+    "TEST_DATABASE_URL", f"postgresql+psycopg://postgres@127.0.0.1:5432/coop_test_{os.getpid()}"
 )
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{1 + os.getpid() % 15}")
 
 
 def unavailable(what: str) -> None:

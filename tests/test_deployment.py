@@ -26,7 +26,11 @@ def test_compose_file_is_valid() -> None:
     env = {**os.environ, "SECRET_KEY": "x" * 40}
     result = subprocess.run(
         [binary, "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     for service in ("postgres", "redis", "web", "worker", "scheduler", "mailcatcher"):
@@ -35,7 +39,11 @@ def test_compose_file_is_valid() -> None:
     env.pop("SECRET_KEY")
     refused = subprocess.run(
         [binary, "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     assert refused.returncode != 0
     assert "SECRET_KEY" in refused.stderr
@@ -46,7 +54,14 @@ def test_compose_file_is_valid() -> None:
 def test_worker_process_sends_the_confirmation_email(app, client, redis_url, smtp_server) -> None:
     """A real `python worker.py` process picks the job from Redis and sends over real SMTP."""
     recorder, port = smtp_server
-    app.config.update({"REDIS_URL": redis_url, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": port, "MAIL_SUPPRESS_SEND": False})
+    app.config.update(
+        {
+            "REDIS_URL": redis_url,
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": port,
+            "MAIL_SUPPRESS_SEND": False,
+        }
+    )
     from coop.core.jobs import init_app
 
     init_app(app)  # switch the dispatcher to RQ for this app
@@ -67,7 +82,12 @@ def test_worker_process_sends_the_confirmation_email(app, client, redis_url, smt
     }
     worker = subprocess.run(
         [sys.executable, str(ROOT / "worker.py"), "--burst"],
-        env=env, capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
     )
     assert worker.returncode == 0, worker.stderr[-3000:]
     deadline = time.monotonic() + 10

@@ -15,6 +15,8 @@ from coop.core.address import normalise_addition, normalise_postcode
 # and nothing that looks like markup.
 _NAME = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ '’.\-])*$")
 _PLAIN_TEXT = re.compile(r"^[^<>{}\\]*$")
+# Control characters other than tab and line breaks: invisible, and PostgreSQL refuses NUL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PHONE = re.compile(r"^\+?[0-9 ()\-]{6,20}$")
 
 
@@ -33,6 +35,8 @@ class PlainText:
     def __call__(self, form: Form, field: Field) -> None:
         if field.data and not _PLAIN_TEXT.match(field.data):
             raise ValidationError(_l("Remove the characters < > { } and \\."))
+        if field.data and _CONTROL.search(field.data):
+            raise ValidationError(_l("Remove the invisible control characters."))
 
 
 class DutchPhone:

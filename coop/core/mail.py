@@ -53,9 +53,19 @@ def message_id_for(key: str) -> str:
     return f"<{digest}@{domain}>"
 
 
-def render_email(template: str, language: str, **context: Any) -> tuple[str, str, str]:
-    """Subject, plain text and HTML of ``templates/email/<template>.*`` in ``language``."""
+def render_email(
+    template: str, language: str, *, action_id: int | None = None, **context: Any
+) -> tuple[str, str, str]:
+    """Subject, plain text and HTML of ``templates/email/<template>.*`` in ``language``, or of
+    the action's own wording of that email when its staff wrote one."""
     with force_locale(language):
+        if action_id is not None:
+            # Imported here: the actions domain builds on core, not the other way round.
+            from coop.actions.email_templates import render_own_wording
+
+            own = render_own_wording(action_id, template, language, context)
+            if own is not None:
+                return own
         subject = render_template(f"email/{template}.subject.txt", **context).strip()
         text = render_template(f"email/{template}.txt", **context)
         html = render_template(f"email/{template}.html", subject=subject, **context)
@@ -69,6 +79,7 @@ def send_email(
     template: str,
     language: str,
     user_id: int | None = None,
+    action_id: int | None = None,
     **context: Any,
 ) -> EmailLog:
     """Send the message for ``key`` unless it was sent (or failed for good) before.
@@ -79,7 +90,7 @@ def send_email(
     if entry is not None and entry.status in (EmailStatus.SENT, EmailStatus.FAILED):
         log.info("email already %s key=%s", entry.status.value, key)
         return entry
-    subject, text, html = render_email(template, language, **context)
+    subject, text, html = render_email(template, language, action_id=action_id, **context)
     if entry is None:
         entry = EmailLog(
             key=key,
@@ -121,6 +132,16 @@ def send_email(
             log.error("email refused key=%s: %s", key, entry.error)
             return entry
         raise TemporaryMailError(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+    except smtplib.SMTPRecipientsRefused as exc:
+        # Refused at RCPT TO, where "no such mailbox" (5xx) and greylisting (4xx) usually come;
+        # this is no SMTPResponseException, so judge it by the recipients' codes here.
+        refusals = " ".join(f"{code} {reply!r}" for code, reply in exc.recipients.values())
+        if exc.recipients and all(500 <= code < 600 for code, _ in exc.recipients.values()):
+            entry.status = EmailStatus.FAILED
+            entry.error = refusals[:2000]
+            log.error("email refused key=%s: %s", key, entry.error)
+            return entry
+        raise TemporaryMailError(refusals) from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise TemporaryMailError(str(exc)) from exc
     entry.status = EmailStatus.SENT

@@ -54,6 +54,12 @@ def init_app(app: Flask) -> None:
 
         return db.session.get(User, int(user_id)) if user_id.isdigit() else None
 
+    @app.before_request
+    def _no_nul_in_path() -> None:
+        # No page has NUL in its address, and PostgreSQL refuses it in a query (a 500).
+        if "\x00" in request.path:
+            abort(404)
+
     @app.after_request
     def _security_headers(response: Response) -> Response:
         response.headers.setdefault("Content-Security-Policy", _CSP)
@@ -140,6 +146,10 @@ def localized(obj: Any, field: str) -> str:
 def safe_next(target: str | None, default: str = "/") -> str:
     """Only paths on this site; never an open redirect to somewhere else."""
     if not target:
+        return default
+    # Browsers read "\" as "/" and drop tabs and newlines, so "/\evil.example" and
+    # "/\t/evil.example" would leave the site as "//evil.example" does.
+    if "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
         return default
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):

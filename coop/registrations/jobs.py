@@ -64,6 +64,7 @@ def _send(registration: Registration, template: str, key: str, **context: object
         template=template,
         language=user.language,
         user_id=user.id,
+        action_id=registration.action_id,
         name=user.name,
         registration=registration,
         action=registration.action,

@@ -16,12 +16,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from coop.accounts.models import LoginPurpose, LoginToken, User
+from coop.accounts.models import LoginPurpose, LoginToken, Role, User
 from coop.accounts.services import AccountError, get_or_create_resident, issue_login_token
 from coop.actions.models import Action
 from coop.core import jobs
 from coop.core.models import EmailLog
 from coop.core.time import utcnow
+from coop.desk import audit
 from coop.extensions import db
 from coop.registrations.models import (
     ENDED,
@@ -221,6 +222,8 @@ def register(
         registration.reminder_sent_at = None
         registration.created_at = now
         registration.measures.clear()
+        # The earlier round's unused link must not confirm this round (maybe someone else's).
+        _end_confirmation_links(registration, now)
         db.session.flush()
     else:
         registration = Registration(
@@ -252,6 +255,15 @@ def register(
             registration_id=registration.id,
             token_id=token.id,
         )
+        if actor is not None and actor.role is Role.STAFF:
+            # Registered by the desk (phone, walk-in): the audit log says who entered it.
+            audit.record(
+                actor,
+                action.organisation_id,
+                "registration.register_on_behalf",
+                registration,
+                after={"household_id": registration.household_id, "user_id": user.id},
+            )
         db.session.commit()
     except IntegrityError:
         # Two sign-ups for the same address at the same moment: the other one won.
@@ -388,6 +400,19 @@ def _confirmation_token(registration: Registration) -> LoginToken | None:
     )
 
 
+def _end_confirmation_links(registration: Registration, now: datetime) -> None:
+    db.session.execute(
+        update(LoginToken)
+        .where(
+            LoginToken.registration_id == registration.id,
+            LoginToken.purpose == LoginPurpose.CONFIRM_REGISTRATION,
+            LoginToken.used_at.is_(None),
+            LoginToken.expires_at > now,
+        )
+        .values(expires_at=now)
+    )
+
+
 def send_reminders(now: datetime | None = None) -> int:
     """One reminder for registrations still unconfirmed after the reminder delay."""
     now = now or utcnow()
@@ -407,6 +432,8 @@ def send_reminders(now: datetime | None = None) -> int:
         token = _confirmation_token(registration)
         if token is None:
             continue
+        # The link in the reminder works for the day of grace the reminder gives.
+        token.expires_at = max(token.expires_at, now + REMINDER_GRACE)
         jobs.enqueue(
             "registrations.send_reminder",
             f"registration-reminder:{token.id}",
@@ -434,6 +461,8 @@ def expire_unconfirmed(now: datetime | None = None) -> int:
     ).all()
     for registration in stale:
         _record(registration, RegistrationStatus.EXPIRED, actor=None, now=now)
+        # A lapsed registration is not revived by its old link.
+        _end_confirmation_links(registration, now)
     db.session.commit()
     return len(stale)
 

@@ -1,0 +1,311 @@
+"""Browser fixtures: the app served for real on loopback, one headless Chromium per session,
+a fresh context and page per test, and an axe-core check for WCAG 2.1 A/AA.
+
+The browser is Debian's Chromium at /usr/bin/chromium; Playwright never downloads one. Without it
+these tests skip on a developer machine and fail under CI=true.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from coop import create_app
+from coop.extensions import db
+from tests import factories
+from tests.conftest import base_config, unavailable
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page
+
+CHROMIUM = Path("/usr/bin/chromium")
+# No network on the test machines: everything that would call home is switched off.
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+AXE_OPTIONS: dict[str, Any] = {
+    "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+    "resultTypes": ["violations"],
+}
+# A page that does not answer within this time is a failure, not something to wait for.
+TIMEOUT_MS = 10_000
+
+RESIDENT_EMAIL = "jan@example.nl"
+RESIDENT_ADDRESS = {"postcode": "3521 AB", "house_number": "7", "addition": ""}
+STAFF_EMAIL = "staff@example.nl"
+INSTALLER_EMAIL = "planning@dakwerk.example.nl"
+
+
+# --- the browser -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    if not CHROMIUM.exists():
+        unavailable(f"Chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        import axe_playwright_python  # noqa: F401
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        unavailable("the playwright and axe-playwright-python packages")
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+# --- the app, served for real ------------------------------------------------------------
+
+
+@dataclass
+class LiveServer:
+    """The running app and what was seeded in it."""
+
+    app: Flask
+    url: str
+    action_slug: str
+    resident_registration_id: int
+    measure_ids: list[int]
+
+    def __post_init__(self) -> None:
+        # House numbers for sign-ups made by the tests, so none collides with another.
+        self._house_numbers = itertools.count(100)
+
+    def next_house_number(self) -> str:
+        return str(next(self._house_numbers))
+
+    def login_path(self, next_path: str | None = None, email: str = RESIDENT_EMAIL) -> str:
+        """A fresh single-use login link for a resident, as the login email would carry it;
+        it leads to ``next_path`` (as when the login page was reached from a protected page)."""
+        from coop.accounts.models import LoginPurpose
+        from coop.accounts.services import find_user_by_email, issue_login_token, login_link
+
+        with self.app.test_request_context():
+            user = find_user_by_email(email)
+            assert user is not None, email
+            token = issue_login_token(user, LoginPurpose.LOGIN, next_path=next_path)
+            link = login_link(token)
+            db.session.commit()
+        return link.removeprefix(self.app.config["BASE_URL"])
+
+
+def _seed(app: Flask) -> tuple[str, int, list[int]]:
+    """An open action, a resident with a confirmed registration, a staff member, an installer."""
+    from coop.accounts.models import Role, User
+    from coop.accounts.services import hash_password
+    from coop.actions.catalogue import ensure_catalogue
+    from coop.core import jobs
+    from coop.installers.models import Installer, InstallerOffer
+    from coop.registrations import services
+    from coop.registrations.models import DwellingType, Ownership
+
+    with app.test_request_context():
+        measures = ensure_catalogue()
+        action = factories.action()
+        factories.staff(action.organisation, email=STAFF_EMAIL)
+        registration = services.register(
+            action,
+            services.RegistrationInput(
+                name="Jan Jansen",
+                email=RESIDENT_EMAIL,
+                phone="06 12345678",
+                address=services.Address(
+                    postcode=RESIDENT_ADDRESS["postcode"],
+                    house_number=int(RESIDENT_ADDRESS["house_number"]),
+                    addition=RESIDENT_ADDRESS["addition"],
+                    street="Lange Nieuwstraat",
+                    city="Utrecht",
+                ),
+                dwelling=services.Dwelling(
+                    dwelling_type=DwellingType.TERRACED,
+                    build_year=1965,
+                    ownership=Ownership.OWNER,
+                    energy_label="E",
+                ),
+                measures={action.measures[0].id: 40},
+                consent=True,
+                language="nl",
+            ),
+        )
+        # The confirmation email, so the development mailbox has something to show.
+        jobs.dispatcher().run_pending()
+        services.confirm(registration)
+        installer = Installer(
+            organisation_id=action.organisation_id,
+            company_name="Dakwerk Utrecht BV",
+            kvk_number="12345678",
+            email=INSTALLER_EMAIL,
+            city="Utrecht",
+            service_area="3500-3599",
+            offers=[
+                InstallerOffer(measure=measures["roof"], unit_price_cents=4200, homes_per_week=6)
+            ],
+        )
+        db.session.add(installer)
+        db.session.flush()
+        db.session.add(
+            User(
+                email=INSTALLER_EMAIL,
+                name="Ilse Installer",
+                role=Role.INSTALLER,
+                installer_id=installer.id,
+                password_hash=hash_password(factories.PASSWORD),
+            )
+        )
+        db.session.commit()
+        return action.slug, registration.id, [am.id for am in action.measures]
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The app on its own copy of the migrated SQLite file, answering on a free loopback port."""
+    path = tmp_path_factory.mktemp("live") / "coop.sqlite3"
+    shutil.copy(sqlite_template, path)
+    app = create_app(base_config(f"sqlite:///{path}"))
+    slug, registration_id, measure_ids = _seed(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    # Links in emails point at the server the browser talks to.
+    app.config["BASE_URL"] = url
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    yield LiveServer(app, url, slug, registration_id, measure_ids)
+    server.shutdown()
+    thread.join(timeout=10)
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def browser_context_options() -> dict[str, Any]:
+    """Override in a module (or a test) to change how the context is made."""
+    return {}
+
+
+@pytest.fixture
+def context(
+    browser: Browser, live_server: LiveServer, browser_context_options: dict[str, Any]
+) -> Iterator[BrowserContext]:
+    # A Dutch browser: the site's default language, switched by its own link where a test wants.
+    options: dict[str, Any] = {"locale": "nl-NL", "base_url": live_server.url}
+    options.update(browser_context_options)
+    browser_context = browser.new_context(**options)
+    browser_context.set_default_timeout(TIMEOUT_MS)
+    yield browser_context
+    browser_context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def goto(page: Page, path: str, status: int = 200) -> None:
+    """Open a page and check the server's answer, so an error page never passes for the page."""
+    response = page.goto(path)
+    assert response is not None, path
+    assert response.status == status, f"{path}: HTTP {response.status}, expected {status}"
+
+
+def choose_language(page: Page, language: str) -> None:
+    """Switch with the language link in the header, as a person would; the link brings them back
+    to the same page. Checks that the page then says it is in that language."""
+    if page.locator("html").get_attribute("lang") != language:
+        with page.expect_navigation():
+            page.locator(f'header a[hreflang="{language}"]').click()
+    assert page.locator("html").get_attribute("lang") == language
+
+
+def visit(page: Page, path: str, language: str, status: int = 200) -> None:
+    """Open a page and read it in ``language``."""
+    goto(page, path, status)
+    choose_language(page, language)
+
+
+def log_in_resident(page: Page, live_server: LiveServer, next_path: str = "/my") -> None:
+    """Follow a login link and press its button, as from the email; land on ``next_path``."""
+    goto(page, live_server.login_path(next_path))
+    with page.expect_navigation():
+        page.locator("main form button[type=submit]").click()
+    assert page.url == live_server.url + next_path, page.url
+
+
+def log_in_with_password(page: Page, email: str, home: str) -> None:
+    goto(page, "/staff/login")
+    page.locator("#email").fill(email)
+    page.locator("#password").fill(factories.PASSWORD)
+    page.locator("main form button[type=submit]").click()
+    page.wait_for_url(f"**{home}")
+
+
+def fill_registration(page: Page, live_server: LiveServer, *, house_number: str) -> None:
+    """A complete, valid sign-up in the registration form (by mouse and paste, not keyboard)."""
+    roof = live_server.measure_ids[0]
+    page.locator("#name").fill("Anna de Vries")
+    page.locator("#email").fill(f"anna{house_number}@example.nl")
+    page.locator("#phone").fill("06 12345678")
+    page.locator("#postcode").fill("3524 BA")
+    page.locator("#house_number").fill(house_number)
+    page.locator("#street").fill("Hondsrug")
+    page.locator("#city").fill("Utrecht")
+    page.locator("#dwelling_type").select_option("terraced")
+    page.locator("#build_year").fill("1978")
+    page.locator('input[name="ownership"][value="owner"]').check()
+    page.locator("#energy_label").select_option("D")
+    page.locator(f"#measure_{roof}").check()
+    page.locator(f"#quantity_{roof}").fill("45")
+    page.locator("#consent").check()
+
+
+@functools.cache
+def _axe() -> Any:
+    """One Axe (it holds the axe-core source it injects), made when first needed."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    return Axe()
+
+
+def assert_accessible(page: Page, what: str = "") -> None:
+    """Run axe-core with the WCAG 2.1 A and AA rules; list every violation if there are any."""
+    violations = _axe().run(page, options=AXE_OPTIONS).response["violations"]
+    if not violations:
+        return
+    lines = [f"{len(violations)} WCAG violation(s) on {what or page.url}:"]
+    for violation in violations:
+        lines.append(f"- {violation['id']} ({violation['impact']}): {violation['help']}")
+        for node in violation["nodes"]:
+            lines.append(f"    at {node['target']}: {node['html'][:300]}")
+            if node.get("failureSummary"):
+                lines.append("      " + node["failureSummary"].replace("\n", "\n      "))
+    raise AssertionError("\n".join(lines))

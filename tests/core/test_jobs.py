@@ -1,0 +1,412 @@
+"""The job outbox: work recorded with the state change, run once, never lost.
+
+Embedded mode (no REDIS_URL) runs jobs in-process after the request; with Redis the outbox id is
+handed to RQ after the commit. The Redis-outage test stops a real redis-server mid-way.
+"""
+
+from __future__ import annotations
+
+import signal
+import zlib
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from coop.accounts.models import User
+from coop.core import jobs
+from coop.core.models import EmailLog, EmailStatus, JobStatus, OutboxJob
+from coop.core.time import utcnow
+from coop.extensions import db
+from coop.registrations import services as registrations
+from coop.registrations.models import DwellingType, Ownership, Registration
+from tests import factories
+from tests.conftest import ControllableRedis, SMTPRecorder, smtp_config
+
+# --- a job handler of our own, so failures can be switched on and off ---------------------
+
+calls: list[str] = []
+failures_left: dict[str, int] = {}
+
+
+@jobs.job("tests.core.record")
+def record(label: str) -> None:
+    calls.append(label)
+    if failures_left.get(label, 0) > 0:
+        failures_left[label] -= 1
+        raise RuntimeError(f"{label} is not possible right now")
+
+
+@pytest.fixture(autouse=True)
+def _clean_handler_state() -> Iterator[None]:
+    calls.clear()
+    failures_left.clear()
+    yield
+    calls.clear()
+    failures_left.clear()
+
+
+def outbox_rows() -> list[OutboxJob]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(OutboxJob).order_by(OutboxJob.id)))
+
+
+def count(model: Any) -> int:
+    return int(db.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def later(minutes: int = 1) -> Any:
+    """A sweep time past the hand-over grace period of every row made in the test."""
+    return utcnow() + timedelta(minutes=minutes)
+
+
+def registration_input(email: str = "anna@example.nl") -> registrations.RegistrationInput:
+    return registrations.RegistrationInput(
+        name="Anna de Vries",
+        email=email,
+        phone=None,
+        address=registrations.Address(
+            postcode="3524 BA", house_number=12, addition="", street="Hondsrug", city="Utrecht"
+        ),
+        dwelling=registrations.Dwelling(
+            dwelling_type=DwellingType.TERRACED,
+            build_year=1978,
+            ownership=Ownership.OWNER,
+            energy_label="D",
+        ),
+        measures={},
+        consent=True,
+    )
+
+
+def register_anna(act: Any) -> Registration:
+    data = registration_input()
+    data.measures = {act.measures[0].id: 45}
+    return registrations.register(act, data)
+
+
+# --- embedded mode: jobs run in this process after the request ----------------------------
+
+
+def test_registration_request_runs_its_confirmation_job_after_the_request(
+    app: Flask, client: FlaskClient
+) -> None:
+    with app.app_context():
+        act = factories.action()
+        data = factories.registration_form(act)
+    response = factories.post_form(client, f"/actions/{act.slug}/register", data)
+    assert response.status_code == 302
+    with app.app_context():
+        [row] = outbox_rows()
+        assert row.name == "registrations.send_confirmation"
+        assert row.status is JobStatus.DONE
+        assert row.attempts == 1
+        assert row.finished_at is not None
+        [email] = db.session.scalars(select(EmailLog)).all()
+        assert email.key == row.key
+        assert email.recipient == "anna@example.nl"
+        assert email.status is EmailStatus.SENT
+
+
+def test_job_waits_for_the_commit_and_runs_only_when_handed_over(ctx: Flask) -> None:
+    jobs.enqueue("tests.core.record", "record:1", label="one")
+    assert calls == []
+    db.session.commit()
+    # Committed and handed to the in-process queue, but not run inside the service call.
+    assert calls == []
+    assert [r.status for r in outbox_rows()] == [JobStatus.PENDING]
+    assert jobs.dispatcher().run_pending() == 1
+    assert calls == ["one"]
+    assert [r.status for r in outbox_rows()] == [JobStatus.DONE]
+
+
+def test_same_key_twice_stores_one_row_and_runs_once(ctx: Flask) -> None:
+    first = jobs.enqueue("tests.core.record", "record:twice", label="a")
+    second = jobs.enqueue("tests.core.record", "record:twice", label="b")
+    assert first is second
+    db.session.commit()
+    # The key is also unique across transactions (a double click, a retried request).
+    jobs.enqueue("tests.core.record", "record:twice", label="c")
+    db.session.commit()
+    assert jobs.enqueue_once("tests.core.record", "record:twice", label="d") is not None
+    jobs.dispatcher().run_pending()
+    assert len(outbox_rows()) == 1
+    assert calls == ["a"]
+
+
+def test_enqueue_refuses_an_unknown_job_name(ctx: Flask) -> None:
+    with pytest.raises(KeyError):
+        jobs.enqueue("tests.core.no_such_job", "nothing:1")
+
+
+def test_failing_job_stays_pending_with_its_error_and_the_sweep_retries_it(ctx: Flask) -> None:
+    failures_left["flaky"] = 1
+    jobs.enqueue("tests.core.record", "record:flaky", label="flaky")
+    db.session.commit()
+    assert jobs.dispatcher().run_pending() == 1
+    [row] = outbox_rows()
+    assert row.status is JobStatus.PENDING
+    assert row.attempts == 1
+    assert row.last_error == "RuntimeError: flaky is not possible right now"
+    assert row.finished_at is None
+
+    # Within the grace period the sweep leaves a just-written row to its own hand-over.
+    assert jobs.sweep(now=utcnow()) == 0
+    assert jobs.sweep(now=later()) == 1
+    [row] = outbox_rows()
+    assert row.status is JobStatus.DONE
+    assert row.attempts == 2
+    assert row.last_error is None
+    assert calls == ["flaky", "flaky"]
+    # Done is done: later sweeps leave it alone.
+    assert jobs.sweep(now=later(60)) == 0
+    assert calls == ["flaky", "flaky"]
+
+
+def test_job_failing_every_time_is_failed_after_the_last_attempt(ctx: Flask) -> None:
+    ctx.config["OUTBOX_MAX_ATTEMPTS"] = 3
+    failures_left["broken"] = 99
+    jobs.enqueue("tests.core.record", "record:broken", label="broken")
+    db.session.commit()
+    jobs.dispatcher().run_pending()
+    assert jobs.sweep(now=later()) == 1
+    [row] = outbox_rows()
+    assert (row.status, row.attempts) == (JobStatus.PENDING, 2)
+    assert jobs.sweep(now=later()) == 1
+    [row] = outbox_rows()
+    assert (row.status, row.attempts) == (JobStatus.FAILED, 3)
+    assert "broken is not possible" in (row.last_error or "")
+    # Failed for good: no endless retry, and executing it directly does nothing.
+    assert jobs.sweep(now=later(60)) == 0
+    assert jobs.execute(row.id) == "already-failed"
+    assert len(calls) == 3
+
+
+def test_execute_twice_runs_the_handler_once(ctx: Flask) -> None:
+    row = jobs.enqueue("tests.core.record", "record:once", label="once")
+    db.session.commit()
+    job_id = row.id
+    assert jobs.execute(job_id) == "done"
+    assert jobs.execute(job_id) == "already-done"
+    # The in-process queue still holds the id from the commit: a third run, still nothing.
+    jobs.dispatcher().run_pending()
+    assert calls == ["once"]
+
+
+def test_job_not_due_yet_waits(ctx: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    row = jobs.enqueue(
+        "tests.core.record", "record:later", run_after=utcnow() + timedelta(hours=1), label="x"
+    )
+    db.session.commit()
+    assert jobs.execute(row.id) == "not-due"
+    assert jobs.dispatcher().run_pending() == 1  # the commit's hand-over: still not due
+    assert jobs.sweep(now=later()) == 0
+    assert calls == []
+    # An hour later the sweep finds it due and it runs.
+    an_hour_later = later(61)
+    monkeypatch.setattr(jobs, "utcnow", lambda: an_hour_later)
+    assert jobs.sweep() == 1
+    assert calls == ["x"]
+    assert [r.status for r in outbox_rows()] == [JobStatus.DONE]
+
+
+def test_job_for_an_erased_resident_does_nothing(ctx: Flask) -> None:
+    act = factories.action()
+    registration = register_anna(act)
+    [row] = outbox_rows()
+    assert row.status is JobStatus.PENDING  # handed over, waiting for the end of the "request"
+    user = db.session.get(User, registration.user_id)
+    assert user is not None
+    registrations.erase_resident(user)
+    assert jobs.dispatcher().run_pending() == 1
+    [row] = outbox_rows()
+    assert row.status is JobStatus.DONE
+    assert row.last_error is None
+    assert count(EmailLog) == 0
+
+
+def test_rolled_back_transaction_hands_nothing_over(ctx: Flask) -> None:
+    jobs.enqueue("tests.core.record", "record:rolled-back", label="ghost")
+    db.session.rollback()
+    # A later, unrelated commit must not hand over the id of the row that never existed.
+    factories.organisation()
+    assert jobs.dispatcher().run_pending() == 0
+    assert outbox_rows() == []
+    assert calls == []
+
+
+def test_failed_registration_commit_hands_nothing_over(ctx: Flask) -> None:
+    act = factories.action()
+    register_anna(act)
+    jobs.dispatcher().run_pending()
+    # Same address again: the rule refuses it before anything is enqueued or committed.
+    with pytest.raises(registrations.RegistrationError):
+        register_anna(act)
+    assert jobs.dispatcher().run_pending() == 0
+    assert len(outbox_rows()) == 1
+
+
+# --- with Redis: the outbox id goes to RQ after the commit --------------------------------
+
+
+def run_rq_burst(app: Flask, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the queue empty with a real RQ worker, as worker.py does (in this process)."""
+    from redis import Redis
+    from rq import Queue, SimpleWorker
+
+    monkeypatch.setattr(jobs, "_worker_app", app)
+    # The worker installs its own SIGINT/SIGTERM handlers; give pytest its own back afterwards.
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    connection = Redis.from_url(redis_url)
+    try:
+        queue = Queue(app.config["RQ_QUEUE"], connection=connection)
+        SimpleWorker([queue], connection=connection).work(burst=True)
+    finally:
+        connection.close()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def rq_queue(app: Flask, redis_url: str) -> Any:
+    from redis import Redis
+    from rq import Queue
+
+    return Queue(app.config["RQ_QUEUE"], connection=Redis.from_url(redis_url))
+
+
+class TestWithRedis:
+    @pytest.fixture
+    def smtp(self, smtp_server: tuple[SMTPRecorder, int]) -> SMTPRecorder:
+        return smtp_server[0]
+
+    @pytest.fixture
+    def app_config(self, redis_url: str, smtp_server: tuple[SMTPRecorder, int]) -> dict[str, Any]:
+        return {"REDIS_URL": redis_url, **smtp_config(smtp_server[1])}
+
+    def test_commit_hands_only_the_outbox_id_to_rq_and_a_worker_sends_once(
+        self,
+        app: Flask,
+        client: FlaskClient,
+        redis_url: str,
+        smtp: SMTPRecorder,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        with app.app_context():
+            act = factories.action()
+            data = factories.registration_form(act)
+        response = factories.post_form(client, f"/actions/{act.slug}/register", data)
+        assert response.status_code == 302
+        with app.app_context():
+            [row] = outbox_rows()
+            assert row.status is JobStatus.PENDING
+            assert row.dispatched_at is not None
+            outbox_id = row.id
+
+        queue = rq_queue(app, redis_url)
+        [rq_job] = queue.get_jobs()
+        assert rq_job.id == f"coop-outbox-{outbox_id}"
+        assert rq_job.func_name == "coop.core.jobs.run_job"
+        assert rq_job.args == (outbox_id,)
+        assert rq_job.kwargs == {}
+        assert rq_job.retries_left == len(jobs.RQ_RETRY_INTERVALS)
+        assert rq_job.retry_intervals == jobs.RQ_RETRY_INTERVALS
+        # Nothing personal in Redis: not in the job's (compressed) payload, not anywhere else.
+        stored = b"".join(
+            value
+            for key in queue.connection.keys("*")
+            if queue.connection.type(key) == b"hash"
+            for value in queue.connection.hgetall(key).values()
+        )
+        payload = zlib.decompress(queue.connection.hget(rq_job.key, "data"))
+        for personal in (b"anna@example.nl", b"Anna de Vries", b"Hondsrug"):
+            assert personal not in stored
+            assert personal not in payload
+        assert smtp.messages == []  # nothing ran in the web process
+
+        run_rq_burst(app, redis_url, monkeypatch)
+        rq_job.refresh()
+        assert rq_job.return_value(refresh=True) == "done"
+        with app.app_context():
+            [row] = outbox_rows()
+            assert row.status is JobStatus.DONE
+            [email] = db.session.scalars(select(EmailLog)).all()
+            assert email.status is EmailStatus.SENT
+            assert email.attempts == 1
+        assert len(smtp.to("anna@example.nl")) == 1
+
+        # The same RQ job delivered again (a retry, a re-queued job of a dead worker).
+        queue.enqueue_job(rq_job)
+        run_rq_burst(app, redis_url, monkeypatch)
+        rq_job.refresh()
+        assert rq_job.return_value(refresh=True) == "already-done"
+        with app.app_context():
+            [row] = outbox_rows()
+            assert row.attempts == 1
+            [email] = db.session.scalars(select(EmailLog)).all()
+            assert email.attempts == 1
+        assert len(smtp.messages) == 1
+
+
+class TestRedisOutage:
+    @pytest.fixture
+    def app_config(
+        self, own_redis: ControllableRedis, smtp_server: tuple[SMTPRecorder, int]
+    ) -> dict[str, Any]:
+        return {"REDIS_URL": own_redis.url, **smtp_config(smtp_server[1])}
+
+    def test_redis_outage_loses_nothing(
+        self,
+        app: Flask,
+        client: FlaskClient,
+        own_redis: ControllableRedis,
+        smtp_server: tuple[SMTPRecorder, int],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        smtp = smtp_server[0]
+        own_redis.start()
+        with app.app_context():
+            act = factories.action()
+            data = factories.registration_form(act)
+        token = factories.csrf_token(client, f"/actions/{act.slug}/register")
+        own_redis.stop()
+
+        response = client.post(f"/actions/{act.slug}/register", data={**data, "csrf_token": token})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        assert client.get("/healthz").status_code == 503  # on call, someone can see it
+        with app.app_context():
+            [row] = outbox_rows()
+            assert row.status is JobStatus.PENDING
+            assert row.dispatched_at is None
+            assert row.attempts == 0
+            assert count(EmailLog) == 0
+            # While Redis is still down a sweep loses nothing either.
+            assert jobs.sweep(now=later()) == 1
+            [row] = outbox_rows()
+            assert row.dispatched_at is None
+
+        own_redis.start()  # same port, empty: everything it held before is gone
+        with app.app_context():
+            assert jobs.sweep(now=later()) == 1
+            [row] = outbox_rows()
+            assert row.dispatched_at is not None
+            # Handed over: the next sweep waits for the worker instead of handing it again.
+            assert jobs.sweep(now=later(2)) == 0
+        run_rq_burst(app, own_redis.url, monkeypatch)
+
+        with app.app_context():
+            [row] = outbox_rows()
+            assert row.status is JobStatus.DONE
+            [email] = db.session.scalars(select(EmailLog)).all()
+            assert email.status is EmailStatus.SENT
+            assert email.recipient == "anna@example.nl"
+            message_id = email.message_id
+            # Even a sweep long after (past OUTBOX_REDISPATCH_AFTER) hands nothing again.
+            assert jobs.sweep(now=later(60)) == 0
+        assert rq_queue(app, own_redis.url).count == 0
+        assert len(smtp.envelopes) == 1
+        [message] = smtp.to("anna@example.nl")
+        assert message["Message-ID"] == message_id

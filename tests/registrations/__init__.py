@@ -1,0 +1,1 @@
+"""Tests of the resident's registration: the journey over HTTP, the service rules, bad input."""

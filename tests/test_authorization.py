@@ -1,0 +1,542 @@
+"""Every route, for every role, on one's own and on someone else's objects.
+
+The routes come from ``app.url_map``; the expected answers from ``EXPECTED`` below, written out by
+hand. A route (or a method, or a kind of object in its URL) without an entry fails the test, so a
+new page cannot go live without someone deciding who may open it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.routing import Rule
+
+from coop.accounts.models import Role, User
+from coop.accounts.services import hash_password
+from coop.actions.models import Action, ActionStatus, Neighbourhood
+from coop.core.time import utcnow
+from coop.desk.models import SegmentUpdate
+from coop.extensions import db
+from coop.installers.models import Installer
+from coop.registrations.models import (
+    DwellingType,
+    Household,
+    Ownership,
+    Registration,
+    RegistrationMeasure,
+    RegistrationStatus,
+    StatusChange,
+)
+from tests import factories
+
+ROLES = (
+    "anonymous",
+    "resident_a",
+    "resident_b",
+    "installer",
+    "staff_a",  # a desk admin of organisation A
+    "staff_a_member",  # staff of organisation A without admin rights
+    "staff_b",  # a desk admin of organisation B
+)
+RESIDENTS = ("resident_a", "resident_b")
+STAFF_A = ("staff_a", "staff_a_member")
+STAFF = (*STAFF_A, "staff_b")
+ADMINS = ("staff_a", "staff_b")
+LOGGED_IN = ROLES[1:]
+LOGIN = "login"  # a redirect to the login page
+Expected = int | str
+Table = dict[str, Expected]
+
+# What each URL parameter (or combination) is tried with. Objects:
+#   open_a / draft_b    an open action of organisation A / a draft action of organisation B
+#   reg_a / reg_b       resident A's registration (A's action) / resident B's (B's action)
+#   offer_a / offer_b   a measure offered by open_a / by draft_b
+#   inst_a / inst_b     an installer in A's registry / in B's ("installer" works for inst_a)
+#   nb_a / nb_b         a neighbourhood of A / of B
+#   upd_a / upd_b       a draft update to residents by A / by B
+#   member_a / member_b a colleague invited at A / at B (no password yet)
+TARGETS: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {
+    (): ((),),
+    ("slug",): (("open_a",), ("draft_b",)),
+    ("registration_id",): (("reg_a",), ("reg_b",)),
+    ("action_id",): (("open_a",), ("draft_b",)),
+    ("action_id", "offer_id"): (
+        ("open_a", "offer_a"),
+        ("draft_b", "offer_b"),
+        ("open_a", "offer_b"),  # a measure of another action: never through this one
+    ),
+    ("action_id", "kind"): (("open_a", "kind"), ("draft_b", "kind")),
+    ("action_id", "kind", "language"): (("open_a", "kind", "nl"), ("draft_b", "kind", "nl")),
+    ("installer_id",): (("inst_a",), ("inst_b",)),
+    ("neighbourhood_id",): (("nb_a",), ("nb_b",)),
+    ("update_id",): (("upd_a",), ("upd_b",)),
+    ("user_id",): (("member_a",), ("member_b",)),
+    ("fmt",): (("csv",),),
+    ("token",): (("bogus_token",),),
+    ("code",): (("en",),),
+}
+
+
+def everyone(expected: Expected) -> Table:
+    return dict.fromkeys(ROLES, expected)
+
+
+def only(
+    allowed: dict[str, Expected], others: Expected = 404, anonymous: Expected = LOGIN
+) -> Table:
+    """``allowed`` roles get their answer, anonymous visitors ``anonymous``, the rest ``others``."""
+    table = dict.fromkeys(ROLES, others)
+    table["anonymous"] = anonymous
+    table.update(allowed)
+    return table
+
+
+def roles(names: tuple[str, ...], expected: Expected = 200) -> dict[str, Expected]:
+    return dict.fromkeys(names, expected)
+
+
+def owner(resident: str) -> Table:
+    """A resident's own page: the owner gets it; everyone else logged in, a 404."""
+    return only({resident: 200})
+
+
+def of_a(expected: Expected = 200) -> Table:
+    """A desk page about organisation A's object: A's staff only."""
+    return only(roles(STAFF_A, expected))
+
+
+def of_b(expected: Expected = 200) -> Table:
+    return only({"staff_b": expected})
+
+
+NOBODY = only({})
+RESIDENT_PAGE = only(roles(RESIDENTS))
+DRAFT_B = only({"staff_b": 200}, anonymous=404)  # public pages of a draft: only its own desk
+ANY_STAFF = only(roles(STAFF))
+STAFF_OR_INSTALLER = only(roles((*STAFF, "installer")))
+
+
+def per_action(a: Table, b: Table) -> dict[str, Table]:
+    return {"open_a": a, "draft_b": b}
+
+
+def by_target(method: str, tables: dict[str, Table]) -> dict[tuple[str, str], Table]:
+    return {(method, target): table for target, table in tables.items()}
+
+
+# endpoint -> (method, target) -> role -> expected status (or LOGIN). POSTs carry a valid CSRF
+# token and no other data, so an allowed POST mostly answers with its form's errors.
+EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
+    # --- everyone ------------------------------------------------------------------------
+    "core.set_language": {("GET", "en"): everyone(302)},
+    "core.healthz": {("GET", ""): everyone(200)},
+    # With DEV_MAILBOX on (development); off, it is a 404 for all (see the test below).
+    "core.dev_mailbox": {("GET", ""): everyone(200)},
+    "actions.index": {("GET", ""): everyone(200)},
+    "actions.detail": by_target("GET", per_action(everyone(200), DRAFT_B)),
+    "registrations.register": {
+        **by_target("GET", per_action(everyone(200), DRAFT_B)),  # B sees "closed"
+        **by_target("POST", per_action(everyone(200), DRAFT_B)),
+    },
+    "registrations.registered": by_target("GET", per_action(everyone(200), DRAFT_B)),
+    "registrations.send_access": by_target(
+        "POST", per_action(everyone(302), only({"staff_b": 302}, anonymous=404))
+    ),
+    "unsubscribe.unsubscribe": {
+        ("GET", "bogus_token"): everyone(404),
+        ("POST", "bogus_token"): everyone(404),
+    },
+    # --- logging in ----------------------------------------------------------------------
+    "accounts.login": {("GET", ""): everyone(200), ("POST", ""): everyone(200)},
+    "accounts.check_email": {("GET", ""): everyone(200)},
+    "accounts.use_link": {
+        ("GET", "bogus_token"): everyone(200),  # the button; the token is checked on POST
+        ("POST", "bogus_token"): everyone(400),
+    },
+    "accounts.staff_login": {("GET", ""): everyone(200), ("POST", ""): everyone(200)},
+    # Without a right password a moment ago, back to the password step.
+    "accounts.staff_login_code": {("GET", ""): everyone(302), ("POST", ""): everyone(302)},
+    "accounts.accept_invitation": {
+        ("GET", "bogus_token"): everyone(400),
+        ("POST", "bogus_token"): everyone(400),
+    },
+    "accounts.logout": {("POST", ""): only(roles(LOGGED_IN, 302))},
+    "accounts.security": {("GET", ""): STAFF_OR_INSTALLER},
+    "accounts.security_setup": {("POST", ""): only(roles((*STAFF, "installer"), 302))},
+    "accounts.security_confirm": {("POST", ""): STAFF_OR_INSTALLER},
+    "accounts.security_disable": {("POST", ""): only(roles((*STAFF, "installer"), 302))},
+    # --- the resident's own pages --------------------------------------------------------
+    "registrations.mine": {("GET", ""): RESIDENT_PAGE},
+    "registrations.detail": {
+        ("GET", "reg_a"): owner("resident_a"),
+        ("GET", "reg_b"): owner("resident_b"),
+    },
+    "registrations.edit": {
+        (method, f"reg_{x}"): owner(f"resident_{x}") for method in ("GET", "POST") for x in "ab"
+    },
+    "registrations.withdraw": {
+        (method, f"reg_{x}"): owner(f"resident_{x}") for method in ("GET", "POST") for x in "ab"
+    },
+    "registrations.export": {("GET", ""): RESIDENT_PAGE},
+    "registrations.erase": {("GET", ""): RESIDENT_PAGE, ("POST", ""): RESIDENT_PAGE},
+    # --- the desk ------------------------------------------------------------------------
+    "desk.home": {("GET", ""): ANY_STAFF},
+    "desk.installer_home": {("GET", ""): only({"installer": 200})},
+    "desk.action_dashboard": by_target("GET", per_action(of_a(), of_b())),
+    "desk.neighbourhood_dashboard": {("GET", "nb_a"): of_a(), ("GET", "nb_b"): of_b()},
+    "desk.updates_index": {("GET", ""): ANY_STAFF},
+    "desk.compose_update": {("GET", ""): ANY_STAFF, ("POST", ""): ANY_STAFF},
+    "desk.edit_update": {
+        ("GET", "upd_a"): of_a(),
+        ("GET", "upd_b"): of_b(),
+        # Fields left out keep their value (WTForms), so the draft is saved unchanged.
+        ("POST", "upd_a"): of_a(302),
+        ("POST", "upd_b"): of_b(302),
+    },
+    "desk.update_detail": {("GET", "upd_a"): of_a(), ("GET", "upd_b"): of_b()},
+    "desk.send_update": {("POST", "upd_a"): of_a(302), ("POST", "upd_b"): of_b(302)},
+    "desk.cancel_update": {("POST", "upd_a"): of_a(302), ("POST", "upd_b"): of_b(302)},
+    "desk.audit_log": {("GET", ""): only(roles(ADMINS))},
+    "accounts.team": {("GET", ""): only(roles(ADMINS)), ("POST", ""): only(roles(ADMINS))},
+    "accounts.resend_invitation": {
+        ("POST", "member_a"): only({"staff_a": 302}),
+        ("POST", "member_b"): only({"staff_b": 302}),
+    },
+    "installers_desk.index": {("GET", ""): ANY_STAFF},
+    "installers_desk.create": {("GET", ""): ANY_STAFF, ("POST", ""): ANY_STAFF},
+    "installers_desk.detail": {("GET", "inst_a"): of_a(), ("GET", "inst_b"): of_b()},
+    "installers_desk.edit": {
+        **{(m, "inst_a"): of_a() for m in ("GET", "POST")},
+        **{(m, "inst_b"): of_b() for m in ("GET", "POST")},
+    },
+    "installers_desk.invite": {
+        **{(m, "inst_a"): of_a() for m in ("GET", "POST")},
+        **{(m, "inst_b"): of_b() for m in ("GET", "POST")},
+    },
+    "installers_desk.export": {("GET", "csv"): ANY_STAFF},
+    "registrations_desk.index": {("GET", ""): ANY_STAFF},
+    "registrations_desk.export": {("GET", "csv"): ANY_STAFF},
+    "registrations_desk.detail": {("GET", "reg_a"): of_a(), ("GET", "reg_b"): of_b()},
+    "registrations_desk.add_note": {("POST", "reg_a"): of_a(), ("POST", "reg_b"): of_b()},
+    "registrations_desk.choose_action": {("GET", ""): ANY_STAFF},
+    "registrations_desk.register": {  # a draft takes no registrations: back to the list
+        **by_target("GET", per_action(of_a(), of_b(302))),
+        **by_target("POST", per_action(of_a(), of_b(302))),
+    },
+    "actions_desk.index": {("GET", ""): ANY_STAFF},
+    "actions_desk.create": {("GET", ""): ANY_STAFF, ("POST", ""): ANY_STAFF},
+    "actions_desk.detail": by_target("GET", per_action(of_a(), of_b())),
+    "actions_desk.edit": {
+        **by_target("GET", per_action(of_a(), of_b())),
+        **by_target("POST", per_action(of_a(), of_b())),
+    },
+    # 409: publishing what is already open. Otherwise done (or refused) and back to the action.
+    "actions_desk.publish": by_target("POST", per_action(of_a(409), of_b(302))),
+    "actions_desk.close": by_target("POST", per_action(of_a(302), of_b(302))),
+    "actions_desk.reopen": by_target("POST", per_action(of_a(302), of_b(302))),
+    "actions_desk.cancel": {
+        **by_target("GET", per_action(of_a(), of_b())),
+        **by_target("POST", per_action(of_a(), of_b())),
+    },
+    "actions_desk.add_measure": {
+        **by_target("GET", per_action(of_a(), of_b())),
+        **by_target("POST", per_action(of_a(), of_b())),
+    },
+    "actions_desk.edit_measure": {
+        **{(m, "open_a+offer_a"): of_a() for m in ("GET", "POST")},
+        **{(m, "draft_b+offer_b"): of_b() for m in ("GET", "POST")},
+        **{(m, "open_a+offer_b"): NOBODY for m in ("GET", "POST")},
+    },
+    "actions_desk.remove_measure": {
+        ("POST", "open_a+offer_a"): of_a(409),  # residents chose it: it stays
+        ("POST", "draft_b+offer_b"): of_b(302),
+        ("POST", "open_a+offer_b"): NOBODY,
+    },
+    "actions_desk.emails": by_target("GET", per_action(of_a(), of_b())),
+    "actions_desk.preview_email": {("GET", "open_a+kind"): of_a(), ("GET", "draft_b+kind"): of_b()},
+    "actions_desk.edit_email": {
+        **{(m, "open_a+kind+nl"): of_a() for m in ("GET", "POST")},
+        **{(m, "draft_b+kind+nl"): of_b() for m in ("GET", "POST")},
+    },
+    "actions_desk.reset_email": {
+        ("POST", "open_a+kind+nl"): of_a(302),
+        ("POST", "draft_b+kind+nl"): of_b(302),
+    },
+    "actions_desk.neighbourhoods": {("GET", ""): ANY_STAFF},
+    "actions_desk.create_neighbourhood": {("GET", ""): ANY_STAFF, ("POST", ""): ANY_STAFF},
+    "actions_desk.edit_neighbourhood": {
+        **{(m, "nb_a"): of_a() for m in ("GET", "POST")},
+        **{(m, "nb_b"): of_b() for m in ("GET", "POST")},
+    },
+}
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """SQLite only: who may open what does not depend on the database, and the matrix makes
+    about a thousand requests (each role on a fresh world), too many to repeat on PostgreSQL."""
+    path = tmp_path / "coop.sqlite3"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@dataclass(frozen=True)
+class Case:
+    endpoint: str
+    method: str
+    target: str  # "" for a URL without parameters; "open_a+offer_a" for two
+    url: str
+
+
+def value_of(parameter: str, target: str, world: dict[str, Any]) -> Any:
+    """What goes in the URL: an action is named by its slug on public pages, else by its id."""
+    if parameter == "slug":
+        return world["slugs"][target]
+    return world["objects"][target]
+
+
+def cases_of(rule: Rule, world: dict[str, Any]) -> tuple[list[Case], str | None]:
+    """The requests that try ``rule``; or why it cannot be tried."""
+    parameters = tuple(sorted(rule.arguments, key=rule.rule.index))
+    combinations = TARGETS.get(parameters)
+    if combinations is None:
+        return [], f"no test objects for the parameters {parameters} (add them to TARGETS)"
+    cases = []
+    for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+        for combination in combinations:
+            values = {
+                p: value_of(p, o, world) for p, o in zip(parameters, combination, strict=True)
+            }
+            url = rule.build(values)[1]  # type: ignore[index]
+            cases.append(Case(rule.endpoint, method, "+".join(combination), url))
+    return cases, None
+
+
+def all_cases(app: Flask, world: dict[str, Any]) -> list[Case]:
+    """Every request to try; fails when the table does not say what one of them should give."""
+    cases: list[Case] = []
+    missing: list[str] = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        rule_cases, problem = cases_of(rule, world)
+        if problem:
+            missing.append(f"{rule.endpoint} {rule.rule}: {problem}")
+        table = EXPECTED.get(rule.endpoint, {})
+        for case in rule_cases:
+            entry = table.get((case.method, case.target))
+            if entry is None:
+                missing.append(f"{case.endpoint}: no entry for ({case.method!r}, {case.target!r})")
+            elif set(entry) != set(ROLES):
+                missing.append(f"{case.endpoint} {case.method} {case.target}: not every role")
+        cases += rule_cases
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    missing += [f"{e}: in EXPECTED but no such route" for e in EXPECTED if e not in endpoints]
+    if missing:
+        pytest.fail(
+            "Authorisation table incomplete:\n" + "\n".join(sorted(set(missing))), pytrace=False
+        )
+    return cases
+
+
+def household(number: int) -> Household:
+    return Household(
+        postcode="3524 BA",
+        house_number=number,
+        house_number_addition="",
+        street="Hondsrug",
+        city="Utrecht",
+        dwelling_type=DwellingType.TERRACED,
+        build_year=1978,
+        ownership=Ownership.OWNER,
+    )
+
+
+def confirmed_registration(act: Action, number: int, resident: User) -> Registration:
+    now = utcnow()
+    return Registration(
+        action=act,
+        household=household(number),
+        user=resident,
+        status=RegistrationStatus.CONFIRMED,
+        consent_at=now,
+        consent_version="test",
+        created_at=now,
+        measures=[RegistrationMeasure(action_measure_id=act.measures[0].id, quantity=40)],
+        history=[StatusChange(to_status=RegistrationStatus.CONFIRMED, at=now)],
+    )
+
+
+@pytest.fixture
+def world(app: Flask) -> dict[str, Any]:
+    """Two desks, each with actions, a neighbourhood, an installer, an update and an invited
+    colleague; a resident with a registration at each; staff of both and an installer user."""
+    with app.app_context():
+        orgs = {
+            "a": factories.organisation("Energieloket Utrecht"),
+            "b": factories.organisation("Energiecoöperatie Zeist"),
+        }
+        open_a = factories.action(orgs["a"], slug="samen-isoleren")
+        open_b = factories.action(orgs["b"], slug="zeist-isoleert")
+        draft_b = factories.action(orgs["b"], slug="plannen-zeist", status=ActionStatus.DRAFT)
+        users = {
+            "staff_a": factories.staff(orgs["a"], "staff-a@example.nl"),
+            "staff_a_member": factories.staff(orgs["a"], "member-a@example.nl"),
+            "staff_b": factories.staff(orgs["b"], "staff-b@example.nl"),
+        }
+        users["staff_a"].is_desk_admin = True
+        users["staff_b"].is_desk_admin = True
+        objects: dict[str, Any] = {}
+        for key, org in orgs.items():
+            installer = Installer(
+                organisation_id=org.id,
+                company_name=f"Isolatie {key.upper()} BV",
+                kvk_number="12345678",
+                email=f"info@isolatie-{key}.example",
+                city="Utrecht",
+            )
+            neighbourhood = Neighbourhood(
+                organisation_id=org.id,
+                name=f"Wijk {key.upper()}",
+                municipality=org.municipality,
+                postcode_areas="3524",
+            )
+            update = SegmentUpdate(
+                organisation_id=org.id,
+                action_id=(open_a if key == "a" else open_b).id,
+                subject_nl="Informatieavond",
+                subject_en="Information evening",
+                body_nl="Kom ook.",
+                body_en="Do come.",
+            )
+            invited = User(
+                email=f"invited-{key}@example.nl",
+                name=f"Invited {key.upper()}",
+                role=Role.STAFF,
+                organisation_id=org.id,
+            )
+            resident = User(email=f"resident-{key}@example.nl", name=f"Resident {key.upper()}")
+            registration = confirmed_registration(
+                open_a if key == "a" else open_b, ord(key), resident
+            )
+            db.session.add_all([installer, neighbourhood, update, invited, resident, registration])
+            db.session.flush()
+            users[f"resident_{key}"] = resident
+            objects |= {
+                f"inst_{key}": installer.id,
+                f"nb_{key}": neighbourhood.id,
+                f"upd_{key}": update.id,
+                f"member_{key}": invited.id,
+                f"reg_{key}": registration.id,
+            }
+        users["installer"] = User(
+            email="fitter@isolatie-a.example",
+            name="Fatima Fitter",
+            role=Role.INSTALLER,
+            installer_id=objects["inst_a"],
+            password_hash=hash_password(factories.PASSWORD),
+        )
+        db.session.add(users["installer"])
+        db.session.commit()
+        objects |= {
+            "open_a": open_a.id,
+            "draft_b": draft_b.id,
+            "offer_a": open_a.measures[0].id,
+            "offer_b": draft_b.measures[0].id,
+            "kind": "confirm_registration",
+            "nl": "nl",
+            "csv": "csv",
+            "bogus_token": "not-a-real-token",
+            "en": "en",
+        }
+        slugs = {"open_a": open_a.slug, "draft_b": draft_b.slug}
+        return {
+            "users": {role: user.id for role, user in users.items()},
+            "objects": objects,
+            "slugs": slugs,
+        }
+
+
+def act_as(client: FlaskClient, user_id: int | None) -> None:
+    with client.session_transaction() as session:
+        session.pop("_user_id", None)
+        session.pop("_fresh", None)
+        if user_id is not None:
+            session["_user_id"] = str(user_id)
+            session["_fresh"] = True
+
+
+def outcome(response: Any) -> Expected:
+    location = response.headers.get("Location", "")
+    if response.status_code == 302 and location.split("?")[0] == "/login":
+        return LOGIN
+    return int(response.status_code)
+
+
+def test_every_route_has_an_entry_in_the_table(app: Flask, world: dict[str, Any]) -> None:
+    assert all_cases(app, world)
+
+
+def test_the_table_fails_for_a_route_without_an_entry(app: Flask, world: dict[str, Any]) -> None:
+    app.add_url_rule("/secret-new-page", "core.secret_new_page", lambda: "hello")
+    with pytest.raises(pytest.fail.Exception, match=r"core\.secret_new_page: no entry"):
+        all_cases(app, world)
+
+
+# One run per role, each on a fresh world: an allowed POST (publish, close, send...) changes
+# things, and must not change what the next role is shown.
+@pytest.mark.parametrize("role", ROLES)
+def test_every_route_answers_the_role_as_the_table_says(
+    app: Flask, world: dict[str, Any], role: str
+) -> None:
+    try:
+        cases = all_cases(app, world)
+    except pytest.fail.Exception:
+        pytest.skip("the table is incomplete; see test_every_route_has_an_entry_in_the_table")
+    client = app.test_client()
+    user_id = world["users"].get(role)
+    # A valid CSRF token on every POST, so the answer is about who asks, not about the token.
+    # It lives in the session, which keeps it whoever is logged in.
+    token = factories.csrf_token(client, "/login")
+    wrong: list[str] = []
+    act_as(client, user_id)
+    for case in cases:
+        if case.method == "POST":
+            response = client.post(case.url, data={"csrf_token": token})
+        else:
+            response = client.open(case.url, method=case.method)
+        response.get_data()  # a streamed download runs to its end inside its own request
+        response.close()
+        if case.endpoint == "accounts.logout":
+            act_as(client, user_id)  # logged out: log in again for the next pages
+        expected = EXPECTED[case.endpoint][(case.method, case.target)][role]
+        got = outcome(response)
+        if got != expected:
+            wrong.append(
+                f"{case.method:4} {case.url} ({case.target}): expected {expected}, got {got}"
+            )
+    if wrong:
+        # (pytrace=False: the report is the list; CPython 3.11 trips over this file's source.)
+        pytest.fail(f"as {role}:\n" + "\n".join(wrong), pytrace=False)
+    if role not in STAFF:
+        # Trying everything changed nothing: nobody withdrew, erased or edited anything.
+        with app.app_context():
+            for key in ("reg_a", "reg_b"):
+                registration = db.session.get(Registration, world["objects"][key])
+                assert registration is not None
+                assert registration.status is RegistrationStatus.CONFIRMED
+                assert [m.quantity for m in registration.measures] == [40]
+
+
+@pytest.mark.parametrize("app_config", [{"DEV_MAILBOX": False}])
+def test_dev_mailbox_is_gone_without_dev_mailbox(app: Flask, world: dict[str, Any]) -> None:
+    for role in ROLES:
+        client = app.test_client()
+        act_as(client, world["users"].get(role))
+        assert client.get("/dev/mailbox").status_code == 404, role
