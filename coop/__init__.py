@@ -79,6 +79,19 @@ def _register_domains(app: Flask) -> None:
     app.register_blueprint(registrations_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(desk_bp)
+    from coop.desk import jobs as _desk_jobs  # noqa: F401
+    from coop.desk.views import unsubscribe_bp
+
+    app.register_blueprint(unsubscribe_bp)
+    from coop.installers.views import bp as installers_desk_bp
+    from coop.registrations.desk_views import bp as registrations_desk_bp
+
+    app.register_blueprint(installers_desk_bp)
+    app.register_blueprint(registrations_desk_bp)
+    from coop.actions import jobs as _action_jobs  # noqa: F401
+    from coop.actions.desk_views import bp as actions_desk_bp
+
+    app.register_blueprint(actions_desk_bp)
 
 
 def _select_locale() -> str:

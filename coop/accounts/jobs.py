@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coop.accounts.models import LoginToken
-from coop.accounts.services import login_link
+from coop.accounts.services import invitation_link, login_link
 from coop.core.jobs import job
 from coop.core.mail import send_email
 from coop.extensions import db
@@ -23,5 +23,28 @@ def send_login_link(token_id: int) -> None:
         user_id=user.id,
         name=user.name,
         link=login_link(token),
+        expires_at=token.expires_at,
+    )
+
+
+@job("accounts.send_invitation")
+def send_invitation(token_id: int) -> None:
+    token = db.session.get(LoginToken, token_id)
+    if token is None or token.used_at is not None:  # erased, or the password is set already
+        return
+    user = token.user
+    if user.installer is not None:
+        team = user.installer.company_name
+    else:
+        team = user.organisation.name if user.organisation is not None else ""
+    send_email(
+        key=f"invite:{token.id}",
+        to=user.email,
+        template="invitation",
+        language=user.language,
+        user_id=user.id,
+        name=user.name,
+        team=team,
+        link=invitation_link(token),
         expires_at=token.expires_at,
     )

@@ -8,14 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from coop.accounts.models import LoginPurpose, LoginToken, Role, User
 from coop.core import jobs, tokens
 from coop.core.time import utcnow
+from coop.desk import audit
 from coop.extensions import db
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,8 @@ def normalise_email(email: str) -> str:
 
 
 def find_user_by_email(email: str) -> User | None:
+    if "\x00" in email:  # no address holds NUL, and PostgreSQL refuses it in a query
+        return None
     return db.session.scalar(select(User).where(User.email == normalise_email(email)))
 
 
@@ -156,6 +161,289 @@ def authenticate(email: str, password: str) -> User | None:
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
+    if not totp_enabled(user):  # with two-factor login, the login ends at the code step
+        user.last_login_at = utcnow()
+    db.session.commit()
+    return user
+
+
+# --- staff and installer accounts: invitations ------------------------------------------------
+
+INVITE_TTL = timedelta(days=7)
+MIN_PASSWORD_LENGTH = 12
+
+
+class EmailInUseError(AccountError):
+    """An account with this email address exists already (of whatever role)."""
+
+    def __init__(self) -> None:
+        super().__init__("email_in_use")
+
+
+def _audit_organisation(user: User) -> int | None:
+    """The organisation whose audit log records changes to ``user``'s account."""
+    if user.organisation_id is not None:
+        return user.organisation_id
+    if user.installer is not None:
+        return user.installer.organisation_id
+    return None
+
+
+def _account_snapshot(user: User) -> dict[str, object]:
+    # Never the password hash or the TOTP secret: the audit log is read by people.
+    return {
+        "email": user.email,
+        "name": user.name,
+        "role": user.role.value,
+        "organisation_id": user.organisation_id,
+        "installer_id": user.installer_id,
+        "is_desk_admin": user.is_desk_admin,
+    }
+
+
+def invite_user(
+    actor: User,
+    email: str,
+    name: str,
+    role: Role,
+    *,
+    organisation_id: int | None = None,
+    installer_id: int | None = None,
+    is_desk_admin: bool = False,
+) -> User:
+    """Create a staff or installer account without a password and email a link to set one.
+
+    Staff belong to ``organisation_id`` (default: the inviting staff member's); installer users
+    to ``installer_id``. Commits; raises ``EmailInUseError`` when the address has an account.
+    """
+    if role not in (Role.STAFF, Role.INSTALLER):
+        raise AccountError("role_not_invitable")
+    if role is Role.STAFF:
+        organisation_id = organisation_id or actor.organisation_id
+        if organisation_id is None:
+            raise AccountError("organisation_required")
+        installer_id = None
+    elif installer_id is None:
+        raise AccountError("installer_required")
+    else:
+        organisation_id = None
+    address = normalise_email(email)
+    if find_user_by_email(address) is not None:
+        raise EmailInUseError()
+    user = User(
+        email=address,
+        name=name.strip(),
+        role=role,
+        language=actor.language or "nl",
+        organisation_id=organisation_id,
+        installer_id=installer_id,
+        is_desk_admin=is_desk_admin and role is Role.STAFF,
+    )
+    db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError as exc:  # someone took the address between our check and insert
+        db.session.rollback()
+        raise EmailInUseError() from exc
+    token = issue_login_token(user, LoginPurpose.INVITE, valid_for=INVITE_TTL)
+    jobs.enqueue("accounts.send_invitation", f"invite:{token.id}", token_id=token.id)
+    audit_org = _audit_organisation(user)
+    if audit_org is not None:
+        audit.record(actor, audit_org, "user.invite", user, after=_account_snapshot(user))
+    db.session.commit()
+    log.info("invited user id=%s role=%s by user id=%s", user.id, role.value, actor.id)
+    return user
+
+
+def resend_invitation(actor: User, user: User) -> LoginToken:
+    """A fresh invitation for someone who has not set a password yet; older links stop working."""
+    if user.password_hash:
+        raise AccountError("already_active")
+    now = utcnow()
+    db.session.execute(
+        update(LoginToken)
+        .where(
+            LoginToken.user_id == user.id,
+            LoginToken.purpose == LoginPurpose.INVITE,
+            LoginToken.used_at.is_(None),
+            LoginToken.expires_at > now,
+        )
+        .values(expires_at=now)
+    )
+    token = issue_login_token(user, LoginPurpose.INVITE, valid_for=INVITE_TTL, now=now)
+    jobs.enqueue("accounts.send_invitation", f"invite:{token.id}", token_id=token.id)
+    audit_org = _audit_organisation(user)
+    if audit_org is not None:
+        audit.record(actor, audit_org, "user.reinvite", user, after={"email": user.email})
+    db.session.commit()
+    return token
+
+
+def invitation_link(token: LoginToken) -> str:
+    # Its own signing purpose: a login link cannot be passed off as an invitation, or back.
+    signed = tokens.sign("invite", {"id": token.id, "n": token.nonce})
+    return f"{current_app.config['BASE_URL']}/invite/{signed}"
+
+
+def _invitation_token(signed: str, now: datetime, *, lock: bool) -> LoginToken | LinkProblem:
+    payload = tokens.unsign("invite", signed)
+    if payload is None or not isinstance(payload.get("id"), int):
+        return LinkProblem.INVALID
+    query = select(LoginToken).where(
+        LoginToken.id == payload["id"], LoginToken.purpose == LoginPurpose.INVITE
+    )
+    if lock:
+        query = query.with_for_update()
+    token = db.session.execute(query).scalar_one_or_none()
+    if token is None or not secrets.compare_digest(token.nonce, str(payload.get("n", ""))):
+        return LinkProblem.INVALID
+    if token.used_at is not None:
+        return LinkProblem.USED
+    if token.expires_at <= now:
+        return LinkProblem.EXPIRED
+    if not token.user.is_active:
+        return LinkProblem.INVALID
+    return token
+
+
+def check_invitation(signed: str, now: datetime | None = None) -> LoginToken | LinkProblem:
+    """Whether the invitation link still works, without using it (to show the form)."""
+    return _invitation_token(signed, now or utcnow(), lock=False)
+
+
+def password_problem(password: str, email: str) -> str | None:
+    """Why a new password is not good enough, as a code; None when it is fine."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return "password_too_short"
+    if password.strip().lower() == normalise_email(email):
+        return "password_is_email"
+    return None
+
+
+def accept_invitation(
+    signed: str, password: str, now: datetime | None = None
+) -> User | LinkProblem:
+    """Set the invited user's password and use the link up; the caller logs the user in."""
+    now = now or utcnow()
+    token = _invitation_token(signed, now, lock=True)
+    if isinstance(token, LinkProblem):
+        db.session.rollback()
+        return token
+    user = token.user
+    problem = password_problem(password, user.email)
+    if problem is not None:
+        db.session.rollback()
+        raise AccountError(problem)
+    token.used_at = now
+    user.password_hash = hash_password(password)
+    user.last_login_at = now
+    audit_org = _audit_organisation(user)
+    if audit_org is not None:
+        audit.record(user, audit_org, "user.password_set", user, after={"password_set": True})
+    db.session.commit()
+    return user
+
+
+def team_of(organisation_id: int) -> list[User]:
+    """The staff of an organisation, for the team page."""
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(User.organisation_id == organisation_id, User.role == Role.STAFF)
+            .order_by(User.name, User.id)
+        )
+    )
+
+
+def staff_member(organisation_id: int, user_id: int) -> User | None:
+    return db.session.scalar(
+        select(User).where(
+            User.id == user_id, User.organisation_id == organisation_id, User.role == Role.STAFF
+        )
+    )
+
+
+# --- two-factor login (TOTP) ------------------------------------------------------------------
+
+TOTP_ISSUER = "coop"
+# A code stays valid one 30-second step either side: clocks of phones drift.
+TOTP_VALID_WINDOW = 1
+# Between the right password and the right code, at most this long.
+SECOND_STEP_TTL = timedelta(minutes=5)
+
+
+def totp_enabled(user: User) -> bool:
+    return bool(user.totp_secret and user.totp_confirmed_at)
+
+
+def _code_matches(secret: str, code: str) -> bool:
+    digits = "".join(code.split())
+    if len(digits) != 6 or not digits.isdigit():
+        return False
+    return bool(pyotp.TOTP(secret).verify(digits, valid_window=TOTP_VALID_WINDOW))
+
+
+def begin_totp_setup(user: User) -> str:
+    """A new secret for the authenticator app; two-factor login is on only once confirmed."""
+    if totp_enabled(user):
+        raise AccountError("totp_already_on")
+    user.totp_secret = pyotp.random_base32()
+    user.totp_confirmed_at = None
+    db.session.commit()
+    return user.totp_secret
+
+
+def totp_uri(user: User) -> str:
+    """The otpauth:// address an authenticator app reads (typed or pasted as text)."""
+    if not user.totp_secret:
+        raise AccountError("totp_not_started")
+    return str(
+        pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
+    )
+
+
+def confirm_totp(user: User, code: str, now: datetime | None = None) -> bool:
+    """Switch two-factor login on when ``code`` proves the app has the secret."""
+    if totp_enabled(user) or not user.totp_secret:
+        raise AccountError("totp_not_started")
+    if not _code_matches(user.totp_secret, code):
+        return False
+    user.totp_confirmed_at = now or utcnow()
+    audit_org = _audit_organisation(user)
+    if audit_org is not None:
+        audit.record(
+            user, audit_org, "user.totp_on", user, before={"totp": False}, after={"totp": True}
+        )
+    db.session.commit()
+    return True
+
+
+def disable_totp(user: User, code: str) -> bool:
+    """Switch two-factor login off; it takes a current code, so a borrowed session cannot."""
+    if not totp_enabled(user):
+        raise AccountError("totp_not_on")
+    assert user.totp_secret is not None
+    if not _code_matches(user.totp_secret, code):
+        return False
+    user.totp_secret = None
+    user.totp_confirmed_at = None
+    audit_org = _audit_organisation(user)
+    if audit_org is not None:
+        audit.record(
+            user, audit_org, "user.totp_off", user, before={"totp": True}, after={"totp": False}
+        )
+    db.session.commit()
+    return True
+
+
+def verify_second_factor(user_id: int, code: str) -> User | None:
+    """The second login step: the user whose password was right, if ``code`` is right too."""
+    user = db.session.get(User, user_id)
+    if user is None or not user.is_active or not totp_enabled(user):
+        return None
+    assert user.totp_secret is not None
+    if not _code_matches(user.totp_secret, code):
+        return None
     user.last_login_at = utcnow()
     db.session.commit()
     return user

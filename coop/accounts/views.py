@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     has_request_context,
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_babel import get_locale, gettext
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from coop.accounts import services
-from coop.accounts.forms import LoginLinkForm, LogoutForm, PasswordLoginForm, UseLinkForm
+from coop.accounts.forms import (
+    ButtonForm,
+    CodeForm,
+    InviteForm,
+    LoginLinkForm,
+    LogoutForm,
+    PasswordLoginForm,
+    SetPasswordForm,
+    UseLinkForm,
+)
 from coop.accounts.models import LoginPurpose, Role
+from coop.core.authz import require, role_required, staff_required
 from coop.core.web import safe_next
 from coop.extensions import db, limiter
 from coop.registrations import services as registrations
@@ -93,6 +108,10 @@ def staff_login() -> str | Response:
     if form.validate_on_submit():
         user = services.authenticate(form.email.data, form.password.data)
         if user is not None and user.role in (Role.STAFF, Role.INSTALLER):
+            if services.totp_enabled(user):
+                # Only a right password gets this far; the code step finishes the login.
+                session[_PENDING_2FA] = {"user_id": user.id, "at": int(time.time())}
+                return redirect(url_for("accounts.staff_login_code"))
             login_user(user)
             return redirect(home_for(user.role))
         # The same answer for an unknown email and a wrong password.
@@ -116,3 +135,201 @@ def _logout_form() -> dict[str, object]:
     if not has_request_context() or not current_user.is_authenticated:
         return {"logout_form": None}
     return {"logout_form": LogoutForm()}
+
+
+# --- two-factor login: the code step ----------------------------------------------------------
+
+_PENDING_2FA = "pending_2fa"
+
+
+def _pending_user_id() -> int | None:
+    """The user whose password was right a moment ago, while the code step may still follow."""
+    pending = session.get(_PENDING_2FA)
+    if not isinstance(pending, dict):
+        return None
+    user_id, at = pending.get("user_id"), pending.get("at")
+    if not isinstance(user_id, int) or not isinstance(at, int):
+        return None
+    if time.time() - at > services.SECOND_STEP_TTL.total_seconds():
+        return None
+    return user_id
+
+
+@bp.route("/staff/login/code", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def staff_login_code() -> str | Response:
+    user_id = _pending_user_id()
+    if user_id is None:
+        session.pop(_PENDING_2FA, None)
+        flash(gettext("Log in with your email address and password first."), "error")
+        return redirect(url_for("accounts.staff_login"))
+    form = CodeForm()
+    error = None
+    if form.validate_on_submit():
+        user = services.verify_second_factor(user_id, form.code.data)
+        if user is not None:
+            session.pop(_PENDING_2FA, None)
+            login_user(user)
+            return redirect(home_for(user.role))
+        error = gettext("The code is not correct. Try the newest code from your app.")
+    return render_template("accounts/staff_login_code.html", form=form, error=error)
+
+
+# --- invitations: choose a password -----------------------------------------------------------
+
+_PASSWORD_MESSAGES = {
+    "password_too_short": _l("Use at least 12 characters."),
+    "password_is_email": _l("Do not use your email address as your password."),
+}
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def accept_invitation(token: str) -> str | Response | tuple[str, int]:
+    invitation = services.check_invitation(token)
+    db.session.rollback()
+    if isinstance(invitation, services.LinkProblem):
+        return render_template("accounts/invitation_problem.html", problem=invitation.value), 400
+    form = SetPasswordForm()
+    form.email = invitation.user.email
+    if form.validate_on_submit():
+        try:
+            result = services.accept_invitation(token, form.password.data)
+        except services.AccountError as exc:
+            form.password.errors = [_PASSWORD_MESSAGES.get(exc.code, str(exc.code))]
+        else:
+            if isinstance(result, services.LinkProblem):
+                return render_template(
+                    "accounts/invitation_problem.html", problem=result.value
+                ), 400
+            login_user(result)
+            flash(gettext("Your password is set and you are logged in."), "success")
+            return redirect(home_for(result.role))
+    return render_template(
+        "accounts/accept_invitation.html", form=form, invited=invitation.user, token=token
+    )
+
+
+# --- the team page: desk admins invite colleagues ---------------------------------------------
+
+
+@bp.route("/desk/team", methods=["GET", "POST"])
+@staff_required
+def team() -> str | Response:
+    organisation = current_user.organisation
+    require(current_user, organisation, "invite")
+    form = InviteForm()
+    if form.validate_on_submit():
+        try:
+            invited = services.invite_user(
+                current_user,
+                form.email.data,
+                form.name.data,
+                Role.STAFF,
+                organisation_id=organisation.id,
+                is_desk_admin=form.is_desk_admin.data,
+            )
+        except services.EmailInUseError:
+            form.email.errors = [
+                gettext("This email address already has an account. Use another address.")
+            ]
+        else:
+            flash(gettext("Invitation sent to %(email)s.", email=invited.email), "success")
+            return redirect(url_for("accounts.team"))
+    return render_template(
+        "accounts/team.html",
+        form=form,
+        members=services.team_of(organisation.id),
+        resend_form=ButtonForm(),
+        totp_enabled=services.totp_enabled,
+    )
+
+
+@bp.post("/desk/team/<int:user_id>/resend")
+@staff_required
+def resend_invitation(user_id: int) -> Response:
+    organisation = current_user.organisation
+    require(current_user, organisation, "invite")
+    member = services.staff_member(organisation.id, user_id)
+    if member is None:
+        abort(404)
+    form = ButtonForm()
+    if form.validate_on_submit():
+        try:
+            services.resend_invitation(current_user, member)
+        except services.AccountError:
+            flash(gettext("%(name)s has already chosen a password.", name=member.name), "error")
+        else:
+            flash(gettext("A new invitation is sent to %(email)s.", email=member.email), "success")
+    return redirect(url_for("accounts.team"))
+
+
+# --- security: two-factor login for staff and installers --------------------------------------
+
+_staff_or_installer = role_required(Role.STAFF, Role.INSTALLER)
+
+
+def _security_page(form: CodeForm | None = None, error: str | None = None) -> str:
+    require(current_user, current_user, "security")
+    user = current_user._get_current_object()
+    setting_up = bool(user.totp_secret) and not services.totp_enabled(user)
+    return render_template(
+        "accounts/security.html",
+        enabled=services.totp_enabled(user),
+        setting_up=setting_up,
+        secret=user.totp_secret if setting_up else None,
+        uri=services.totp_uri(user) if setting_up else None,
+        code_form=form or CodeForm(),
+        start_form=ButtonForm(),
+        error=error,
+    )
+
+
+@bp.get("/account/security")
+@_staff_or_installer
+def security() -> str:
+    return _security_page()
+
+
+@bp.post("/account/security/setup")
+@_staff_or_installer
+def security_setup() -> Response:
+    require(current_user, current_user, "security")
+    form = ButtonForm()
+    if form.validate_on_submit() and not services.totp_enabled(current_user):
+        services.begin_totp_setup(current_user._get_current_object())
+    return redirect(url_for("accounts.security"))
+
+
+@bp.post("/account/security/confirm")
+@limiter.limit(_login_limit)
+@_staff_or_installer
+def security_confirm() -> str | Response:
+    require(current_user, current_user, "security")
+    user = current_user._get_current_object()
+    form = CodeForm()
+    if not user.totp_secret or services.totp_enabled(user):
+        return redirect(url_for("accounts.security"))
+    if form.validate_on_submit():
+        if services.confirm_totp(user, form.code.data):
+            flash(gettext("Two-factor login is on."), "success")
+            return redirect(url_for("accounts.security"))
+        form.code.errors = [gettext("The code is not correct. Try the newest code from your app.")]
+    return _security_page(form)
+
+
+@bp.post("/account/security/disable")
+@limiter.limit(_login_limit)
+@_staff_or_installer
+def security_disable() -> str | Response:
+    require(current_user, current_user, "security")
+    user = current_user._get_current_object()
+    form = CodeForm()
+    if not services.totp_enabled(user):
+        return redirect(url_for("accounts.security"))
+    if form.validate_on_submit():
+        if services.disable_totp(user, form.code.data):
+            flash(gettext("Two-factor login is off."), "success")
+            return redirect(url_for("accounts.security"))
+        form.code.errors = [gettext("The code is not correct. Try the newest code from your app.")]
+    return _security_page(form)

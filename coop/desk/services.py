@@ -1,14 +1,35 @@
-"""Figures for the staff's start page."""
+"""Figures for the staff: the start page, the dashboards per action and per neighbourhood, and
+the audit log.
+
+Every figure is counted by the database (GROUP BY), with a fixed, small number of queries per
+page whatever the number of registrations: nothing here loads registrations into Python.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal, TypeVarTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy.orm import selectinload
 
-from coop.actions.models import Action
+from coop.actions.models import Action, ActionMeasure, Measure, Neighbourhood
+from coop.actions.services import MeasureOffer, measure_offers
+from coop.core.time import AMSTERDAM
+from coop.desk.models import AuditEntry
 from coop.extensions import db
-from coop.registrations.models import Registration, RegistrationStatus
+from coop.registrations.models import (
+    JOURNEY,
+    DwellingType,
+    Household,
+    Ownership,
+    Registration,
+    RegistrationMeasure,
+    RegistrationStatus,
+    StatusChange,
+)
 
 
 @dataclass(frozen=True)
@@ -37,3 +58,381 @@ def organisation_overview(organisation_id: int) -> list[ActionFigures]:
     for action_id, status, count in rows:
         counts[action_id][status] = count
     return [ActionFigures(action, counts[action.id]) for action in actions]
+
+
+def organisation_neighbourhoods(organisation_id: int) -> list[Neighbourhood]:
+    return list(
+        db.session.scalars(
+            select(Neighbourhood)
+            .where(Neighbourhood.organisation_id == organisation_id)
+            .order_by(Neighbourhood.name)
+        )
+    )
+
+
+def organisation_actions(organisation_id: int) -> list[Action]:
+    return list(
+        db.session.scalars(
+            select(Action)
+            .where(Action.organisation_id == organisation_id)
+            .order_by(Action.registration_closes_at.desc(), Action.id)
+        )
+    )
+
+
+def catalogue_measures() -> list[Measure]:
+    return list(db.session.scalars(select(Measure).order_by(Measure.id)))
+
+
+def action_for_dashboard(action_id: int) -> Action | None:
+    """The action with its measures and tiers in two queries (``measure_offers`` reads them)."""
+    return db.session.scalar(
+        select(Action)
+        .where(Action.id == action_id)
+        .options(
+            selectinload(Action.measures).selectinload(ActionMeasure.tiers),
+            selectinload(Action.neighbourhoods),
+        )
+    )
+
+
+def get_neighbourhood(neighbourhood_id: int) -> Neighbourhood | None:
+    return db.session.get(Neighbourhood, neighbourhood_id)
+
+
+# --- dashboards ------------------------------------------------------------------------------
+
+# Those who stepped out: not counted as demand in the breakdowns (their history still counts
+# in the funnel, up to where they got).
+LEFT = frozenset(
+    {RegistrationStatus.DECLINED, RegistrationStatus.WITHDRAWN, RegistrationStatus.EXPIRED}
+)
+# The funnel as the desk explains it; survey_planned and completed fold into their neighbours.
+FUNNEL = (
+    RegistrationStatus.PENDING_CONFIRMATION,  # "registered": everyone who signed up
+    RegistrationStatus.CONFIRMED,
+    RegistrationStatus.ASSIGNED,
+    RegistrationStatus.QUOTED,
+    RegistrationStatus.ACCEPTED,
+    RegistrationStatus.INSTALLED,
+)
+_RANK = {status: index for index, status in enumerate(JOURNEY)}
+# Someone who declined a quote got one, even when the history does not show it.
+_LEFT_AT_LEAST = {RegistrationStatus.DECLINED: _RANK[RegistrationStatus.QUOTED]}
+# A longer span than this is shown per week instead of per day.
+DAYS_PER_DAY_CHART = 62
+
+
+_Columns = TypeVarTuple("_Columns")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which registrations a dashboard counts: one action's, or an organisation's in some PC4s."""
+
+    action_id: int | None = None
+    organisation_id: int | None = None
+    pc4s: tuple[str, ...] | None = None
+
+    def apply(
+        self, query: Select[*_Columns], *, households_joined: bool = False
+    ) -> Select[*_Columns]:
+        conditions: list[ColumnElement[bool]] = []
+        if self.action_id is not None:
+            conditions.append(Registration.action_id == self.action_id)
+        if self.organisation_id is not None:
+            conditions.append(
+                Registration.action_id.in_(
+                    select(Action.id).where(Action.organisation_id == self.organisation_id)
+                )
+            )
+        if self.pc4s is not None:
+            if not households_joined:
+                query = query.join(Household, Household.id == Registration.household_id)
+            conditions.append(Household.pc4.in_(self.pc4s))
+        return query.where(*conditions)
+
+
+@dataclass(frozen=True)
+class Participation:
+    neighbourhood: Neighbourhood
+    registrations: int
+
+    @property
+    def households(self) -> int | None:
+        count = self.neighbourhood.household_count
+        return count if count and count > 0 else None
+
+    @property
+    def rate(self) -> float | None:
+        """Share of the neighbourhood's households taking part; None when not known."""
+        return None if self.households is None else self.registrations / self.households
+
+
+@dataclass
+class Dashboard:
+    scope: Scope
+    by_status: dict[RegistrationStatus, int] = field(default_factory=dict)
+    period: Literal["day", "week"] = "day"
+    over_time: list[tuple[date, int]] = field(default_factory=list)
+    by_measure: list[tuple[Measure, int]] = field(default_factory=list)
+    by_pc4: list[tuple[str, int]] = field(default_factory=list)
+    by_ownership: list[tuple[Ownership, int]] = field(default_factory=list)
+    by_dwelling_type: list[tuple[DwellingType, int]] = field(default_factory=list)
+    funnel: list[tuple[RegistrationStatus, int]] = field(default_factory=list)
+    participation: list[Participation] = field(default_factory=list)
+    offers: list[MeasureOffer] = field(default_factory=list)  # action dashboards only
+    by_action: list[tuple[Action, int]] = field(default_factory=list)  # neighbourhood only
+    households: int | None = None  # distinct households taking part (neighbourhood only)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def active(self) -> int:
+        return sum(n for status, n in self.by_status.items() if status not in LEFT)
+
+
+def action_dashboard(action: Action, today: date | None = None) -> Dashboard:
+    scope = Scope(action_id=action.id)
+    dashboard = _common(scope, today)
+    by_pc4 = dict(dashboard.by_pc4)
+    dashboard.participation = [
+        Participation(n, sum(by_pc4.get(pc4, 0) for pc4 in n.pc4_list))
+        for n in _neighbourhoods_of(action)
+    ]
+    dashboard.offers = measure_offers(action)
+    return dashboard
+
+
+def neighbourhood_dashboard(neighbourhood: Neighbourhood, today: date | None = None) -> Dashboard:
+    scope = Scope(organisation_id=neighbourhood.organisation_id, pc4s=tuple(neighbourhood.pc4_list))
+    dashboard = _common(scope, today)
+    # A household taking part in two actions is one household of the neighbourhood.
+    dashboard.households = int(
+        db.session.scalar(
+            scope.apply(
+                select(func.count(func.distinct(Registration.household_id))).where(
+                    Registration.status.not_in(LEFT)
+                )
+            )
+        )
+        or 0
+    )
+    dashboard.participation = [Participation(neighbourhood, dashboard.households)]
+    rows = db.session.execute(
+        scope.apply(
+            select(Registration.action_id, func.count())
+            .where(Registration.status.not_in(LEFT))
+            .group_by(Registration.action_id)
+        )
+    ).all()
+    actions = {
+        a.id: a
+        for a in db.session.scalars(
+            select(Action).where(Action.id.in_([action_id for action_id, _ in rows]))
+        )
+    }
+    dashboard.by_action = sorted(
+        ((actions[action_id], count) for action_id, count in rows),
+        key=lambda item: (-item[1], item[0].id),
+    )
+    return dashboard
+
+
+def _common(scope: Scope, today: date | None) -> Dashboard:
+    dashboard = Dashboard(scope)
+    _household_breakdowns(dashboard)
+    _over_time(dashboard, today)
+    _by_measure(dashboard)
+    dashboard.funnel = _funnel(scope, dashboard.by_status)
+    return dashboard
+
+
+def _household_breakdowns(dashboard: Dashboard) -> None:
+    """Status, PC4, ownership and dwelling type in one GROUP BY over the scope."""
+    rows = db.session.execute(
+        dashboard.scope.apply(
+            select(
+                Registration.status,
+                Household.pc4,
+                Household.ownership,
+                Household.dwelling_type,
+                func.count(),
+            )
+            .join(Household, Household.id == Registration.household_id)
+            .group_by(
+                Registration.status, Household.pc4, Household.ownership, Household.dwelling_type
+            ),
+            households_joined=True,
+        )
+    ).all()
+    by_status: dict[RegistrationStatus, int] = defaultdict(int)
+    by_pc4: dict[str, int] = defaultdict(int)
+    by_ownership: dict[Ownership, int] = defaultdict(int)
+    by_dwelling: dict[DwellingType, int] = defaultdict(int)
+    for status, pc4, ownership, dwelling_type, count in rows:
+        by_status[status] += count
+        if status in LEFT:
+            continue
+        by_pc4[pc4] += count
+        by_ownership[ownership] += count
+        by_dwelling[dwelling_type] += count
+    dashboard.by_status = dict(by_status)
+    dashboard.by_pc4 = sorted(by_pc4.items())
+    dashboard.by_ownership = [(o, by_ownership[o]) for o in Ownership]
+    dashboard.by_dwelling_type = [(d, by_dwelling[d]) for d in DwellingType]
+
+
+def _hour_bucket() -> ColumnElement[Any]:
+    # Amsterdam is a whole number of hours from UTC, so UTC hours fold exactly into local days.
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.date_trunc("hour", Registration.created_at)
+    return func.strftime("%Y-%m-%d %H:00:00", Registration.created_at)
+
+
+def _as_utc_hour(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _over_time(dashboard: Dashboard, today: date | None) -> None:
+    """Sign-ups per Amsterdam day (per ISO week over a long span), days without any included."""
+    bucket = _hour_bucket().label("hour")
+    rows = db.session.execute(
+        dashboard.scope.apply(select(bucket, func.count()).group_by(bucket))
+    ).all()
+    per_day: dict[date, int] = defaultdict(int)
+    for hour, count in rows:
+        per_day[_as_utc_hour(hour).astimezone(AMSTERDAM).date()] += count
+    if not per_day:
+        return
+    first = min(per_day)
+    last = max(per_day)
+    if today is not None and first <= today:
+        last = max(last, today)
+    if (last - first).days + 1 > DAYS_PER_DAY_CHART:
+        dashboard.period = "week"
+        per_week: dict[date, int] = defaultdict(int)
+        for day, count in per_day.items():
+            per_week[day - timedelta(days=day.weekday())] += count
+        start = first - timedelta(days=first.weekday())
+        weeks = (last - start).days // 7 + 1
+        dashboard.over_time = [
+            (start + timedelta(weeks=i), per_week.get(start + timedelta(weeks=i), 0))
+            for i in range(weeks)
+        ]
+    else:
+        dashboard.over_time = [
+            (first + timedelta(days=i), per_day.get(first + timedelta(days=i), 0))
+            for i in range((last - first).days + 1)
+        ]
+
+
+def _by_measure(dashboard: Dashboard) -> None:
+    """Registrations that want each measure (from the catalogue, so actions add up)."""
+    rows = db.session.execute(
+        dashboard.scope.apply(
+            select(ActionMeasure.measure_id, func.count())
+            .select_from(RegistrationMeasure)
+            .join(Registration, Registration.id == RegistrationMeasure.registration_id)
+            .join(ActionMeasure, ActionMeasure.id == RegistrationMeasure.action_measure_id)
+            .where(Registration.status.not_in(LEFT))
+            .group_by(ActionMeasure.measure_id)
+        )
+    ).all()
+    measures = {m.id: m for m in db.session.scalars(select(Measure))}
+    dashboard.by_measure = sorted(
+        ((measures[measure_id], count) for measure_id, count in rows),
+        key=lambda item: (-item[1], item[0].id),
+    )
+
+
+def _funnel(
+    scope: Scope, by_status: dict[RegistrationStatus, int]
+) -> list[tuple[RegistrationStatus, int]]:
+    """How many registrations got at least as far as each step.
+
+    A registration still under way has passed every step before its current status (statuses
+    only move forward along ``JOURNEY``). One that stepped out (withdrawn, declined, expired)
+    got as far as the furthest step in its status history.
+    """
+    reached: dict[int, int] = defaultdict(int)  # furthest JOURNEY index -> registrations
+    for status, count in by_status.items():
+        if status not in LEFT:
+            reached[_RANK[status]] += count
+    rank = case(
+        {status: index for index, status in enumerate(JOURNEY)},
+        value=StatusChange.to_status,
+        else_=0,
+    )
+    furthest = (
+        scope.apply(
+            select(
+                Registration.status.label("status"),
+                func.coalesce(func.max(rank), 0).label("furthest"),
+            )
+            .select_from(Registration)
+            .outerjoin(StatusChange, StatusChange.registration_id == Registration.id)
+            .where(Registration.status.in_(LEFT))
+            .group_by(Registration.id, Registration.status)
+        )
+    ).subquery()
+    rows = db.session.execute(
+        select(furthest.c.status, furthest.c.furthest, func.count()).group_by(
+            furthest.c.status, furthest.c.furthest
+        )
+    ).all()
+    for status, index, count in rows:
+        status = RegistrationStatus(status)
+        reached[max(int(index), _LEFT_AT_LEAST.get(status, 0))] += count
+    return [
+        (step, sum(n for index, n in reached.items() if index >= _RANK[step])) for step in FUNNEL
+    ]
+
+
+def _neighbourhoods_of(action: Action) -> list[Neighbourhood]:
+    """The action's neighbourhoods; when none are linked, the organisation's that share a PC4."""
+    if action.neighbourhoods:
+        return sorted(action.neighbourhoods, key=lambda n: n.name)
+    areas = set(action.pc4_list)
+    return [
+        n
+        for n in organisation_neighbourhoods(action.organisation_id)
+        if areas.intersection(n.pc4_list)
+    ]
+
+
+# --- audit log -------------------------------------------------------------------------------
+
+AUDIT_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    entries: list[AuditEntry]
+    page: int
+    has_next: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+
+def audit_page(organisation_id: int, page: int = 1) -> AuditPage:
+    """Newest first; one row more than a page is read to know whether a next page exists."""
+    page = max(page, 1)
+    entries = list(
+        db.session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.organisation_id == organisation_id)
+            .options(selectinload(AuditEntry.actor))
+            .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+            .limit(AUDIT_PAGE_SIZE + 1)
+            .offset((page - 1) * AUDIT_PAGE_SIZE)
+        )
+    )
+    return AuditPage(entries[:AUDIT_PAGE_SIZE], page, len(entries) > AUDIT_PAGE_SIZE)

@@ -1,21 +1,49 @@
-"""The staff's start page: their organisation's actions and how many take part."""
+"""The staff's pages: the start page, dashboards, updates to residents and the audit log; the
+installer's landing page until the portal exists; and the residents' unsubscribe link."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
-from flask_login import current_user
+from datetime import UTC
+from typing import Any
 
-from coop.core.authz import installer_required, staff_required
-from coop.desk import services
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import format_date, format_number, format_percent, gettext
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from coop.actions.models import Action
+from coop.core.authz import installer_required, require, staff_required
+from coop.core.formatting import money
+from coop.core.web import localized
+from coop.desk import services, updates
+from coop.desk.charts import Chart, Datum
+from coop.desk.forms import (
+    DWELLING_LABELS,
+    OWNERSHIP_LABELS,
+    STATUS_LABELS,
+    ButtonForm,
+    SendForm,
+    UpdateForm,
+    update_form,
+)
+from coop.desk.models import AuditEntry, SegmentUpdate, UpdateStatus
+from coop.registrations.models import RegistrationStatus
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
+# The link in every update email: for residents, who need not be logged in.
+unsubscribe_bp = Blueprint("unsubscribe", __name__)
+
+# Page numbers beyond this are nonsense (and would overflow an OFFSET); they show page 1.
+MAX_PAGE = 100_000
 
 
 @bp.get("/")
 @staff_required
 def home() -> str:
     return render_template(
-        "desk/home.html", overview=services.organisation_overview(current_user.organisation_id)
+        "desk/home.html",
+        overview=services.organisation_overview(current_user.organisation_id),
+        neighbourhoods=services.organisation_neighbourhoods(current_user.organisation_id),
     )
 
 
@@ -23,3 +51,454 @@ def home() -> str:
 @installer_required
 def installer_home() -> str:
     return render_template("desk/installer_home.html", installer=current_user.installer)
+
+
+def _page() -> int:
+    page = request.args.get("page", 1, type=int) or 1
+    return page if 1 <= page <= MAX_PAGE else 1
+
+
+# --- dashboards ------------------------------------------------------------------------------
+
+
+@bp.get("/dashboard/actions/<int:action_id>")
+@staff_required
+def action_dashboard(action_id: int) -> str:
+    action = services.action_for_dashboard(action_id)
+    require(current_user, action, "manage")
+    assert action is not None
+    dashboard = services.action_dashboard(action)
+    return render_template(
+        "desk/dashboard.html",
+        heading=localized(action, "title"),
+        action=action,
+        neighbourhood=None,
+        dashboard=dashboard,
+        charts=_charts(dashboard),
+    )
+
+
+@bp.get("/dashboard/neighbourhoods/<int:neighbourhood_id>")
+@staff_required
+def neighbourhood_dashboard(neighbourhood_id: int) -> str:
+    neighbourhood = services.get_neighbourhood(neighbourhood_id)
+    require(current_user, neighbourhood, "manage")
+    assert neighbourhood is not None
+    dashboard = services.neighbourhood_dashboard(neighbourhood)
+    return render_template(
+        "desk/dashboard.html",
+        heading=neighbourhood.name,
+        action=None,
+        neighbourhood=neighbourhood,
+        dashboard=dashboard,
+        charts=_charts(dashboard),
+    )
+
+
+def _count(value: int) -> str:
+    return str(format_number(value))
+
+
+def _percent(share: float | None) -> str:
+    return gettext("unknown") if share is None else str(format_percent(share, "#,##0.0%"))
+
+
+def _described(title: str) -> str:
+    return str(
+        gettext("%(title)s. The same figures are in the table next to this chart.", title=title)
+    )
+
+
+def _bars(
+    chart_id: str, title: str, label_heading: str, items: list[tuple[str, int]], **kwargs: Any
+) -> Chart:
+    return Chart(
+        id=chart_id,
+        title=title,
+        description=_described(title),
+        label_heading=label_heading,
+        value_heading=gettext("Registrations"),
+        data=tuple(Datum(label, count, _count(count)) for label, count in items),
+        empty_text=gettext("No registrations yet."),
+        **kwargs,
+    )
+
+
+def _charts(dashboard: services.Dashboard) -> dict[str, Chart]:
+    """The dashboard's figures as charts, with translated titles and formatted numbers."""
+    charts: dict[str, Chart] = {}
+    weekly = dashboard.period == "week"
+    title = gettext("Sign-ups per week") if weekly else gettext("Sign-ups per day")
+    charts["over_time"] = _bars(
+        "chart-over-time",
+        title,
+        gettext("Week starting") if weekly else gettext("Day"),
+        [(str(format_date(day, "d MMM")), count) for day, count in dashboard.over_time],
+        kind="columns",
+    )
+    registered = dashboard.funnel[0][1] if dashboard.funnel else 0
+    title = gettext("From registration to installation")
+    charts["funnel"] = Chart(
+        id="chart-funnel",
+        title=title,
+        description=_described(title),
+        label_heading=gettext("Step"),
+        value_heading=gettext("Registrations that got this far"),
+        extra_headings=(gettext("Share of all registrations"),),
+        data=tuple(
+            Datum(
+                gettext("Registered")
+                if step is RegistrationStatus.PENDING_CONFIRMATION
+                else str(STATUS_LABELS[step]),
+                count,
+                _count(count),
+                (_percent(count / registered if registered else None),),
+            )
+            for step, count in dashboard.funnel
+        ),
+        empty_text=gettext("No registrations yet."),
+    )
+    charts["by_measure"] = _bars(
+        "chart-measure",
+        gettext("Active registrations per measure"),
+        gettext("Measure"),
+        [(localized(measure, "name"), count) for measure, count in dashboard.by_measure],
+    )
+    charts["by_pc4"] = _bars(
+        "chart-pc4",
+        gettext("Active registrations per postcode area"),
+        gettext("Postcode area"),
+        dashboard.by_pc4,
+    )
+    charts["by_ownership"] = _bars(
+        "chart-ownership",
+        gettext("Active registrations by ownership"),
+        gettext("Ownership"),
+        [(str(OWNERSHIP_LABELS[o]), count) for o, count in dashboard.by_ownership],
+    )
+    charts["by_dwelling_type"] = _bars(
+        "chart-dwelling",
+        gettext("Active registrations by dwelling type"),
+        gettext("Dwelling type"),
+        [(str(DWELLING_LABELS[d]), count) for d, count in dashboard.by_dwelling_type],
+    )
+    title = gettext("Participation per neighbourhood")
+    charts["participation"] = Chart(
+        id="chart-participation",
+        title=title,
+        description=_described(title),
+        label_heading=gettext("Neighbourhood"),
+        value_heading=gettext("Participation"),
+        extra_headings=(gettext("Registrations"), gettext("Households")),
+        data=tuple(
+            Datum(
+                p.neighbourhood.name,
+                None if p.rate is None else p.rate * 100,
+                _percent(p.rate),
+                (
+                    _count(p.registrations),
+                    gettext("unknown") if p.households is None else _count(p.households),
+                ),
+            )
+            for p in dashboard.participation
+        ),
+        empty_text=gettext("No neighbourhoods are linked to this action."),
+    )
+    if dashboard.offers:
+        title = gettext("Group price per measure")
+        charts["tiers"] = Chart(
+            id="chart-tiers",
+            title=title,
+            description=_described(title),
+            label_heading=gettext("Measure"),
+            value_heading=gettext("Confirmed participants"),
+            extra_headings=(
+                gettext("Price tier reached"),
+                gettext("Price per unit now"),
+                gettext("Next tier"),
+            ),
+            data=tuple(_tier_datum(offer) for offer in dashboard.offers),
+        )
+    if dashboard.by_action:
+        charts["by_action"] = _bars(
+            "chart-action",
+            gettext("Active registrations per action"),
+            gettext("Action"),
+            [(localized(action, "title"), count) for action, count in dashboard.by_action],
+        )
+    return charts
+
+
+def _tier_datum(offer: Any) -> Datum:
+    reached = (
+        gettext("from %(n)s homes", n=_count(offer.reached.min_participants))
+        if offer.reached
+        else gettext("none yet")
+    )
+    next_tier = (
+        gettext(
+            "%(price)s from %(n)s homes (%(left)s to go)",
+            price=money(offer.next_tier.price_cents),
+            n=_count(offer.next_tier.min_participants),
+            left=_count(offer.homes_to_next_tier or 0),
+        )
+        if offer.next_tier
+        else gettext("best price reached")
+        if offer.tiers
+        else gettext("no group prices")
+    )
+    return Datum(
+        localized(offer.action_measure.measure, "name"),
+        offer.participants,
+        _count(offer.participants),
+        (reached, money(offer.current_price_cents), next_tier),
+    )
+
+
+# --- updates to residents ----------------------------------------------------------------------
+
+UPDATE_ERRORS = {
+    "measure_not_in_action": lambda: gettext(
+        "This action does not offer that measure. Choose another measure or 'All measures'."
+    ),
+    "not_draft": lambda: gettext("This update has already been sent or scheduled."),
+    "no_recipients": lambda: gettext(
+        "No resident matches this segment, so there is nobody to send it to."
+    ),
+    "send_at_past": lambda: gettext("Choose a moment in the future."),
+    "not_scheduled": lambda: gettext("This update is no longer scheduled."),
+}
+
+
+@bp.get("/updates")
+@staff_required
+def updates_index() -> str:
+    items = updates.updates_of(current_user.organisation_id)
+    return render_template(
+        "desk/updates.html", updates=items, counts=updates.delivery_counts_of(items)
+    )
+
+
+def _update_input(form: UpdateForm) -> updates.UpdateInput:
+    action = services.action_for_dashboard(form.action.data)
+    require(current_user, action, "manage")
+    assert isinstance(action, Action)
+    return updates.UpdateInput(
+        action=action,
+        measure_id=form.measure.data,
+        status=RegistrationStatus(form.status.data) if form.status.data else None,
+        pc4=form.pc4.data or None,
+        subject_nl=form.subject_nl.data,
+        subject_en=form.subject_en.data or "",
+        body_nl=form.body_nl.data,
+        body_en=form.body_en.data or "",
+    )
+
+
+def _compose_form(**kwargs: Any) -> UpdateForm:
+    return update_form(
+        services.organisation_actions(current_user.organisation_id),
+        services.catalogue_measures(),
+        **kwargs,
+    )
+
+
+@bp.route("/updates/new", methods=["GET", "POST"])
+@staff_required
+def compose_update() -> Any:
+    form = _compose_form()
+    if not form.is_submitted():
+        chosen = request.args.get("action", type=int)
+        if chosen is not None:
+            form.action.data = chosen
+    problem = None
+    if form.validate_on_submit():
+        try:
+            segment_update = updates.compose(current_user, _update_input(form))
+        except updates.UpdateError as exc:
+            problem = _field_problem(form, exc.code)
+        else:
+            flash(gettext("The update is saved as a draft. Check the preview, then send it."))
+            return redirect(url_for("desk.update_detail", update_id=segment_update.id))
+    return render_template("desk/update_form.html", form=form, problem=problem, update=None)
+
+
+def _field_problem(form: UpdateForm, code: str) -> str | None:
+    message = str(UPDATE_ERRORS[code]())
+    if code == "measure_not_in_action":
+        form.measure.errors = [message]
+        return None
+    return message
+
+
+def _own_update(update_id: int) -> SegmentUpdate:
+    segment_update = updates.get_update(update_id)
+    require(current_user, segment_update, "manage")
+    assert segment_update is not None
+    return segment_update
+
+
+@bp.route("/updates/<int:update_id>/edit", methods=["GET", "POST"])
+@staff_required
+def edit_update(update_id: int) -> Any:
+    segment_update = _own_update(update_id)
+    if segment_update.status is not UpdateStatus.DRAFT:
+        flash(UPDATE_ERRORS["not_draft"](), "error")
+        return redirect(url_for("desk.update_detail", update_id=update_id))
+    segment = segment_update.segment or {}
+    form = _compose_form(
+        data={
+            "action": segment_update.action_id,
+            "measure": segment.get("measure_id"),
+            "status": segment.get("status", ""),
+            "pc4": segment.get("pc4", ""),
+            "subject_nl": segment_update.subject_nl,
+            "subject_en": segment_update.subject_en,
+            "body_nl": segment_update.body_nl,
+            "body_en": segment_update.body_en,
+        }
+    )
+    problem = None
+    if form.validate_on_submit():
+        try:
+            updates.edit(segment_update, current_user, _update_input(form))
+        except updates.UpdateError as exc:
+            problem = _field_problem(form, exc.code)
+        else:
+            flash(gettext("The draft is saved."))
+            return redirect(url_for("desk.update_detail", update_id=update_id))
+    return render_template(
+        "desk/update_form.html", form=form, problem=problem, update=segment_update
+    )
+
+
+def _render_update(
+    segment_update: SegmentUpdate, send_form: SendForm, problem: str | None = None
+) -> str:
+    return render_template(
+        "desk/update.html",
+        page=updates.update_page(segment_update, _page()),
+        send_form=send_form,
+        cancel_form=ButtonForm(),
+        problem=problem,
+        UpdateStatus=UpdateStatus,
+        status_labels=STATUS_LABELS,
+    )
+
+
+@bp.get("/updates/<int:update_id>")
+@staff_required
+def update_detail(update_id: int) -> str:
+    return _render_update(_own_update(update_id), SendForm(formdata=None))
+
+
+@bp.post("/updates/<int:update_id>/send")
+@staff_required
+def send_update(update_id: int) -> Any:
+    segment_update = _own_update(update_id)
+    form = SendForm()
+    problem = None
+    if form.validate_on_submit():
+        send_at = form.send_at()
+        try:
+            if send_at is None:
+                queued = updates.send_now(segment_update, current_user)
+                flash(gettext("Sending to %(n)s residents has started.", n=_count(queued)))
+            else:
+                updates.schedule(segment_update, current_user, send_at.astimezone(UTC))
+                flash(gettext("The update is scheduled."))
+        except updates.UpdateError as exc:
+            if exc.code == "send_at_past":
+                form.send_date.errors = [UPDATE_ERRORS[exc.code]()]
+            else:
+                problem = UPDATE_ERRORS[exc.code]()
+        else:
+            return redirect(url_for("desk.update_detail", update_id=update_id))
+    return _render_update(segment_update, form, problem)
+
+
+@bp.post("/updates/<int:update_id>/cancel")
+@staff_required
+def cancel_update(update_id: int) -> Response:
+    segment_update = _own_update(update_id)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    try:
+        updates.cancel_schedule(segment_update, current_user)
+    except updates.UpdateError as exc:
+        flash(UPDATE_ERRORS[exc.code](), "error")
+    else:
+        flash(gettext("The update is no longer scheduled; it is a draft again."))
+    return redirect(url_for("desk.update_detail", update_id=update_id))
+
+
+@unsubscribe_bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+def unsubscribe(token: str) -> Any:
+    user = updates.user_for_unsubscribe(token)
+    if user is None:
+        abort(404)
+    form = ButtonForm()
+    done = False
+    if form.validate_on_submit():
+        updates.unsubscribe(user)
+        done = True
+    return render_template(
+        "desk/unsubscribe.html", form=form, done=done or user.unsubscribed_at is not None
+    )
+
+
+# --- audit log ---------------------------------------------------------------------------------
+
+VERBS = {
+    "update.compose": lambda: gettext("composed an update"),
+    "update.edit": lambda: gettext("changed an update"),
+    "update.schedule": lambda: gettext("scheduled an update"),
+    "update.cancel_schedule": lambda: gettext("cancelled a scheduled update"),
+    "update.send": lambda: gettext("sent an update"),
+}
+
+
+@bp.get("/audit")
+@staff_required
+def audit_log() -> str:
+    require(current_user, current_user.organisation, "audit")
+    page = services.audit_page(current_user.organisation_id, _page())
+    return render_template(
+        "desk/audit.html",
+        page=page,
+        rows=[(entry, _verb(entry), _changes(entry)) for entry in page.entries],
+    )
+
+
+def _verb(entry: AuditEntry) -> str:
+    known = VERBS.get(entry.verb)
+    return known() if known else entry.verb
+
+
+def _changes(entry: AuditEntry) -> list[tuple[str, str | None, str | None]]:
+    """Each field as (name, old, new); None where the entry has no value on that side."""
+    before = entry.before or {}
+    after = entry.after or {}
+    names = list(dict.fromkeys([*before, *after]))
+    return [
+        (
+            name,
+            _readable(before[name]) if name in before else None,
+            _readable(after[name]) if name in after else None,
+        )
+        for name in names
+    ]
+
+
+def _readable(value: Any, limit: int = 300) -> str:
+    if value is None or value == "" or value == {} or value == []:
+        text = "—"
+    elif isinstance(value, bool):
+        text = gettext("yes") if value else gettext("no")
+    elif isinstance(value, dict):
+        text = ", ".join(f"{k}: {_readable(v, 60)}" for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        text = ", ".join(_readable(v, 60) for v in value)
+    else:
+        text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
