@@ -84,7 +84,7 @@ def test_admin_reads_who_did_what_when_newest_first(
     assert ids == [orgs["compose"], orgs["publish"]]  # newest first, org B's entry absent
     publish = page.split(f'id="entry-{orgs["publish"]}"', 1)[1].split("</tr>", 1)[0]
     assert "Sanne Staff" in publish and "plain@utrecht.example.nl" in publish
-    assert "action.publish" in publish and f"Action #{orgs['action']}" in publish
+    assert "published an action" in publish and f"Action #{orgs['action']}" in publish
     assert re.search(r"<code>status</code>: draft → open", publish)
     assert re.search(r"<code>closed_at</code>: — → —", publish)
     compose = page.split(f'id="entry-{orgs["compose"]}"', 1)[1].split("</tr>", 1)[0]
@@ -107,7 +107,7 @@ def test_admin_of_another_organisation_sees_only_their_own(
     as_user(app, client, orgs["admin_b"])
     page = client.get("/desk/audit").get_data(as_text=True)
     assert len(re.findall(r'<tr id="entry-', page)) == 1
-    assert "action.cancel" in page and "action.publish" not in page
+    assert "cancelled an action" in page and "published an action" not in page
     assert (
         client.get(f"/desk/audit?organisation={orgs['org_a']}")
         .get_data(as_text=True)
