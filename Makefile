@@ -47,6 +47,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 bench: install
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/gap.py ../shared/data/gap/gap?.txt
 	$(BIN)/python bench/matching_scale.py
 

@@ -98,7 +98,7 @@ def _xlsx_value(value: Cell) -> Any:
 
 
 def write_xlsx(table: Table, target: IO[bytes]) -> None:
-    from openpyxl import Workbook  # type: ignore[import-untyped]
+    from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
     title = _SHEET_TITLE_ILLEGAL.sub(" ", table.title).strip()[:31] or "Sheet"
