@@ -25,16 +25,11 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from coop.actions.models import Measure, Neighbourhood
 from coop.actions.services import SLUG_MAX, parse_pc4_list, tier_problem
-from coop.core.forms import DutchPhone, PlainText, strip
+from coop.core.formatting import format_euros
+from coop.core.forms import DutchPhone, EuroField, PlainText, strip
 from coop.core.time import AMSTERDAM
 from coop.core.web import localized
 
-# The amount parser the installer registry uses too ("12,50", "1.234,50", "12.50").
-from coop.installers.forms import AmountError, format_euros, parse_euros
-
-MAX_AMOUNT_CENTS = (
-    100_000_000  # € 1.000.000,00: above is a typing error, and it keeps cents in range
-)
 TIER_ROWS = 5
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -46,33 +41,6 @@ class NoControlCharacters:
     def __call__(self, form: Form, field: Field) -> None:
         if field.data and _CONTROL.search(field.data):
             raise ValidationError(_l("Remove the invisible control characters."))
-
-
-class EuroAmountField(StringField):
-    """An amount in euros as people type it; ``cents`` holds it once the form validated."""
-
-    cents: int | None = None
-
-    def __init__(self, *args: Any, allow_zero: bool = False, **kwargs: Any) -> None:
-        kwargs.setdefault("filters", [strip])
-        super().__init__(*args, **kwargs)
-        self.allow_zero = allow_zero
-
-    def pre_validate(self, form: Form) -> None:
-        self.cents = None
-        if not (self.data or "").strip():
-            return
-        try:
-            cents = parse_euros(self.data)
-        except AmountError as exc:
-            if str(exc) == "negative":
-                raise ValidationError(_l("An amount cannot be negative.")) from None
-            raise ValidationError(_l("Enter an amount in euros, like 12,50 or 1.234,50.")) from None
-        if cents == 0 and not self.allow_zero:
-            raise ValidationError(_l("Enter an amount above € 0."))
-        if cents > MAX_AMOUNT_CENTS:
-            raise ValidationError(_l("Enter an amount of at most € 1.000.000."))
-        self.cents = cents
 
 
 class LocalDateField(StringField):
@@ -252,7 +220,7 @@ class ActionForm(FlaskForm):
         validators=[DataRequired(_l("Enter at least one postcode area.")), Pc4List(most=150)],
     )
     neighbourhoods = MultiCheckboxField(_l("Neighbourhoods"), coerce=int, choices=[])
-    deposit = EuroAmountField(
+    deposit = EuroField(
         _l("Deposit in euros (optional)"),
         description=_l("Paid when a resident accepts the quote. Leave empty for no deposit."),
         allow_zero=True,
@@ -309,14 +277,14 @@ class ActionForm(FlaskForm):
 
 class TierForm(Form):
     min_participants = StringField(_l("From how many homes"), filters=[strip])
-    price = EuroAmountField(_l("Price per unit in euros"))
+    price = EuroField(_l("Price per unit in euros"))
 
 
 class OfferForm(FlaskForm):
     """A measure the action offers: indicative price and up to five group price tiers."""
 
     measure = SelectField(_l("Measure"), coerce=int, choices=[])
-    indicative_price = EuroAmountField(
+    indicative_price = EuroField(
         _l("Indicative price per unit in euros"),
         description=_l("The price per m² or per piece before any group discount."),
         validators=[DataRequired(_l("Enter the indicative price per unit."))],

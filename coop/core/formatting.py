@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 from flask_babel import format_date, format_datetime, get_locale
@@ -40,3 +41,42 @@ def local_date(value: date | datetime | None, fmt: str = "long") -> str:
     if isinstance(value, datetime):
         value = value.astimezone(AMSTERDAM).date()
     return str(format_date(value, fmt))
+
+
+# The most an amount could sensibly be; above it is a typing error (and it keeps cents in range).
+MAX_AMOUNT_CENTS = 100_000_000  # € 1.000.000,00
+_PLAIN_AMOUNT = re.compile(r"^\d+(?:[.,]\d{1,2})?$")
+_DUTCH_THOUSANDS = re.compile(r"^\d{1,3}(?:\.\d{3})+(?:,\d{1,2})?$")
+_ENGLISH_THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?$")
+
+
+class AmountError(ValueError):
+    """Not an amount in euros; the message is "negative" or "unreadable"."""
+
+
+def parse_euros(text: str) -> int:
+    """An amount in euros as people type it -> cents.
+
+    "12,50", "12.50", "€ 12,50", "1.234,50" and "1,234.50" are read; one separator followed by
+    exactly three digits is a thousands separator ("1.234" is € 1.234,00), by one or two digits a
+    decimal comma or point. Negative amounts and anything else raise ``AmountError``.
+    """
+    cleaned = (text or "").strip().replace("€", "").replace("\u00a0", "").replace(" ", "")
+    if cleaned.startswith("-"):
+        raise AmountError("negative")
+    if _DUTCH_THOUSANDS.match(cleaned):
+        whole, _, fraction = cleaned.replace(".", "").partition(",")
+    elif _ENGLISH_THOUSANDS.match(cleaned):
+        whole, _, fraction = cleaned.replace(",", "").partition(".")
+    elif _PLAIN_AMOUNT.match(cleaned):
+        whole, _, fraction = cleaned.replace(",", ".").partition(".")
+    else:
+        raise AmountError("unreadable")
+    return int(whole) * 100 + int((fraction + "00")[:2])
+
+
+def format_euros(cents: int | None) -> str:
+    """Cents as the edit form shows them: ``1250`` -> ``"12,50"``."""
+    if cents is None:
+        return ""
+    return f"{cents // 100},{cents % 100:02d}"

@@ -6,10 +6,11 @@ import re
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from wtforms import Field, Form
+from wtforms import Field, Form, StringField
 from wtforms.validators import ValidationError
 
 from coop.core.address import normalise_addition, normalise_postcode
+from coop.core.formatting import MAX_AMOUNT_CENTS, AmountError, parse_euros
 
 # Letters of any language, spaces, apostrophes, hyphens and dots: enough for every real name,
 # and nothing that looks like markup.
@@ -61,3 +62,30 @@ class HouseNumberAddition:
 
 def strip(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
+
+
+class EuroField(StringField):
+    """An amount in euros as people type it; ``cents`` holds it once the form validated."""
+
+    cents: int | None = None
+
+    def __init__(self, *args: Any, allow_zero: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("filters", [strip])
+        super().__init__(*args, **kwargs)
+        self.allow_zero = allow_zero
+
+    def pre_validate(self, form: Form) -> None:
+        self.cents = None
+        if not (self.data or "").strip():
+            return
+        try:
+            cents = parse_euros(self.data)
+        except AmountError as exc:
+            if str(exc) == "negative":
+                raise ValidationError(_l("An amount cannot be negative.")) from None
+            raise ValidationError(_l("Enter an amount in euros, like 12,50 or 1.234,50.")) from None
+        if cents == 0 and not self.allow_zero:
+            raise ValidationError(_l("Enter an amount above € 0."))
+        if cents > MAX_AMOUNT_CENTS:
+            raise ValidationError(_l("Enter an amount of at most € 1.000.000."))
+        self.cents = cents

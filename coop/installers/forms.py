@@ -11,69 +11,9 @@ from wtforms import BooleanField, EmailField, Field, Form, IntegerField, StringF
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
 
 from coop.actions.models import Measure, MeasureUnit
-from coop.core.forms import DutchPhone, PersonName, PlainText, strip
+from coop.core.forms import DutchPhone, EuroField, PersonName, PlainText, strip
 from coop.core.web import localized
 from coop.installers.services import ServiceAreaError, format_service_area, parse_service_area
-
-# The most a unit could sensibly cost; above it is a typing error (and it keeps cents in range).
-MAX_UNIT_PRICE_CENTS = 100_000_000  # € 1.000.000,00
-_PLAIN_AMOUNT = re.compile(r"^\d+(?:[.,]\d{1,2})?$")
-_DUTCH_THOUSANDS = re.compile(r"^\d{1,3}(?:\.\d{3})+(?:,\d{1,2})?$")
-_ENGLISH_THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?$")
-
-
-class AmountError(ValueError):
-    pass
-
-
-def parse_euros(text: str) -> int:
-    """An amount in euros as people type it -> cents.
-
-    "12,50", "12.50", "€ 12,50", "1.234,50" and "1,234.50" are read; one separator followed by
-    exactly three digits is a thousands separator ("1.234" is € 1.234,00), by one or two digits a
-    decimal comma or point. Negative amounts and anything else raise ``AmountError``.
-    """
-    cleaned = (text or "").strip().replace("€", "").replace("\u00a0", "").replace(" ", "")
-    if cleaned.startswith("-"):
-        raise AmountError("negative")
-    if _DUTCH_THOUSANDS.match(cleaned):
-        whole, _, fraction = cleaned.replace(".", "").partition(",")
-    elif _ENGLISH_THOUSANDS.match(cleaned):
-        whole, _, fraction = cleaned.replace(",", "").partition(".")
-    elif _PLAIN_AMOUNT.match(cleaned):
-        whole, _, fraction = cleaned.replace(",", ".").partition(".")
-    else:
-        raise AmountError("unreadable")
-    return int(whole) * 100 + int((fraction + "00")[:2])
-
-
-def format_euros(cents: int | None) -> str:
-    """Cents as the edit form shows them: ``1250`` -> ``"12,50"``."""
-    if cents is None:
-        return ""
-    return f"{cents // 100},{cents % 100:02d}"
-
-
-class EuroField(StringField):
-    """A price in euros; ``cents`` holds the parsed value once the form validated."""
-
-    cents: int | None = None
-
-    def pre_validate(self, form: Form) -> None:
-        self.cents = None
-        if not (self.data or "").strip():
-            return
-        try:
-            cents = parse_euros(self.data)
-        except AmountError as exc:
-            if str(exc) == "negative":
-                raise ValidationError(_l("A price cannot be negative.")) from None
-            raise ValidationError(_l("Enter an amount in euros, like 12,50 or 1.234,50.")) from None
-        if cents <= 0:
-            raise ValidationError(_l("Enter a price above € 0."))
-        if cents > MAX_UNIT_PRICE_CENTS:
-            raise ValidationError(_l("Enter a price of at most € 1.000.000."))
-        self.cents = cents
 
 
 class KvkNumber:

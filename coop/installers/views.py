@@ -10,12 +10,12 @@ from flask_login import current_user
 
 from coop.accounts.services import AccountError
 from coop.core.authz import require, staff_required
+from coop.core.formatting import format_euros
 from coop.desk import exports
 from coop.installers import services
 from coop.installers.forms import (
     InstallerForm,
     InviteInstallerUserForm,
-    format_euros,
     installer_form_for,
 )
 from coop.installers.models import Installer

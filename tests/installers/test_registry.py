@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 from coop.accounts.models import Role, User
 from coop.accounts.services import hash_password
 from coop.actions.catalogue import ensure_catalogue
+from coop.core.formatting import AmountError, parse_euros
 from coop.core.models import OutboxJob
 from coop.desk.models import AuditEntry
 from coop.extensions import db
-from coop.installers.forms import AmountError, parse_euros
 from coop.installers.models import Installer, InstallerOffer
 from coop.installers.services import ServiceAreaError, format_service_area, parse_service_area
 from tests import factories
@@ -168,10 +168,10 @@ def test_every_mistake_gets_a_clear_message_and_nothing_is_saved(
         ),
         ({"service_area": "35a0"}, "“35a0” is not a postcode area: use four digits"),
         ({"service_area": ""}, "Enter the postcode areas the installer serves"),
-        ({f"price_{roof}": "-5"}, "A price cannot be negative."),
+        ({f"price_{roof}": "-5"}, "An amount cannot be negative."),
         ({f"price_{roof}": "twaalf"}, "Enter an amount in euros, like 12,50 or 1.234,50."),
-        ({f"price_{roof}": "0,00"}, "Enter a price above € 0."),
-        ({f"price_{roof}": "2.000.000"}, "Enter a price of at most € 1.000.000."),
+        ({f"price_{roof}": "0,00"}, "Enter an amount above € 0."),
+        ({f"price_{roof}": "2.000.000"}, "Enter an amount of at most € 1.000.000."),
         ({f"price_{roof}": ""}, "Enter the price per unit, or untick it."),
         ({f"capacity_{roof}": "0"}, "Enter a number of homes from 1 to 1000."),
         ({f"capacity_{roof}": "-2"}, "Enter a number of homes from 1 to 1000."),
