@@ -18,18 +18,16 @@ from flask import (
 from flask_babel import format_number, gettext
 from flask_login import current_user
 
-from coop.core.address import normalise_addition, normalise_postcode
 from coop.core.authz import require, staff_required
 from coop.core.time import utcnow
 from coop.desk import exports
 from coop.registrations import desk_services, services
 from coop.registrations.desk_forms import (
     NoteForm,
-    OnBehalfForm,
     RegistrationFilterForm,
     on_behalf_form_for,
 )
-from coop.registrations.models import DwellingType, Ownership, Registration
+from coop.registrations.models import Registration
 
 bp = Blueprint("registrations_desk", __name__, url_prefix="/desk/registrations")
 
@@ -182,30 +180,6 @@ def choose_action() -> str:
     )
 
 
-def _input(form: OnBehalfForm) -> services.RegistrationInput:
-    return services.RegistrationInput(
-        name=form.name.data,
-        email=form.email.data,
-        phone=form.phone.data or None,
-        address=services.Address(
-            postcode=normalise_postcode(form.postcode.data) or "",
-            house_number=int(form.house_number.data),
-            addition=normalise_addition(form.house_number_addition.data or "") or "",
-            street=form.street.data,
-            city=form.city.data,
-        ),
-        dwelling=services.Dwelling(
-            dwelling_type=DwellingType(form.dwelling_type.data),
-            build_year=int(form.build_year.data),
-            ownership=Ownership(form.ownership.data),
-            energy_label=form.energy_label.data or None,
-        ),
-        measures=form.chosen_measures(),
-        consent=bool(form.consent.data),
-        language=form.language.data if form.language.data in ("nl", "en") else "nl",
-    )
-
-
 @bp.route("/new/<int:action_id>", methods=["GET", "POST"])
 @staff_required
 def register(action_id: int) -> Any:
@@ -220,7 +194,9 @@ def register(action_id: int) -> Any:
     existing = None
     if form.validate_on_submit():
         try:
-            registration = services.register(action, _input(form), actor=current_user)
+            registration = services.register(
+                action, form.registration_input(form.language.data), actor=current_user
+            )
         except services.RegistrationError as exc:
             if exc.code == "already_registered" and exc.registration is not None:
                 existing = exc.registration

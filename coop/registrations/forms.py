@@ -20,6 +20,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional
 
 from coop.actions.models import Action, MeasureUnit
+from coop.core.address import normalise_addition, normalise_postcode
 from coop.core.forms import (
     DutchPhone,
     DutchPostcode,
@@ -30,6 +31,7 @@ from coop.core.forms import (
 )
 from coop.core.web import localized
 from coop.registrations.models import DwellingType, Ownership
+from coop.registrations.services import Address, Dwelling, RegistrationInput
 
 DWELLING_TYPES = [
     SelectChoice(DwellingType.DETACHED.value, _l("Detached house")),
@@ -115,6 +117,14 @@ class DetailsForm(FlaskForm):
             (getattr(self, f"measure_{i}"), getattr(self, f"quantity_{i}"), self.units[i])
             for i in self.measure_ids
         ]
+
+    def dwelling(self) -> Dwelling:
+        return Dwelling(
+            dwelling_type=DwellingType(self.dwelling_type.data),
+            build_year=int(self.build_year.data),
+            ownership=Ownership(self.ownership.data),
+            energy_label=self.energy_label.data or None,
+        )
 
     def chosen_measures(self) -> dict[int, int]:
         chosen = {}
@@ -209,6 +219,25 @@ class RegistrationForm(DetailsForm):
             DataRequired(_l("You can only take part if you agree to the use of your details."))
         ],
     )
+
+    def registration_input(self, language: str) -> RegistrationInput:
+        """What the resident (or staff for them) filled in, as the service takes it."""
+        return RegistrationInput(
+            name=self.name.data,
+            email=self.email.data,
+            phone=self.phone.data or None,
+            address=Address(
+                postcode=normalise_postcode(self.postcode.data) or "",
+                house_number=int(self.house_number.data),
+                addition=normalise_addition(self.house_number_addition.data or "") or "",
+                street=self.street.data,
+                city=self.city.data,
+            ),
+            dwelling=self.dwelling(),
+            measures=self.chosen_measures(),
+            consent=bool(self.consent.data),
+            language=language if language in ("nl", "en") else "nl",
+        )
 
 
 def _with_measures(base: type[DetailsForm], action: Action) -> type[DetailsForm]:

@@ -20,20 +20,16 @@ from flask_babel import get_locale, gettext
 from flask_login import current_user, logout_user
 
 from coop.actions import services as actions
-from coop.core.address import normalise_addition, normalise_postcode
 from coop.core.authz import authorize, require, resident_required
 from coop.core.time import utcnow
 from coop.extensions import limiter
 from coop.registrations import services
 from coop.registrations.forms import (
-    DetailsForm,
     EraseForm,
-    RegistrationForm,
     WithdrawForm,
     details_form_for,
     registration_form_for,
 )
-from coop.registrations.models import DwellingType, Ownership
 
 bp = Blueprint("registrations", __name__)
 
@@ -64,15 +60,6 @@ def _signup_limit() -> str:
     return str(current_app.config["RATELIMIT_SIGNUP"])
 
 
-def _dwelling(form: DetailsForm) -> services.Dwelling:
-    return services.Dwelling(
-        dwelling_type=DwellingType(form.dwelling_type.data),
-        build_year=int(form.build_year.data),
-        ownership=Ownership(form.ownership.data),
-        energy_label=form.energy_label.data or None,
-    )
-
-
 def _action_or_404(slug: str) -> Any:
     action = actions.action_by_slug(slug[:80])
     if action is None or not authorize(current_user, action, "view"):
@@ -89,7 +76,7 @@ def register(slug: str) -> Any:
     form = registration_form_for(action)
     problem = None
     if form.validate_on_submit():
-        data = _registration_input(form)
+        data = form.registration_input(str(get_locale() or "nl"))
         try:
             registration = services.register(action, data)
         except services.RegistrationError as exc:
@@ -101,25 +88,6 @@ def register(slug: str) -> Any:
             session["registered_email"] = registration.user.email
             return redirect(url_for("registrations.registered", slug=action.slug))
     return render_template("registrations/register.html", action=action, form=form, problem=problem)
-
-
-def _registration_input(form: RegistrationForm) -> services.RegistrationInput:
-    return services.RegistrationInput(
-        name=form.name.data,
-        email=form.email.data,
-        phone=form.phone.data or None,
-        address=services.Address(
-            postcode=normalise_postcode(form.postcode.data) or "",
-            house_number=int(form.house_number.data),
-            addition=normalise_addition(form.house_number_addition.data or "") or "",
-            street=form.street.data,
-            city=form.city.data,
-        ),
-        dwelling=_dwelling(form),
-        measures=form.chosen_measures(),
-        consent=bool(form.consent.data),
-        language=str(get_locale() or "nl"),
-    )
 
 
 @bp.get("/actions/<slug>/registered")
@@ -207,7 +175,7 @@ def edit(registration_id: int) -> Any:
                 registration,
                 name=form.name.data,
                 phone=form.phone.data or None,
-                dwelling=_dwelling(form),
+                dwelling=form.dwelling(),
                 measures=form.chosen_measures(),
             )
         except services.RegistrationError as exc:

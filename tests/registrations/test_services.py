@@ -230,7 +230,7 @@ def test_confirmed_registrations_count_towards_participants_and_price_tiers(
     # Unconfirmed sign-ups do not count yet.
     assert "0 households take part" in page
     assert "Reached" not in page
-    assert "2 more and the price drops to €45.00." in page
+    assert "2 more households and the price drops to €45.00." in page
 
     with app.app_context():
         for registration_id in pending_ids[:2]:
@@ -240,7 +240,7 @@ def test_confirmed_registrations_count_towards_participants_and_price_tiers(
     assert "2 households take part" in page
     assert "2 households want this measure." in page
     assert "Reached: current price" in page
-    assert "3 more and the price drops to €40.00." in page
+    assert "3 more households and the price drops to €40.00." in page
 
     # A withdrawal takes the household out of the count again.
     with app.app_context():
