@@ -219,7 +219,7 @@ def test_unsubscribe_link_works_and_the_next_update_skips_them(
 
     second = compose(client, segment, subject_nl="Tweede update", subject_en="Second update")
     page = client.get(f"/desk/updates/{second}").get_data(as_text=True)
-    assert "1 residents" in page and "1 unsubscribed residents are skipped" in page
+    assert "1 resident;" in page and "1 unsubscribed resident is skipped" in page
     send_now(client, second)
     assert len(smtp.to("anna@example.nl")) == 1  # still only the first update
     assert len(smtp.to("john@example.nl")) == 2
