@@ -12,7 +12,8 @@ import itertools
 import shutil
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,11 @@ RESIDENT_EMAIL = "jan@example.nl"
 RESIDENT_ADDRESS = {"postcode": "3521 AB", "house_number": "7", "addition": ""}
 STAFF_EMAIL = "staff@example.nl"
 INSTALLER_EMAIL = "planning@dakwerk.example.nl"
+# The desk's pages: an admin (team, audit log), a colleague with two-factor login, one invited.
+ADMIN_EMAIL = "beheer@example.nl"
+TOTP_EMAIL = "totp@example.nl"
+INVITED_EMAIL = "nieuw@example.nl"
+NEIGHBOURHOOD_NAME = "Lombok"
 
 
 # --- the browser -------------------------------------------------------------------------
@@ -92,6 +98,8 @@ class LiveServer:
     action_slug: str
     resident_registration_id: int
     measure_ids: list[int]
+    # Ids of what ``seed_desk`` made, when a module asked for it: "action", "update"...
+    desk: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # House numbers for sign-ups made by the tests, so none collides with another.
@@ -180,6 +188,138 @@ def _seed(app: Flask) -> tuple[str, int, list[int]]:
         )
         db.session.commit()
         return action.slug, registration.id, [am.id for am in action.measures]
+
+
+def seed_desk(live_server: LiveServer) -> None:
+    """What the desk's pages show: a desk admin and their work (a neighbourhood, changed prices,
+    a note, an update sent to residents and a draft, an invited colleague, all in the audit
+    log), a colleague who logs in with a TOTP code, and an older, unconfirmed registration.
+
+    For the modules that test the desk; run on the live server, so the links in its emails
+    (the invitation) lead to it. Fills ``live_server.desk`` with the ids."""
+    import pyotp
+    from sqlalchemy import select
+
+    from coop.accounts import services as accounts
+    from coop.accounts.models import Role, User
+    from coop.actions import services as actions
+    from coop.actions.models import Action
+    from coop.core import jobs
+    from coop.core.time import utcnow
+    from coop.desk import updates
+    from coop.installers.models import Installer
+    from coop.registrations import desk_services, services
+    from coop.registrations.models import (
+        DwellingType,
+        Ownership,
+        Registration,
+        RegistrationStatus,
+    )
+
+    with live_server.app.test_request_context():
+        action = db.session.scalars(
+            select(Action).where(Action.slug == live_server.action_slug)
+        ).one()
+        admin = factories.staff(action.organisation, email=ADMIN_EMAIL)
+        admin.name = "Dirk Beheer"
+        admin.is_desk_admin = True
+        totp_user = factories.staff(action.organisation, email=TOTP_EMAIL)
+        totp_user.name = "Tom Tweestaps"
+        db.session.commit()
+        accounts.confirm_totp(totp_user, pyotp.TOTP(accounts.begin_totp_setup(totp_user)).now())
+
+        neighbourhood = actions.create_neighbourhood(
+            admin,
+            actions.NeighbourhoodDetails(
+                name=NEIGHBOURHOOD_NAME,
+                municipality="Utrecht",
+                postcode_areas=["3521"],
+                household_count=1200,
+            ),
+        )
+        action.neighbourhoods.append(neighbourhood)
+        db.session.commit()
+        roof = action.measures[0]
+        actions.update_offer(admin, roof, 5200, [(2, 4500), (5, 4000), (20, 3800)])
+
+        # A second resident, a tenant who signed up three weeks ago and never confirmed: the
+        # registrations list has something to filter out, and the dashboard's sign-ups per day
+        # are a long table that scrolls in its own box.
+        earlier = services.register(
+            action,
+            services.RegistrationInput(
+                name="Karin de Boer",
+                email="karin@example.nl",
+                phone=None,
+                address=services.Address(
+                    postcode="3524 BA",
+                    house_number=3,
+                    addition="",
+                    street="Hondsrug",
+                    city="Utrecht",
+                ),
+                dwelling=services.Dwelling(
+                    dwelling_type=DwellingType.APARTMENT,
+                    build_year=1990,
+                    ownership=Ownership.PRIVATE_TENANT,
+                    energy_label=None,
+                ),
+                measures={action.measures[1].id: 1},
+                consent=True,
+                language="en",
+            ),
+        )
+        earlier.created_at = utcnow() - timedelta(days=20)
+        db.session.commit()
+
+        registration = db.session.get(Registration, live_server.resident_registration_id)
+        assert registration is not None
+        desk_services.add_note(admin, registration, "Belt liever na 18:00 uur.")
+        db.session.commit()
+        update = updates.compose(
+            admin,
+            updates.UpdateInput(
+                action=action,
+                measure_id=roof.measure_id,
+                status=RegistrationStatus.CONFIRMED,
+                pc4=None,
+                subject_nl="Informatieavond dakisolatie",
+                subject_en="Information evening roof insulation",
+                body_nl="Beste bewoner,\n\nOp 12 maart is er een informatieavond.",
+                body_en="Dear resident,\n\nThere is an information evening on 12 March.",
+            ),
+        )
+        updates.send_now(update, admin)
+        # And a draft, with its send form.
+        draft = updates.compose(
+            admin,
+            updates.UpdateInput(
+                action=action,
+                measure_id=None,
+                status=None,
+                pc4="3521",
+                subject_nl="Steigers in de Lange Nieuwstraat",
+                subject_en="",
+                body_nl="Vanaf maandag staan er steigers.",
+                body_en="",
+            ),
+        )
+        accounts.invite_user(admin, INVITED_EMAIL, "Noor Nieuw", Role.STAFF)
+        # The update's emails and the invitation, delivered to the development mailbox.
+        jobs.dispatcher().run_pending()
+        installer = db.session.scalars(
+            select(Installer).where(Installer.organisation_id == action.organisation_id)
+        ).one()
+        assert db.session.scalars(select(User).where(User.email == INVITED_EMAIL)).one()
+        live_server.desk = {
+            "action": action.id,
+            "neighbourhood": neighbourhood.id,
+            "installer": installer.id,
+            "update": update.id,
+            "draft_update": draft.id,
+            "roof_offer": roof.id,
+            "roof_measure": roof.measure_id,
+        }
 
 
 @pytest.fixture(scope="module")
