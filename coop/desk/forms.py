@@ -17,7 +17,7 @@ from coop.actions.models import Action, Measure
 from coop.core.forms import strip
 from coop.core.time import AMSTERDAM
 from coop.core.web import localized
-from coop.registrations.models import DwellingType, Ownership, RegistrationStatus
+from coop.registrations.models import RegistrationStatus
 
 # How staff name the statuses (the resident's page words them for the resident).
 STATUS_LABELS = {
@@ -33,20 +33,7 @@ STATUS_LABELS = {
     RegistrationStatus.WITHDRAWN: _l("Withdrawn"),
     RegistrationStatus.EXPIRED: _l("Expired (not confirmed)"),
 }
-OWNERSHIP_LABELS = {
-    Ownership.OWNER: _l("Owner-occupier"),
-    Ownership.PRIVATE_TENANT: _l("Tenant, private landlord"),
-    Ownership.CORPORATION_TENANT: _l("Tenant, housing corporation"),
-    Ownership.VVE_MEMBER: _l("Apartment owner in a VvE"),
-}
-DWELLING_LABELS = {
-    DwellingType.DETACHED: _l("Detached house"),
-    DwellingType.SEMI_DETACHED: _l("Semi-detached house"),
-    DwellingType.TERRACED: _l("Terraced house"),
-    DwellingType.CORNER: _l("Corner house"),
-    DwellingType.APARTMENT: _l("Apartment"),
-    DwellingType.OTHER: _l("Other"),
-}
+# Ownership and dwelling labels are the registrations list's own (one wording everywhere).
 
 _PC4 = re.compile(r"^[1-9][0-9]{3}$")
 # Control characters other than tab and line breaks: invisible, and PostgreSQL refuses NUL.

@@ -18,8 +18,6 @@ from coop.core.web import localized
 from coop.desk import services, updates
 from coop.desk.charts import Chart, Datum
 from coop.desk.forms import (
-    DWELLING_LABELS,
-    OWNERSHIP_LABELS,
     STATUS_LABELS,
     ButtonForm,
     SendForm,
@@ -27,6 +25,7 @@ from coop.desk.forms import (
     update_form,
 )
 from coop.desk.models import AuditEntry, SegmentUpdate, UpdateStatus
+from coop.registrations.desk_services import DWELLING_LABELS, OWNERSHIP_LABELS
 from coop.registrations.models import RegistrationStatus
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
