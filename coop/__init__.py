@@ -92,6 +92,8 @@ def _register_domains(app: Flask) -> None:
     from coop.actions.desk_views import bp as actions_desk_bp
 
     app.register_blueprint(actions_desk_bp)
+    from coop.orders import jobs as _order_jobs  # noqa: F401
+    from coop.tenders import jobs as _tender_jobs  # noqa: F401
 
 
 def _select_locale() -> str:

@@ -97,6 +97,9 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         # Behind a reverse proxy that sets X-Forwarded-For/-Proto (one hop): trust those headers.
         "TRUST_PROXY": _bool(env.get("TRUST_PROXY"), False),
+        # Seconds the matching engine may search for a better proposal (it stops sooner when it
+        # has proven the best one).
+        "MATCHING_TIME_LIMIT": _int(env, "MATCHING_TIME_LIMIT", 20),
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY") or None,
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET") or None,
     }

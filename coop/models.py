@@ -14,6 +14,17 @@ from coop.actions.models import (
 from coop.core.models import EmailLog, OutboxJob
 from coop.desk.models import AuditEntry, SegmentUpdate, UpdateDelivery
 from coop.installers.models import Installer, InstallerOffer
+from coop.orders.models import (
+    Batch,
+    MatchingRun,
+    Order,
+    OrderLine,
+    ProposedAssignment,
+    Quote,
+    QuoteItem,
+    Review,
+    SiteSurvey,
+)
 from coop.registrations.models import (
     Household,
     Registration,
@@ -21,6 +32,7 @@ from coop.registrations.models import (
     RegistrationNote,
     StatusChange,
 )
+from coop.tenders.models import BidLine, TenderInvitation, TenderRound
 
 __all__ = [
     "Action",
@@ -29,21 +41,33 @@ __all__ = [
     "ActionMeasure",
     "ActionMilestone",
     "AuditEntry",
+    "Batch",
+    "BidLine",
     "EmailLog",
     "Household",
     "Installer",
     "InstallerOffer",
     "LoginToken",
+    "MatchingRun",
     "Measure",
     "Neighbourhood",
+    "Order",
+    "OrderLine",
     "Organisation",
     "OutboxJob",
     "PriceTier",
+    "ProposedAssignment",
+    "Quote",
+    "QuoteItem",
     "Registration",
     "RegistrationMeasure",
     "RegistrationNote",
+    "Review",
     "SegmentUpdate",
+    "SiteSurvey",
     "StatusChange",
+    "TenderInvitation",
+    "TenderRound",
     "UpdateDelivery",
     "User",
 ]

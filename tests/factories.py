@@ -21,6 +21,16 @@ from coop.actions.models import (
 )
 from coop.core.time import utcnow
 from coop.extensions import db
+from coop.installers.models import Installer, InstallerOffer
+from coop.registrations.models import (
+    DwellingType,
+    Household,
+    Ownership,
+    Registration,
+    RegistrationMeasure,
+    RegistrationStatus,
+    StatusChange,
+)
 
 PASSWORD = "correct horse battery staple"
 
@@ -160,3 +170,111 @@ def post_form(
     """Post like a browser does: first load the page for its CSRF token."""
     token = csrf_token(client, token_from or url)
     return client.post(url, data={**data, "csrf_token": token}, **kwargs)
+
+
+# --- installers, confirmed registrations: the world of orders --------------------------------
+
+
+def installer(
+    org: Organisation,
+    name: str = "Dakwerk Utrecht BV",
+    *,
+    area: str = "3500-3599",
+    offers: dict[str, tuple[int, int]] | None = None,
+    email: str | None = None,
+    kvk: str | None = None,
+) -> Installer:
+    """An installer in the desk's registry; ``offers`` maps measure codes to (price per unit in
+    cents, homes per week)."""
+    measures = ensure_catalogue()
+    slug = re.sub(r"[^a-z]+", "-", name.lower()).strip("-")
+    company = Installer(
+        organisation_id=org.id,
+        company_name=name,
+        kvk_number=kvk or str(10_000_000 + len(name) * 7919 % 89_999_999)[:8],
+        contact_name="Planning",
+        email=email or f"planning@{slug}.example",
+        phone="030 765 43 21",
+        city="Utrecht",
+        service_area=area,
+        offers=[
+            InstallerOffer(
+                measure_id=measures[code].id, unit_price_cents=price, homes_per_week=per_week
+            )
+            for code, (price, per_week) in (offers or {"roof": (4200, 5)}).items()
+        ],
+    )
+    db.session.add(company)
+    db.session.commit()
+    return company
+
+
+def installer_user(company: Installer, email: str | None = None) -> User:
+    user = User(
+        email=email or f"fitter@{company.email.split('@')[1]}",
+        name="Fatima Fitter",
+        role=Role.INSTALLER,
+        installer_id=company.id,
+        password_hash=hash_password(PASSWORD),
+    )
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+_house_numbers = iter(range(1, 10**6))
+
+
+def confirmed_registration(
+    act: Action,
+    *,
+    postcode: str = "3521 AB",
+    street: str = "Vondellaan",
+    number: int | None = None,
+    measures: dict[str, int] | None = None,
+    email: str | None = None,
+    name: str = "Anna de Vries",
+) -> Registration:
+    """A confirmed registration of a household, as after the resident followed the link;
+    ``measures`` maps measure codes of the action to quantities."""
+    now = utcnow()
+    number = number or next(_house_numbers)
+    wanted = measures or {"roof": 40}
+    offered = {m.measure.code: m for m in act.measures}
+    resident = User(
+        email=email or f"resident-{postcode.replace(' ', '').lower()}-{number}@example.nl",
+        name=name,
+    )
+    registration = Registration(
+        action=act,
+        household=Household(
+            postcode=postcode,
+            house_number=number,
+            house_number_addition="",
+            street=street,
+            city="Utrecht",
+            dwelling_type=DwellingType.TERRACED,
+            build_year=1978,
+            ownership=Ownership.OWNER,
+        ),
+        user=resident,
+        status=RegistrationStatus.CONFIRMED,
+        consent_at=now,
+        consent_version="test",
+        created_at=now,
+        measures=[
+            RegistrationMeasure(action_measure_id=offered[code].id, quantity=quantity)
+            for code, quantity in wanted.items()
+        ],
+        history=[
+            StatusChange(to_status=RegistrationStatus.PENDING_CONFIRMATION, at=now),
+            StatusChange(
+                from_status=RegistrationStatus.PENDING_CONFIRMATION,
+                to_status=RegistrationStatus.CONFIRMED,
+                at=now,
+            ),
+        ],
+    )
+    db.session.add(registration)
+    db.session.commit()
+    return registration

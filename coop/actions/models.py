@@ -107,6 +107,8 @@ class Action(db.Model):  # type: ignore[name-defined]
     # Postcode areas (PC4) the action serves, comma separated; a resident finds it by postcode.
     postcode_areas: Mapped[str] = mapped_column(String(1000), default="")
     deposit_cents: Mapped[int | None] = mapped_column(Integer)
+    # Working days an installer has to accept or decline an order of this action.
+    order_response_days: Mapped[int] = mapped_column(Integer, default=5)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -126,6 +128,7 @@ class Action(db.Model):  # type: ignore[name-defined]
     __table_args__ = (
         CheckConstraint("registration_closes_at > registration_opens_at", name="window_order"),
         CheckConstraint("deposit_cents IS NULL OR deposit_cents >= 0", name="deposit_positive"),
+        CheckConstraint("order_response_days BETWEEN 1 AND 30", name="order_response_days_range"),
     )
 
     @property

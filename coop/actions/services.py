@@ -406,6 +406,10 @@ def cancel_action(actor: User, action: Action, reason: str, now: datetime | None
         closed_at=action.closed_at or now,
         extra={"reason": reason},
     )
+    # Imported here: orders build on actions; a cancelled action's open orders end with it.
+    from coop.orders import services as orders
+
+    orders.action_cancelled(action, now=now)
     db.session.commit()
 
 

@@ -57,3 +57,20 @@ def render_migration_item(type_: str, obj: Any, autogen_context: Any) -> str | b
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime()"
     return False
+
+
+def lock_row(obj: Any) -> Any:
+    """Lock ``obj``'s row for the rest of the transaction and re-read it.
+
+    ``session.refresh(obj, with_for_update=True)`` cannot be used on objects whose eager joins
+    are outer joins (PostgreSQL refuses FOR UPDATE there), so the row is locked by its key alone.
+    """
+    from sqlalchemy import inspect, select
+
+    from coop.extensions import db
+
+    mapper = inspect(obj).mapper
+    key = mapper.primary_key[0]
+    db.session.execute(select(key).where(key == getattr(obj, key.key)).with_for_update())
+    db.session.refresh(obj)
+    return obj

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 JobHandler = Callable[..., None]
 _handlers: dict[str, JobHandler] = {}
+# Called (with the job's arguments and the error) when a job is failed for good, so that the
+# record it works on can say so instead of waiting forever.
+_give_up: dict[str, Callable[..., None]] = {}
 _periodic: dict[str, Callable[[], int]] = {}
 
 # RQ retries a failed or killed job with these pauses (seconds); the sweep covers the rest.
@@ -42,13 +45,20 @@ HANDOVER_GRACE = timedelta(seconds=10)
 _PENDING_KEY = "coop_outbox_new"
 
 
-def job(name: str) -> Callable[[JobHandler], JobHandler]:
-    """Register a job handler under a stable name (the name is stored in the outbox row)."""
+def job(
+    name: str, *, on_give_up: Callable[..., None] | None = None
+) -> Callable[[JobHandler], JobHandler]:
+    """Register a job handler under a stable name (the name is stored in the outbox row).
+
+    ``on_give_up(error=..., **args)`` runs once the job has failed its last attempt.
+    """
 
     def register(handler: JobHandler) -> JobHandler:
         if name in _handlers and _handlers[name] is not handler:
             raise RuntimeError(f"job {name!r} registered twice")
         _handlers[name] = handler
+        if on_give_up is not None:
+            _give_up[name] = on_give_up
         return handler
 
     return register
@@ -256,10 +266,18 @@ def _record_failure(job_id: int, exc: Exception) -> None:
         return
     row.attempts += 1
     row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-    if row.attempts >= current_app.config["OUTBOX_MAX_ATTEMPTS"]:
+    gave_up = row.attempts >= current_app.config["OUTBOX_MAX_ATTEMPTS"]
+    if gave_up:
         row.status = JobStatus.FAILED
         log.error("job failed for good id=%s name=%s: %s", job_id, row.name, row.last_error)
+    name, args, error = row.name, dict(row.args), row.last_error or ""
     db.session.commit()
+    if gave_up and name in _give_up:
+        try:
+            _give_up[name](error=error, **args)
+        except Exception:
+            db.session.rollback()
+            log.exception("giving up on job %s failed", job_id)
 
 
 def sweep(now: datetime | None = None, limit: int = 500) -> int:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import smtplib
+from collections.abc import Sequence
 from typing import Any
 
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_mail import Connection, Message
+from jinja2 import TemplateNotFound
+from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from coop.core.models import EmailLog, EmailStatus
@@ -68,8 +72,30 @@ def render_email(
                 return own
         subject = render_template(f"email/{template}.subject.txt", **context).strip()
         text = render_template(f"email/{template}.txt", **context)
-        html = render_template(f"email/{template}.html", subject=subject, **context)
+        try:
+            html = render_template(f"email/{template}.html", subject=subject, **context)
+        except TemplateNotFound:
+            # Most emails are a few paragraphs: their HTML is the text, with working links.
+            html = render_template(
+                "email/_from_text.html",
+                subject=subject,
+                paragraphs=html_paragraphs(text),
+                footer=context.get("footer", "resident"),
+            )
     return " ".join(subject.split()), text, html
+
+
+_URL = re.compile(r"https?://[^\s<>\"]+")
+
+
+def html_paragraphs(text: str) -> list[Markup]:
+    """Plain text as HTML paragraphs: escaped, line breaks kept, addresses made links."""
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        escaped = str(escape(block.strip()))
+        linked = _URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped)
+        paragraphs.append(Markup(linked.replace("\n", "<br>\n")))  # noqa: S704 (escaped above)
+    return paragraphs
 
 
 def send_email(
@@ -80,11 +106,13 @@ def send_email(
     language: str,
     user_id: int | None = None,
     action_id: int | None = None,
+    attachments: Sequence[tuple[str, str, bytes]] | None = None,
     **context: Any,
 ) -> EmailLog:
     """Send the message for ``key`` unless it was sent (or failed for good) before.
 
-    Runs inside a job's transaction: the log row commits with the job.
+    Runs inside a job's transaction: the log row commits with the job. ``attachments`` are
+    (file name, MIME type, content), such as a calendar invitation.
     """
     entry: EmailLog | None = db.session.scalar(select(EmailLog).where(EmailLog.key == key))
     if entry is not None and entry.status in (EmailStatus.SENT, EmailStatus.FAILED):
@@ -122,6 +150,8 @@ def send_email(
         sender=current_app.config["MAIL_DEFAULT_SENDER"],
     )
     message.msgId = entry.message_id
+    for filename, mimetype, content in attachments or ():
+        message.attach(filename=filename, content_type=mimetype, data=content)
     try:
         with _TimedConnection(current_app.extensions["mail"]) as connection:
             connection.send(message)

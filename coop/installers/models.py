@@ -32,6 +32,9 @@ class Installer(db.Model):  # type: ignore[name-defined]
     city: Mapped[str] = mapped_column(String(80))
     # Served PC4 areas as ranges, comma separated: "3500-3599,3811".
     service_area: Mapped[str] = mapped_column(String(1000), default="")
+    # The secret in the address of the company's calendar feed (calendar apps cannot log in);
+    # a new one ends the old address.
+    calendar_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     organisation: Mapped[Organisation] = relationship()

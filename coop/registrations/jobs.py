@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from coop.accounts.models import LoginToken
 from coop.accounts.services import login_link
 from coop.core.jobs import job, periodic
@@ -56,7 +58,7 @@ def send_withdrawn(registration_id: int, status_change_id: int) -> None:
     )
 
 
-def _send(registration: Registration, template: str, key: str, **context: object) -> None:
+def _send(registration: Registration, template: str, key: str, **context: Any) -> None:
     user = registration.user
     send_email(
         key=key,

@@ -145,6 +145,18 @@ def _record(
     registration.status = to
 
 
+def change_status(
+    registration: Registration,
+    to: RegistrationStatus,
+    *,
+    actor: User | None,
+    now: datetime,
+    note: str | None = None,
+) -> None:
+    """Move a registration on (orders do, as its work progresses), with its history entry."""
+    _record(registration, to, actor=actor, now=now, note=note)
+
+
 def _validate_measures(action: Action, wanted: dict[int, int]) -> None:
     offered = {am.id: am for am in action.measures}
     if not wanted:
@@ -375,6 +387,10 @@ def withdraw(
         raise RegistrationError("not_withdrawable")
     registration.withdrawal_reason = reason
     _record(registration, RegistrationStatus.WITHDRAWN, actor=actor, now=now, note=reason)
+    # Imported here: orders build on registrations, and a withdrawal ends the installers' work.
+    from coop.orders import services as orders
+
+    orders.registration_withdrawn(registration, now=now)
     db.session.flush()
     change_id = registration.history[-1].id
     jobs.enqueue(

@@ -1,0 +1,471 @@
+"""Background jobs of orders: the matching run, every email about orders, surveys, quotes and
+installations, and the periodic rounds (deadlines, reminders, expiry).
+
+Each job takes ids, reads what it needs, and sends under a key of its own, so running it twice
+sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from coop.accounts.models import LoginPurpose, Role, User
+from coop.accounts.services import issue_login_token, login_link
+from coop.core.calendar import CalendarEvent, calendar_bytes
+from coop.core.jobs import job, periodic
+from coop.core.mail import send_email
+from coop.extensions import db
+from coop.installers.models import Installer
+from coop.orders import fieldwork, services
+from coop.orders.models import MatchingRun, Order, OrderLine, Quote, SiteSurvey
+from coop.registrations.models import Registration
+
+
+def _give_up_run(run_id: int, error: str) -> None:
+    services.fail_run(run_id, error)
+
+
+@job("orders.run_matching", on_give_up=_give_up_run)
+def run_matching(run_id: int) -> None:
+    services.compute_run(run_id)
+
+
+# --- who gets the email -----------------------------------------------------------------------
+
+
+def _base() -> str:
+    return str(current_app.config["BASE_URL"])
+
+
+def installer_recipients(installer: Installer) -> list[tuple[str, str, int | None]]:
+    """(address, language, user id): the company's address and its active users, once each."""
+    out: dict[str, tuple[str, str, int | None]] = {
+        installer.email.lower(): (installer.email, "nl", None)
+    }
+    users = db.session.scalars(
+        select(User).where(
+            User.installer_id == installer.id,
+            User.role == Role.INSTALLER,
+            User.is_active_account.is_(True),
+        )
+    )
+    for user in users:
+        out[user.email.lower()] = (user.email, user.language, user.id)
+    return sorted(out.values())
+
+
+def _address_key(address: str) -> str:
+    return hashlib.sha256(address.lower().encode()).hexdigest()[:16]
+
+
+def email_installer(installer: Installer, key: str, template: str, **context: Any) -> None:
+    for address, language, user_id in installer_recipients(installer):
+        send_email(
+            key=f"{key}:{_address_key(address)}",
+            to=address,
+            template=template,
+            language=language,
+            user_id=user_id,
+            installer=installer,
+            footer="work",
+            **context,
+        )
+
+
+def _resident_link(user: User, path: str) -> str:
+    """A login link that opens ``path``: residents have no password."""
+    token = issue_login_token(user, LoginPurpose.LOGIN, next_path=path)
+    return login_link(token)
+
+
+def email_resident(
+    registration: Registration,
+    key: str,
+    template: str,
+    *,
+    attachments: Iterable[tuple[str, str, bytes]] | None = None,
+    **context: Any,
+) -> None:
+    user = registration.user
+    send_email(
+        key=key,
+        to=user.email,
+        template=template,
+        language=user.language,
+        user_id=user.id,
+        action_id=registration.action_id,
+        name=user.name,
+        registration=registration,
+        action=registration.action,
+        household=registration.household,
+        link=_resident_link(user, f"/my/registrations/{registration.id}"),
+        attachments=list(attachments or ()),
+        **context,
+    )
+
+
+def _portal_order_link(order: Order) -> str:
+    return f"{_base()}/installer/orders/{order.id}"
+
+
+def _portal_line_link(line: OrderLine) -> str:
+    return f"{_base()}/installer/orders/{line.order_id}#line-{line.id}"
+
+
+# --- staff ------------------------------------------------------------------------------------
+
+
+@job("orders.send_proposal_ready")
+def send_proposal_ready(run_id: int, user_id: int) -> None:
+    run = db.session.get(MatchingRun, run_id)
+    user = db.session.get(User, user_id)
+    if run is None or user is None or not user.is_active:
+        return
+    send_email(
+        key=f"proposal-ready:{run.id}:{user.id}",
+        to=user.email,
+        template="proposal_ready",
+        language=user.language,
+        user_id=user.id,
+        name=user.name,
+        run=run,
+        action=run.action,
+        footer="work",
+        link=f"{_base()}/desk/actions/{run.action_id}/matching/{run.id}",
+    )
+
+
+@job("orders.send_order_released")
+def send_order_released(order_id: int, user_id: int) -> None:
+    order = db.session.get(Order, order_id)
+    user = db.session.get(User, user_id)
+    if order is None or user is None or not user.is_active:
+        return
+    send_email(
+        key=f"order-released:{order.id}:{user.id}",
+        to=user.email,
+        template="order_released",
+        language=user.language,
+        user_id=user.id,
+        name=user.name,
+        order=order,
+        action=order.action,
+        installer=order.installer,
+        homes=len(order.lines),
+        footer="work",
+        link=f"{_base()}/desk/actions/{order.action_id}/orders",
+    )
+
+
+# --- installers -------------------------------------------------------------------------------
+
+
+@job("orders.send_order")
+def send_order(order_id: int) -> None:
+    order = db.session.get(Order, order_id)
+    if order is None:
+        return
+    email_installer(
+        order.installer,
+        f"order-sent:{order.id}",
+        "order_sent",
+        order=order,
+        action=order.action,
+        homes=len(order.lines),
+        link=_portal_order_link(order),
+    )
+
+
+@job("orders.send_order_reminder")
+def send_order_reminder(order_id: int) -> None:
+    order = db.session.get(Order, order_id)
+    if order is None or order.status.value != "sent":
+        return
+    email_installer(
+        order.installer,
+        f"order-reminder:{order.id}",
+        "order_reminder",
+        order=order,
+        action=order.action,
+        homes=len(order.lines),
+        link=_portal_order_link(order),
+    )
+
+
+@job("orders.send_order_expired")
+def send_order_expired(order_id: int) -> None:
+    order = db.session.get(Order, order_id)
+    if order is None:
+        return
+    email_installer(
+        order.installer,
+        f"order-expired:{order.id}",
+        "order_expired",
+        order=order,
+        action=order.action,
+        homes=len(order.lines),
+    )
+
+
+@job("orders.send_order_cancelled")
+def send_order_cancelled(order_id: int) -> None:
+    order = db.session.get(Order, order_id)
+    if order is None:
+        return
+    email_installer(
+        order.installer,
+        f"order-cancelled:{order.id}",
+        "order_cancelled",
+        order=order,
+        action=order.action,
+        homes=len(order.lines),
+    )
+
+
+@job("orders.send_household_withdrawn")
+def send_household_withdrawn(line_id: int) -> None:
+    line = db.session.get(OrderLine, line_id)
+    if line is None:
+        return
+    context = fieldwork.line_context(line)
+    installer = context.pop("installer")
+    email_installer(
+        installer,
+        f"household-withdrawn:{line.id}",
+        "household_withdrawn",
+        link=_portal_line_link(line),
+        **context,
+    )
+
+
+@job("orders.send_survey_change_requested")
+def send_survey_change_requested(survey_id: int) -> None:
+    survey = db.session.get(SiteSurvey, survey_id)
+    if survey is None:
+        return
+    line = db.session.get(OrderLine, survey.line_id)
+    assert line is not None
+    context = fieldwork.line_context(line)
+    installer = context.pop("installer")
+    email_installer(
+        installer,
+        f"survey-change:{survey.id}",
+        "survey_change_requested",
+        survey=survey,
+        link=_portal_line_link(line),
+        **context,
+    )
+
+
+def _quoteemail_installer(quote_id: int, key: str, template: str) -> None:
+    quote = db.session.get(Quote, quote_id)
+    if quote is None:
+        return
+    context = fieldwork.line_context(quote.line)
+    installer = context.pop("installer")
+    email_installer(
+        installer, key, template, quote=quote, link=_portal_line_link(quote.line), **context
+    )
+
+
+@job("orders.send_quote_declined")
+def send_quote_declined(quote_id: int) -> None:
+    _quoteemail_installer(quote_id, f"quote-declined:{quote_id}", "quote_declined")
+
+
+@job("orders.send_quote_expired")
+def send_quote_expired(quote_id: int) -> None:
+    _quoteemail_installer(quote_id, f"quote-expired:{quote_id}", "quote_expired")
+
+
+@job("orders.send_quote_accepted")
+def send_quote_accepted(quote_id: int) -> None:
+    _quoteemail_installer(quote_id, f"quote-accepted:{quote_id}", "quote_accepted")
+    quote = db.session.get(Quote, quote_id)
+    if quote is None:
+        return
+    registration, context = _resident_line_context(quote.line)
+    email_resident(
+        registration,
+        f"quote-accepted-resident:{quote.id}",
+        "quote_accepted_resident",
+        quote=quote,
+        **context,
+    )
+
+
+@job("orders.send_confirmed")
+def send_confirmed(line_id: int) -> None:
+    line = db.session.get(OrderLine, line_id)
+    if line is None:
+        return
+    context = fieldwork.line_context(line)
+    installer = context.pop("installer")
+    email_installer(
+        installer,
+        f"installation-confirmed:{line.id}",
+        "installation_confirmed",
+        review=line.review,
+        link=_portal_line_link(line),
+        **context,
+    )
+
+
+# --- residents --------------------------------------------------------------------------------
+
+
+@job("orders.send_assigned")
+def send_assigned(registration_id: int, run_id: int) -> None:
+    registration = db.session.get(Registration, registration_id)
+    if registration is None:
+        return
+    lines = [line for line in services.current_lines(registration) if line.order.run_id == run_id]
+    if not lines:
+        return
+    email_resident(
+        registration, f"assigned:{run_id}:{registration.id}", "registration_assigned", lines=lines
+    )
+
+
+@job("orders.send_installer_unavailable")
+def send_installer_unavailable(order_id: int, registration_id: int) -> None:
+    order = db.session.get(Order, order_id)
+    registration = db.session.get(Registration, registration_id)
+    if order is None or registration is None:
+        return
+    email_resident(
+        registration,
+        f"installer-unavailable:{order.id}:{registration.id}",
+        "installer_unavailable",
+        installer=order.installer,
+        measure=order.batch.action_measure.measure,
+    )
+
+
+def _resident_line_context(line: OrderLine) -> tuple[Registration, dict[str, Any]]:
+    context = fieldwork.line_context(line)
+    registration = context.pop("registration")
+    context.pop("action")
+    context.pop("household")
+    return registration, context
+
+
+def survey_event(survey: SiteSurvey, line: OrderLine) -> CalendarEvent:
+    registration = line.registration
+    installer = line.order.installer
+    measure = line.registration_measure.action_measure.measure
+    return CalendarEvent(
+        uid=f"survey-{line.id}@coop",
+        sequence=len(line.surveys),
+        summary=f"{installer.company_name}: {measure.name_nl} / {measure.name_en}",
+        starts=survey.starts_at,
+        ends=survey.starts_at + timedelta(minutes=survey.duration_minutes),
+        location=registration.household.address_line,
+        description=f"{installer.company_name} {installer.phone or ''} {installer.email}".strip(),
+    )
+
+
+@job("orders.send_survey_planned")
+def send_survey_planned(survey_id: int) -> None:
+    survey = db.session.get(SiteSurvey, survey_id)
+    if survey is None:
+        return
+    line = db.session.get(OrderLine, survey.line_id)
+    assert line is not None
+    registration, context = _resident_line_context(line)
+    invitation = calendar_bytes([survey_event(survey, line)])
+    email_resident(
+        registration,
+        f"survey-planned:{survey.id}",
+        "survey_planned",
+        survey=survey,
+        attachments=[("opname.ics", "text/calendar", invitation)],
+        **context,
+    )
+
+
+@job("orders.send_quote")
+def send_quote(quote_id: int) -> None:
+    quote = db.session.get(Quote, quote_id)
+    if quote is None:
+        return
+    registration, context = _resident_line_context(quote.line)
+    email_resident(registration, f"quote-sent:{quote.id}", "quote_sent", quote=quote, **context)
+
+
+@job("orders.send_quote_reminder")
+def send_quote_reminder(quote_id: int) -> None:
+    quote = db.session.get(Quote, quote_id)
+    if quote is None or quote.status.value != "sent":
+        return
+    registration, context = _resident_line_context(quote.line)
+    email_resident(
+        registration, f"quote-reminder:{quote.id}", "quote_reminder", quote=quote, **context
+    )
+
+
+@job("orders.send_installation_planned")
+def send_installation_planned(line_id: int) -> None:
+    line = db.session.get(OrderLine, line_id)
+    if line is None or line.installation_planned_on is None:
+        return
+    registration, context = _resident_line_context(line)
+    day = line.installation_planned_on
+    event = CalendarEvent(
+        uid=f"installation-{line.id}@coop",
+        sequence=int(day.strftime("%Y%m%d")),  # a later plan always updates an earlier one
+        summary=f"{context['installer'].company_name}: {context['measure'].name_nl}",
+        starts=day,
+        ends=day + timedelta(days=1),
+        location=registration.household.address_line,
+    )
+    email_resident(
+        registration,
+        f"installation-planned:{line.id}:{day.isoformat()}",
+        "installation_planned",
+        attachments=[("installatie.ics", "text/calendar", calendar_bytes([event]))],
+        **context,
+    )
+
+
+@job("orders.send_installed")
+def send_installed(line_id: int) -> None:
+    line = db.session.get(OrderLine, line_id)
+    if line is None:
+        return
+    registration, context = _resident_line_context(line)
+    email_resident(registration, f"installed:{line.id}", "work_installed", **context)
+
+
+# --- the periodic rounds ----------------------------------------------------------------------
+
+
+@periodic("orders.start_after_tenders")
+def start_after_tenders() -> int:
+    return services.start_matching_after_tenders()
+
+
+@periodic("orders.expire_orders")
+def expire_orders() -> int:
+    return services.expire_orders()
+
+
+@periodic("orders.remind_orders")
+def remind_orders() -> int:
+    return services.remind_unanswered_orders()
+
+
+@periodic("orders.expire_quotes")
+def expire_quotes() -> int:
+    return fieldwork.expire_quotes()
+
+
+@periodic("orders.remind_quotes")
+def remind_quotes() -> int:
+    return fieldwork.remind_open_quotes()

@@ -1,0 +1,239 @@
+"""From closed registration to orders, through the services: the tender, the matching run, the
+proposal staff approve, and the installers' answers that send homes back to matching."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from coop.actions import services as actions
+from coop.actions.models import Action
+from coop.core import jobs
+from coop.core.models import EmailLog, OutboxJob
+from coop.core.time import utcnow
+from coop.extensions import db
+from coop.orders import services
+from coop.orders.models import (
+    Batch,
+    LineStatus,
+    MatchingRun,
+    Order,
+    OrderStatus,
+    RunStatus,
+)
+from coop.registrations.models import Registration, RegistrationStatus
+from coop.tenders import services as tenders
+from coop.tenders.services import BidInput, TenderError
+from tests import factories
+
+
+def measure_of(act: Action, code: str) -> int:
+    return next(m.id for m in act.measures if m.measure.code == code)
+
+
+@pytest.fixture
+def world(ctx: Flask) -> dict:
+    org = factories.organisation()
+    staff = factories.staff(org)
+    act = factories.action(org)
+    cheap_local = factories.installer(
+        org, "Dakwerk Lunetten", area="3521", offers={"roof": (4000, 5)}
+    )
+    everywhere = factories.installer(
+        org,
+        "Warmte en Dak Utrecht",
+        area="3500-3599",
+        offers={"roof": (4500, 5), "hybrid_heat_pump": (300000, 2)},
+    )
+    homes = (
+        [
+            factories.confirmed_registration(act, postcode="3521 AB", street="Vondellaan", number=n)
+            for n in range(1, 6)
+        ]
+        + [
+            factories.confirmed_registration(act, postcode="3524 BA", street="Hondsrug", number=n)
+            for n in range(1, 4)
+        ]
+        + [
+            factories.confirmed_registration(
+                act,
+                postcode="3524 BA",
+                street="Hondsrug",
+                number=n,
+                measures={"hybrid_heat_pump": 1},
+            )
+            for n in range(10, 12)
+        ]
+    )
+    return {
+        "org": org,
+        "staff": staff,
+        "action": act,
+        "local": cheap_local,
+        "everywhere": everywhere,
+        "local_user": factories.installer_user(cheap_local),
+        "everywhere_user": factories.installer_user(everywhere),
+        "registrations": homes,
+    }
+
+
+def bid_round(world: dict, now) -> None:
+    act = world["action"]
+    actions.close_action(world["staff"], act, now=now)
+    tender = tenders.open_round(
+        world["staff"],
+        act,
+        [world["local"].id, world["everywhere"].id],
+        deadline=now + timedelta(hours=2),
+        now=now,
+    )
+    by_installer = {i.installer_id: i for i in tender.invitations}
+    roof, pump = measure_of(act, "roof"), measure_of(act, "hybrid_heat_pump")
+    tenders.submit_bid(
+        world["local_user"], by_installer[world["local"].id], {roof: BidInput(3900, 10)}, now=now
+    )
+    tenders.submit_bid(
+        world["everywhere_user"],
+        by_installer[world["everywhere"].id],
+        {roof: BidInput(4100, 10), pump: BidInput(290000, 5)},
+        now=now,
+    )
+    comparison = tenders.compare_bids(tender, now=now + timedelta(minutes=5))
+    assert comparison.sealed and comparison.submitted == 2
+    assert all(row.lines == {} for row in comparison.rows)  # nobody sees a price yet
+
+
+def run_jobs() -> None:
+    jobs.dispatcher().run_pending()
+
+
+def test_tender_to_orders_and_a_decline_sends_the_homes_back_to_matching(world: dict) -> None:
+    now = utcnow()
+    act = world["action"]
+    bid_round(world, now)
+
+    after_deadline = now + timedelta(hours=3)
+    assert services.start_matching_after_tenders(after_deadline) == 1
+    assert services.start_matching_after_tenders(after_deadline) == 0  # once per round
+    run_jobs()
+    run = services.open_run(act)
+    assert run is not None and run.status is RunStatus.PROPOSED
+    assert (run.homes_total, run.homes_covered) == (10, 10)
+    assert db.session.scalar(select(func.count()).select_from(Batch)) == 3
+
+    groups = {(g.batch.pc4, g.batch.action_measure.measure.code): g for g in services.proposal(run)}
+    # The cheaper local roofer takes its own area; only the other one works in 3524.
+    assert [p.installer.company_name for p in groups["3521", "roof"].parts] == ["Dakwerk Lunetten"]
+    assert [p.installer.company_name for p in groups["3524", "roof"].parts] == [
+        "Warmte en Dak Utrecht"
+    ]
+    assert groups["3524", "hybrid_heat_pump"].parts[0].homes == 2
+    assert "Dakwerk Lunetten" in groups["3521", "roof"].explanation_en
+
+    orders = services.approve_run(world["staff"], run, now=after_deadline)
+    assert len(orders) == 3
+    with pytest.raises(services.OrderError):
+        services.approve_run(world["staff"], run, now=after_deadline)  # twice: nothing new
+    assert db.session.scalar(select(func.count()).select_from(Order)) == 3
+    statuses = {r.status for r in db.session.scalars(select(Registration))}
+    assert statuses == {RegistrationStatus.ASSIGNED}
+    run_jobs()
+    subjects = [e.subject for e in db.session.scalars(select(EmailLog))]
+    assert sum("Uw installateur" in s or "Your installer" in s for s in subjects) == 10
+
+    by_place = {(o.batch.pc4, o.batch.action_measure.measure.code): o for o in orders}
+    services.accept_order(world["local_user"], by_place["3521", "roof"], now=after_deadline)
+    with pytest.raises(services.OrderError) as refused:
+        services.accept_order(world["local_user"], by_place["3524", "roof"], now=after_deadline)
+    assert refused.value.code == "not_yours"
+
+    declined = by_place["3524", "roof"]
+    services.decline_order(
+        world["everywhere_user"], declined, "Geen ploeg vrij", now=after_deadline
+    )
+    assert declined.status is OrderStatus.DECLINED
+    assert {line.status for line in declined.lines} == {LineStatus.CANCELLED}
+    back = [line.registration for line in declined.lines]
+    assert {r.status for r in back} == {RegistrationStatus.CONFIRMED}
+
+    rematch = services.open_run(act)
+    assert rematch is not None and rematch.trigger.value == "order_declined"
+    run_jobs()
+    db.session.refresh(rematch)
+    assert rematch.status is RunStatus.PROPOSED
+    [group] = services.proposal(rematch)
+    # Nobody else works in 3524: the three roofs wait, and staff read why.
+    assert group.unassigned == 3 and group.parts == []
+    assert "afgewezen" in group.explanation_nl
+
+
+def test_bids_are_sealed_and_refused_after_the_deadline(world: dict) -> None:
+    now = utcnow()
+    bid_round(world, now)
+    tender = tenders.latest_round(world["action"])
+    assert tender is not None
+    invitation = next(i for i in tender.invitations if i.installer_id == world["local"].id)
+    with pytest.raises(TenderError) as late:
+        tenders.submit_bid(
+            world["local_user"],
+            invitation,
+            {measure_of(world["action"], "roof"): BidInput(1, 1)},
+            now=now + timedelta(hours=2, seconds=1),
+        )
+    assert late.value.code == "deadline_passed"
+    other = next(i for i in tender.invitations if i.installer_id == world["everywhere"].id)
+    with pytest.raises(TenderError) as theirs:
+        tenders.submit_bid(
+            world["local_user"],
+            other,
+            {measure_of(world["action"], "roof"): BidInput(1, 1)},
+            now=now,
+        )
+    assert theirs.value.code == "not_yours"
+    opened = tenders.compare_bids(tender, now=now + timedelta(hours=2))
+    assert not opened.sealed
+    assert opened.lowest[measure_of(world["action"], "roof")] == 3900
+
+
+def test_a_run_killed_half_way_runs_again_without_a_second_proposal(world: dict) -> None:
+    now = utcnow()
+    bid_round(world, now)
+    run = services.start_run(
+        world["staff"], world["action"], services.RunTrigger.STAFF, now=now + timedelta(hours=3)
+    )
+    # First attempt: it got as far as the batches, then the worker died.
+    run.status = RunStatus.RUNNING
+    db.session.commit()
+    services.ensure_batches(world["action"], services.unassigned_homes(world["action"].id))
+    db.session.commit()
+    assert services.compute_run(run.id) == "proposed"
+    assert services.compute_run(run.id) == "skipped"
+    db.session.refresh(run)
+    assert run.attempts == 1 and run.status is RunStatus.PROPOSED
+    assert db.session.scalar(select(func.count()).select_from(Batch)) == 3
+    assert sum(p.homes for p in run.proposals) == 10
+
+
+def test_a_new_run_supersedes_an_unapproved_proposal(world: dict) -> None:
+    now = utcnow() + timedelta(hours=3)
+    bid_round(world, utcnow())
+    first = services.start_run(world["staff"], world["action"], services.RunTrigger.STAFF, now=now)
+    second = services.start_run(world["staff"], world["action"], services.RunTrigger.STAFF, now=now)
+    db.session.refresh(first)
+    assert first.status is RunStatus.SUPERSEDED
+    assert services.compute_run(first.id) == "skipped"
+    run_jobs()
+    db.session.refresh(second)
+    assert second.status is RunStatus.PROPOSED
+    assert db.session.scalar(select(func.count()).select_from(MatchingRun)) == 2
+    assert (
+        db.session.scalar(
+            select(func.count())
+            .select_from(OutboxJob)
+            .where(OutboxJob.name == "orders.run_matching")
+        )
+        == 2
+    )
