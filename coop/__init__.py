@@ -93,7 +93,12 @@ def _register_domains(app: Flask) -> None:
 
     app.register_blueprint(actions_desk_bp)
     from coop.orders import jobs as _order_jobs  # noqa: F401
+    from coop.orders.desk_views import bp as orders_desk_bp
     from coop.tenders import jobs as _tender_jobs  # noqa: F401
+    from coop.tenders.desk_views import bp as tenders_desk_bp
+
+    app.register_blueprint(orders_desk_bp)
+    app.register_blueprint(tenders_desk_bp)
 
 
 def _select_locale() -> str:

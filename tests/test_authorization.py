@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from coop.core.time import utcnow
 from coop.desk.models import SegmentUpdate
 from coop.extensions import db
 from coop.installers.models import Installer
+from coop.orders.models import Batch, MatchingRun, ProposedAssignment, RunStatus, RunTrigger
 from coop.registrations.models import (
     DwellingType,
     Household,
@@ -33,6 +35,7 @@ from coop.registrations.models import (
     RegistrationStatus,
     StatusChange,
 )
+from coop.tenders.models import TenderRound
 from tests import factories
 
 ROLES = (
@@ -74,6 +77,17 @@ TARGETS: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {
     ("action_id", "kind"): (("open_a", "kind"), ("draft_b", "kind")),
     ("action_id", "kind", "language"): (("open_a", "kind", "nl"), ("draft_b", "kind", "nl")),
     ("installer_id",): (("inst_a",), ("inst_b",)),
+    ("action_id", "round_id"): (
+        ("open_a", "round_a"),
+        ("draft_b", "round_b"),
+        ("open_a", "round_b"),  # another action's round: never through this one
+    ),
+    ("action_id", "run_id"): (("open_a", "run_a"), ("draft_b", "run_b"), ("open_a", "run_b")),
+    ("action_id", "run_id", "batch_id"): (
+        ("open_a", "run_a", "batch_a"),
+        ("draft_b", "run_b", "batch_b"),
+        ("open_a", "run_a", "batch_b"),  # a group of another action's run
+    ),
     ("neighbourhood_id",): (("nb_a",), ("nb_b",)),
     ("update_id",): (("upd_a",), ("upd_b",)),
     ("user_id",): (("member_a",), ("member_b",)),
@@ -269,6 +283,40 @@ EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
         ("POST", "draft_b+kind+nl"): of_b(302),
     },
     "actions_desk.neighbourhoods": {("GET", ""): ANY_STAFF},
+    # --- tenders, matching and orders on the desk -------------------------------------------
+    # An empty post of the tender form gets its errors; starting matching on an action that
+    # is not closed is refused (409).
+    "tenders_desk.open_round": {
+        **by_target("GET", per_action(of_a(), of_b())),
+        **by_target("POST", per_action(of_a(), of_b())),
+    },
+    "tenders_desk.bids": {
+        ("GET", "open_a+round_a"): of_a(),
+        ("GET", "draft_b+round_b"): of_b(),
+        ("GET", "open_a+round_b"): NOBODY,
+    },
+    "orders_desk.matching": by_target("GET", per_action(of_a(), of_b())),
+    "orders_desk.start_matching": by_target("POST", per_action(of_a(409), of_b(409))),
+    **{
+        endpoint: {
+            ("GET", "open_a+run_a"): of_a(),
+            ("GET", "draft_b+run_b"): of_b(),
+            ("GET", "open_a+run_b"): NOBODY,
+        }
+        for endpoint in ("orders_desk.run", "orders_desk.run_status")
+    },
+    # An empty post gives the whole group to nobody (302); approving needs a closed action.
+    "orders_desk.reassign": {
+        **{(m, "open_a+run_a+batch_a"): of_a(200 if m == "GET" else 302) for m in ("GET", "POST")},
+        **{(m, "draft_b+run_b+batch_b"): of_b(200 if m == "GET" else 302) for m in ("GET", "POST")},
+        **{(m, "open_a+run_a+batch_b"): NOBODY for m in ("GET", "POST")},
+    },
+    "orders_desk.approve": {
+        ("POST", "open_a+run_a"): of_a(409),
+        ("POST", "draft_b+run_b"): of_b(409),
+        ("POST", "open_a+run_b"): NOBODY,
+    },
+    "orders_desk.orders": by_target("GET", per_action(of_a(), of_b())),
     "actions_desk.create_neighbourhood": {("GET", ""): ANY_STAFF, ("POST", ""): ANY_STAFF},
     "actions_desk.edit_neighbourhood": {
         **{(m, "nb_a"): of_a() for m in ("GET", "POST")},
@@ -427,6 +475,31 @@ def world(app: Flask) -> dict[str, Any]:
             )
             db.session.add_all([installer, neighbourhood, update, invited, resident, registration])
             db.session.flush()
+            target = open_a if key == "a" else draft_b
+            tender = TenderRound(
+                action_id=target.id, deadline=utcnow() + timedelta(days=3), opened_by_id=None
+            )
+            # Not the measure the matrix removes from draft_b (remove_measure): the second one.
+            batch = Batch(action_id=target.id, action_measure_id=target.measures[1].id, pc4="3524")
+            db.session.add_all([tender, batch])
+            db.session.flush()
+            run = MatchingRun(
+                action_id=target.id,
+                trigger=RunTrigger.STAFF,
+                status=RunStatus.PROPOSED,
+                proposals=[
+                    ProposedAssignment(
+                        batch_id=batch.id,
+                        installer_id=installer.id,
+                        homes=1,
+                        quantity=40,
+                        unit_price_cents=4000,
+                        cost_cents=160000,
+                    )
+                ],
+            )
+            db.session.add(run)
+            db.session.flush()
             users[f"resident_{key}"] = resident
             objects |= {
                 f"inst_{key}": installer.id,
@@ -434,6 +507,9 @@ def world(app: Flask) -> dict[str, Any]:
                 f"upd_{key}": update.id,
                 f"member_{key}": invited.id,
                 f"reg_{key}": registration.id,
+                f"round_{key}": tender.id,
+                f"run_{key}": run.id,
+                f"batch_{key}": batch.id,
             }
         users["installer"] = User(
             email="fitter@isolatie-a.example",

@@ -159,6 +159,7 @@ def _details(form: ActionForm) -> ActionDetails:
         postcode_areas=parse_pc4_list(form.postcode_areas.data)[0],
         neighbourhood_ids=list(form.neighbourhoods.data or []),
         deposit_cents=form.deposit.cents or None,
+        order_response_days=form.order_response_days.data,
     )
 
 

@@ -15,12 +15,20 @@ from wtforms import (
     FieldList,
     Form,
     FormField,
+    IntegerField,
     SelectField,
     SelectMultipleField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from coop.actions.models import Measure, Neighbourhood
@@ -225,6 +233,15 @@ class ActionForm(FlaskForm):
         description=_l("Paid when a resident accepts the quote. Leave empty for no deposit."),
         allow_zero=True,
     )
+    order_response_days = IntegerField(
+        _l("Working days an installer has to answer an order"),
+        description=_l("Without an answer in time, the order goes to another installer."),
+        default=5,
+        # Left out of a post, the field keeps its default.
+        validators=[
+            NumberRange(min=1, max=30, message=_l("Enter a number of working days from 1 to 30."))
+        ],
+    )
 
     def __init__(self, *args: Any, neighbourhoods: list[Neighbourhood], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -273,6 +290,7 @@ class ActionForm(FlaskForm):
         self.postcode_areas.data = ", ".join(action.pc4_list)
         self.neighbourhoods.data = [n.id for n in action.neighbourhoods]
         self.deposit.data = format_euros(action.deposit_cents)
+        self.order_response_days.data = action.order_response_days
 
 
 class TierForm(Form):

@@ -141,6 +141,7 @@ class ActionDetails:
     postcode_areas: list[str] = field(default_factory=list)
     neighbourhood_ids: list[int] = field(default_factory=list)
     deposit_cents: int | None = None
+    order_response_days: int = 5
 
 
 @dataclass
@@ -272,6 +273,7 @@ def _apply_details(action: Action, details: ActionDetails) -> None:
     action.contact_phone = details.contact_phone or None
     action.postcode_areas = ",".join(details.postcode_areas)
     action.deposit_cents = details.deposit_cents
+    action.order_response_days = details.order_response_days
     action.neighbourhoods = _organisation_neighbourhoods(
         action.organisation_id, details.neighbourhood_ids
     )

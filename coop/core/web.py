@@ -26,6 +26,7 @@ from werkzeug.wrappers import Response
 
 from coop.core.formatting import local_date, local_datetime, money
 from coop.core.models import EmailLog, JobStatus, OutboxJob
+from coop.core.time import utcnow
 from coop.extensions import db, login_manager
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = local_datetime
     app.jinja_env.filters["date"] = local_date
     app.jinja_env.globals["localized"] = localized
+    app.jinja_env.globals["now"] = utcnow
     app.jinja_env.globals["current_language"] = lambda: str(get_locale() or "nl")
     app.jinja_env.add_extension("jinja2.ext.i18n")  # Flask-Babel installs the callables
     login_manager.login_view = "accounts.login"

@@ -753,6 +753,8 @@ def approve_run(actor: User, run: MatchingRun, *, now: datetime | None = None) -
     action = run.action
     lock_row(action)
     db.session.refresh(run)
+    if action.status is not ActionStatus.CLOSED:
+        raise OrderError("action_not_closed")
     if run.status is not RunStatus.PROPOSED:
         raise OrderError("not_proposed")
     homes_by_batch: dict[tuple[int, str], list[Home]] = defaultdict(list)
