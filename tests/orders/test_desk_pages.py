@@ -80,7 +80,9 @@ def test_a_tender_round_from_invitation_to_bids_side_by_side(
     with app.app_context():
         tender = db.session.scalars(select(TenderRound)).one()
         invitation = next(i for i in tender.invitations if i.installer_id == desk["a"])
-        tenders.submit_bid(installer_user_of(desk["a"]), invitation, {desk["roof"]: BidInput(3875, 20)})
+        tenders.submit_bid(
+            installer_user_of(desk["a"]), invitation, {desk["roof"]: BidInput(3875, 20)}
+        )
     sealed = client.get(bids_url).get_data(as_text=True)
     assert 'id="sealed"' in sealed and "38,75" not in sealed
 
