@@ -64,6 +64,8 @@ def lock_row(obj: Any) -> Any:
 
     ``session.refresh(obj, with_for_update=True)`` cannot be used on objects whose eager joins
     are outer joins (PostgreSQL refuses FOR UPDATE there), so the row is locked by its key alone.
+    The lock is FOR NO KEY UPDATE: it orders writers of this row but lets other transactions
+    insert rows that refer to it (a foreign key check takes only a key-share lock).
     """
     from sqlalchemy import inspect, select
 
@@ -71,6 +73,6 @@ def lock_row(obj: Any) -> Any:
 
     mapper = inspect(obj).mapper
     key = mapper.primary_key[0]
-    db.session.execute(select(key).where(key == getattr(obj, key.key)).with_for_update())
+    db.session.execute(select(key).where(key == getattr(obj, key.key)).with_for_update(key_share=True))
     db.session.refresh(obj)
     return obj
