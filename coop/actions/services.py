@@ -377,7 +377,15 @@ def close_action(actor: User | None, action: Action, now: datetime | None = None
     if action.status is not ActionStatus.OPEN:
         raise ActionError("cannot_close", status=action.status.value)
     _transition(actor, action, "action.close", ActionStatus.CLOSED, closed_at=now)
+    _registration_closed(action)
     db.session.commit()
+
+
+def _registration_closed(action: Action) -> None:
+    # Imported here: orders build on actions; closing registration starts grouping the demand.
+    from coop.orders import services as orders
+
+    orders.registration_closed(action)
 
 
 def reopen_action(actor: User, action: Action, now: datetime | None = None) -> None:
@@ -431,6 +439,7 @@ def close_ended_actions(now: datetime | None = None) -> int:
     )
     for action in ended:
         _transition(None, action, "action.auto_close", ActionStatus.CLOSED, closed_at=now)
+        _registration_closed(action)
         staff = db.session.scalars(
             select(User.id).where(
                 User.organisation_id == action.organisation_id,

@@ -73,6 +73,8 @@ def lock_row(obj: Any) -> Any:
 
     mapper = inspect(obj).mapper
     key = mapper.primary_key[0]
-    db.session.execute(select(key).where(key == getattr(obj, key.key)).with_for_update(key_share=True))
+    db.session.execute(
+        select(key).where(key == getattr(obj, key.key)).with_for_update(key_share=True)
+    )
     db.session.refresh(obj)
     return obj

@@ -36,6 +36,11 @@ def run_matching(run_id: int) -> None:
     services.compute_run(run_id)
 
 
+@job("orders.prepare_batches")
+def prepare_batches(action_id: int) -> None:
+    services.prepare_batches(action_id)
+
+
 # --- who gets the email -----------------------------------------------------------------------
 
 

@@ -168,6 +168,52 @@ def ensure_batches(action: Action, homes: Iterable[Home]) -> dict[tuple[int, str
     return existing
 
 
+def prepare_batches(action_id: int) -> int:
+    """When registration closes: the groups of homes, so that staff and bidding installers see
+    the demand per measure and area before any matching. Returns how many batches there are."""
+    action = db.session.get(Action, action_id)
+    if action is None:
+        return 0
+    batches = ensure_batches(action, unassigned_homes(action.id))
+    db.session.commit()
+    return len(batches)
+
+
+@dataclass(frozen=True)
+class DemandGroup:
+    """Homes of one measure in one postcode area that have no installer yet."""
+
+    action_measure: ActionMeasure
+    pc4: str
+    homes: int
+    quantity: int
+
+
+def demand(action: Action) -> list[DemandGroup]:
+    """The demand without an installer, per measure and postcode area (for bids and pages)."""
+    by_measure = {m.id: m for m in action.measures}
+    count: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
+    for home in unassigned_homes(action.id):
+        entry = count[home.action_measure_id, home.pc4]
+        entry[0] += 1
+        entry[1] += home.quantity
+    return [
+        DemandGroup(by_measure[measure_id], pc4, homes, quantity)
+        for (measure_id, pc4), (homes, quantity) in sorted(
+            count.items(), key=lambda kv: (by_measure[kv[0][0]].position, kv[0][1])
+        )
+    ]
+
+
+def registration_closed(action: Action) -> None:
+    """Called in the transaction that closes registration: group the demand in a job."""
+    jobs.enqueue(
+        "orders.prepare_batches",
+        f"prepare-batches:{action.id}:{(action.closed_at or utcnow()).isoformat()}",
+        action_id=action.id,
+    )
+
+
 def batches_of(action: Action) -> list[Batch]:
     return list(
         db.session.scalars(

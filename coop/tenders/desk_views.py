@@ -14,6 +14,7 @@ from coop.actions.models import Action
 from coop.core.authz import require, staff_required
 from coop.extensions import db
 from coop.installers import services as installers
+from coop.orders import services as orders
 from coop.tenders import services
 from coop.tenders.forms import TenderForm
 from coop.tenders.models import TenderRound
@@ -86,7 +87,12 @@ def open_round(action_id: int) -> str | Response:
             flash(gettext("The tender round is open; the installers get an email."), "success")
             return redirect(url_for("tenders_desk.bids", action_id=action.id, round_id=tender.id))
     return render_template(
-        "tenders/desk/open.html", action=action, form=form, problem=problem, candidates=candidates
+        "tenders/desk/open.html",
+        action=action,
+        form=form,
+        problem=problem,
+        candidates=candidates,
+        demand=orders.demand(action),
     )
 
 

@@ -6,6 +6,7 @@ from flask import current_app
 
 from coop.core.jobs import job
 from coop.extensions import db
+from coop.orders import services as orders
 from coop.orders.jobs import email_installer
 from coop.tenders.models import TenderInvitation
 
@@ -22,5 +23,6 @@ def send_invitation(invitation_id: int) -> None:
         "tender_invitation",
         tender=tender,
         action=tender.action,
+        demand=orders.demand(tender.action),
         link=f"{current_app.config['BASE_URL']}/installer/tenders/{invitation.id}",
     )

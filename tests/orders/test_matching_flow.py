@@ -237,3 +237,22 @@ def test_a_new_run_supersedes_an_unapproved_proposal(world: dict) -> None:
         )
         == 2
     )
+
+
+def test_closing_registration_groups_the_demand_and_the_invitation_shows_it(world: dict) -> None:
+    now = utcnow()
+    act = world["action"]
+    actions.close_action(world["staff"], act, now=now)
+    assert db.session.scalar(select(func.count()).select_from(Batch)) == 0  # after the commit
+    run_jobs()
+    assert db.session.scalar(select(func.count()).select_from(Batch)) == 3
+    groups = {(g.pc4, g.action_measure.measure.code): g.homes for g in services.demand(act)}
+    assert groups == {("3521", "roof"): 5, ("3524", "roof"): 3, ("3524", "hybrid_heat_pump"): 2}
+    tenders.open_round(
+        world["staff"], act, [world["local"].id], deadline=now + timedelta(days=2), now=now
+    )
+    run_jobs()
+    [invitation] = db.session.scalars(
+        select(EmailLog).where(EmailLog.template == "tender_invitation")
+    ).all()
+    assert "Dakisolatie, 3521: 5 woningen" in (invitation.body_text or "")
