@@ -252,7 +252,11 @@ def test_closing_registration_groups_the_demand_and_the_invitation_shows_it(worl
         world["staff"], act, [world["local"].id], deadline=now + timedelta(days=2), now=now
     )
     run_jobs()
-    [invitation] = db.session.scalars(
+    invitations = db.session.scalars(
         select(EmailLog).where(EmailLog.template == "tender_invitation")
     ).all()
-    assert "Dakisolatie, 3521: 5 woningen" in (invitation.body_text or "")
+    # The company's address and its user, once each.
+    assert sorted(e.recipient for e in invitations) == sorted(
+        {world["local"].email, world["local_user"].email}
+    )
+    assert all("Dakisolatie, 3521: 5 woningen" in (e.body_text or "") for e in invitations)
