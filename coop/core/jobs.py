@@ -91,6 +91,33 @@ def enqueue(name: str, key: str, *, run_after: datetime | None = None, **args: A
     return row
 
 
+def enqueue_many(name: str, work: list[tuple[str, dict[str, Any]]]) -> list[OutboxJob]:
+    """``enqueue`` for many (key, args) at once: one query and one flush, however many rows
+    (approving a matching writes an email job per household)."""
+    if name not in _handlers:
+        raise KeyError(f"no job handler named {name!r}")
+    keys = [key for key, _ in work]
+    existing: dict[str, OutboxJob] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        existing.update(
+            (row.key, row)
+            for row in db.session.scalars(select(OutboxJob).where(OutboxJob.key.in_(chunk)))
+        )
+    now = utcnow()
+    new: list[OutboxJob] = []
+    for key, args in work:
+        if key in existing:
+            continue
+        row = OutboxJob(key=key, name=name, args=args, run_after=now)
+        existing[key] = row
+        new.append(row)
+    db.session.add_all(new)
+    db.session.flush()
+    db.session.info.setdefault(_PENDING_KEY, []).extend(row.id for row in new)
+    return [existing[key] for key in keys]
+
+
 class Dispatcher(Protocol):
     def hand_over(self, job_ids: list[int]) -> None: ...
 

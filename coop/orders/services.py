@@ -847,16 +847,19 @@ def approve_run(actor: User, run: MatchingRun, *, now: datetime | None = None) -
     except IntegrityError as exc:  # approved at the same moment elsewhere
         db.session.rollback()
         raise OrderError("not_proposed") from exc
-    for registration in _registrations(assigned_registrations):
-        sync_registration(registration, actor=actor, now=now)
-        jobs.enqueue(
-            "orders.send_assigned",
-            f"assigned:{run.id}:{registration.id}",
-            registration_id=registration.id,
-            run_id=run.id,
-        )
-    for order in orders:
-        jobs.enqueue("orders.send_order", f"order-sent:{order.id}", order_id=order.id)
+    assigned = _registrations(assigned_registrations)
+    sync_registrations(assigned, actor=actor, now=now)
+    jobs.enqueue_many(
+        "orders.send_assigned",
+        [
+            (f"assigned:{run.id}:{r.id}", {"registration_id": r.id, "run_id": run.id})
+            for r in assigned
+        ],
+    )
+    jobs.enqueue_many(
+        "orders.send_order",
+        [(f"order-sent:{order.id}", {"order_id": order.id}) for order in orders],
+    )
     audit.record(
         actor,
         action.organisation_id,
@@ -905,9 +908,43 @@ def sync_registration(
 ) -> bool:
     """Set the registration's status to where its least advanced measure is: a home is
     "installed" once all its work is installed. True when the status changed."""
-    if registration.status not in (*MATCHABLE, RegistrationStatus.COMPLETED):
-        return False
-    lines = {line.registration_measure_id: line for line in current_lines(registration)}
+    return bool(sync_registrations([registration], actor=actor, now=now, note=note))
+
+
+def sync_registrations(
+    wanted: Sequence[Registration],
+    *,
+    actor: User | None,
+    now: datetime,
+    note: str | None = None,
+) -> list[Registration]:
+    """``sync_registration`` for many at once, with one query for their lines (an approval
+    moves thousands). Returns the registrations whose status changed."""
+    lines: dict[int, dict[int, OrderLine]] = defaultdict(dict)
+    ids = [r.id for r in wanted]
+    for start in range(0, len(ids), 500):
+        for line in db.session.scalars(
+            select(OrderLine).where(
+                OrderLine.registration_id.in_(ids[start : start + 500]),
+                OrderLine.current.is_(True),
+            )
+        ):
+            lines[line.registration_id][line.registration_measure_id] = line
+    changed = []
+    with db.session.no_autoflush:
+        for registration in wanted:
+            if registration.status not in (*MATCHABLE, RegistrationStatus.COMPLETED):
+                continue
+            target = _status_from_lines(registration, lines[registration.id])
+            if target is not registration.status:
+                registrations.change_status(registration, target, actor=actor, now=now, note=note)
+                changed.append(registration)
+    return changed
+
+
+def _status_from_lines(
+    registration: Registration, lines: dict[int, OrderLine]
+) -> RegistrationStatus:
     steps: list[RegistrationStatus] = []
     for wish in registration.measures:
         line = lines.get(wish.id)
@@ -916,11 +953,7 @@ def sync_registration(
         elif line.status in _LINE_TO_REGISTRATION:
             steps.append(_LINE_TO_REGISTRATION[line.status])
         # a declined or withdrawn measure no longer holds the home back
-    target = RegistrationStatus.DECLINED if not steps else min(steps, key=JOURNEY.index)
-    if target is registration.status:
-        return False
-    registrations.change_status(registration, target, actor=actor, now=now, note=note)
-    return True
+    return min(steps, key=JOURNEY.index) if steps else RegistrationStatus.DECLINED
 
 
 # --- the installer's answer -------------------------------------------------------------------
@@ -981,14 +1014,18 @@ def _release(order: Order, *, actor: User | None, now: datetime, trigger: RunTri
             line.current = False
             registration_ids.add(line.registration_id)
     db.session.flush()
-    for registration in _registrations(registration_ids):
-        sync_registration(registration, actor=actor, now=now)
-        jobs.enqueue(
-            "orders.send_installer_unavailable",
-            f"installer-unavailable:{order.id}:{registration.id}",
-            order_id=order.id,
-            registration_id=registration.id,
-        )
+    released = _registrations(registration_ids)
+    sync_registrations(released, actor=actor, now=now)
+    jobs.enqueue_many(
+        "orders.send_installer_unavailable",
+        [
+            (
+                f"installer-unavailable:{order.id}:{r.id}",
+                {"order_id": order.id, "registration_id": r.id},
+            )
+            for r in released
+        ],
+    )
     for user_id in _staff_ids(order.action.organisation_id):
         jobs.enqueue(
             "orders.send_order_released",

@@ -138,6 +138,28 @@ def test_same_key_twice_stores_one_row_and_runs_once(ctx: Flask) -> None:
     assert calls == ["a"]
 
 
+def test_many_at_once_store_each_key_once_and_run_after_the_commit(ctx: Flask) -> None:
+    jobs.enqueue("tests.core.record", "record:m1", label="earlier")
+    db.session.commit()
+    jobs.dispatcher().run_pending()
+    rows = jobs.enqueue_many(
+        "tests.core.record",
+        [
+            ("record:m1", {"label": "again"}),
+            ("record:m2", {"label": "two"}),
+            ("record:m3", {"label": "three"}),
+        ],
+    )
+    assert [r.key for r in rows] == ["record:m1", "record:m2", "record:m3"]
+    assert jobs.dispatcher().run_pending() == 0  # nothing before the commit
+    db.session.commit()
+    assert jobs.dispatcher().run_pending() == 2
+    assert calls == ["earlier", "two", "three"]
+    assert len(outbox_rows()) == 3
+    with pytest.raises(KeyError):
+        jobs.enqueue_many("tests.core.no_such_job", [("x:1", {})])
+
+
 def test_enqueue_refuses_an_unknown_job_name(ctx: Flask) -> None:
     with pytest.raises(KeyError):
         jobs.enqueue("tests.core.no_such_job", "nothing:1")
