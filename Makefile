@@ -34,8 +34,11 @@ run: install
 	$(BIN)/coop demo
 	$(BIN)/coop serve
 
+# Two processes (the machine's two cores); a test module stays in one process, so its browser
+# and live server are started once.
+PYTEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

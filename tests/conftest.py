@@ -31,7 +31,19 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PG_URL = os.environ.get(
     "TEST_DATABASE_URL", f"postgresql+psycopg://postgres@127.0.0.1:5432/coop_test_{os.getpid()}"
 )
-REDIS_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{1 + os.getpid() % 15}")
+
+
+def _redis_db() -> int:
+    """Redis has 16 numbered databases; 0 is left alone. The workers of one pytest-xdist run
+    get neighbouring numbers so that they never share one (each flushes its own)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        run = int.from_bytes(os.environ.get("PYTEST_XDIST_TESTRUNUID", "").encode()[-4:] or b"0")
+        return 1 + (run % 5) * 3 + int(worker[2:]) % 3
+    return 1 + os.getpid() % 15
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{_redis_db()}")
 
 
 def unavailable(what: str) -> None:
