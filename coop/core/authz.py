@@ -20,7 +20,6 @@ from coop.installers.models import Installer
 from coop.participation.ambassadors import Neighbour, ambassadorships_of, covers
 from coop.participation.models import (
     Ambassador,
-    AmbassadorStatus,
     InterestCampaign,
     Meeting,
     NeighbourhoodProfile,

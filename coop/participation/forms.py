@@ -279,14 +279,14 @@ def _question_fields(survey: Survey) -> dict[str, Any]:
             fields[name] = MultiCheckboxField(
                 label,
                 coerce=int,
-                choices=[(o.id, localized(o, "text")) for o in question.options],
+                choices=[SelectChoice(o.id, localized(o, "text")) for o in question.options],
                 validators=[DataRequired(_l("Choose at least one."))] if required else [Optional()],
             )
         else:
             choices = (
-                [(str(v), str(v)) for v in SCALE_VALUES]
+                [SelectChoice(str(v), str(v)) for v in SCALE_VALUES]
                 if question.kind is QuestionKind.SCALE
-                else [(str(o.id), localized(o, "text")) for o in question.options]
+                else [SelectChoice(str(o.id), localized(o, "text")) for o in question.options]
             )
             fields[name] = RadioField(
                 label,
@@ -385,9 +385,9 @@ class NeighbourhoodChoice:
     neighbourhood: SelectField
 
     def set_neighbourhoods(self, neighbourhoods: list[Neighbourhood], optional: bool) -> None:
-        choices = [(str(n.id), n.name) for n in neighbourhoods]
+        choices = [SelectChoice(str(n.id), n.name) for n in neighbourhoods]
         if optional:
-            choices.insert(0, ("", str(_l("None"))))
+            choices.insert(0, SelectChoice("", _l("None")))
         self.neighbourhood.choices = choices
 
     def neighbourhood_id(self) -> int | None:

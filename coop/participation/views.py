@@ -23,6 +23,7 @@ from flask import (
 )
 from flask_babel import format_decimal, format_number, format_percent, get_locale, gettext, ngettext
 from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
 
 from coop.actions.forms import amsterdam_moment
 from coop.actions.models import Neighbourhood
@@ -507,7 +508,7 @@ def ambassador() -> Any:
     choices = ambassadors.street_choices(user)
     form = VolunteerForm()
     form.street.choices = [
-        (c.value, f"{c.street} ({c.pc4}), {c.neighbourhood.name}") for c in choices
+        SelectChoice(c.value, f"{c.street} ({c.pc4}), {c.neighbourhood.name}") for c in choices
     ]
     problem = None
     if form.validate_on_submit():
@@ -529,7 +530,9 @@ def ambassador() -> Any:
         require(current_user, role, "view")
         neighbours = [n for n in ambassadors.neighbours_for(role) if _may_contact(n)]
         contact_form = ContactForm(formdata=None, prefix=f"a{role.id}")
-        contact_form.neighbour.choices = [(n.ref, f"{n.name}, {n.address}") for n in neighbours]
+        contact_form.neighbour.choices = [
+            SelectChoice(n.ref, f"{n.name}, {n.address}") for n in neighbours
+        ]
         roles.append((role, neighbours, ambassadors.contacts_of(role), contact_form))
     return render_template(
         "participation/ambassador.html", form=form, choices=choices, roles=roles, problem=problem
@@ -550,7 +553,7 @@ def log_contact(ambassador_id: int) -> Any:
     assert role is not None
     form = ContactForm(prefix=f"a{role.id}")
     neighbours = [n for n in ambassadors.neighbours_for(role) if _may_contact(n)]
-    form.neighbour.choices = [(n.ref, f"{n.name}, {n.address}") for n in neighbours]
+    form.neighbour.choices = [SelectChoice(n.ref, f"{n.name}, {n.address}") for n in neighbours]
     if form.validate_on_submit():
         assert form.contacted_on.value is not None
         try:
@@ -637,7 +640,9 @@ def _render_desk_meeting(item: Meeting, follow_up: FollowUpForm, problem: str | 
     entries = meetings.rsvps_of(item)
     attendance = AttendanceForm(formdata=None)
     attendance.attended.choices = [
-        (e.id, e.name or gettext("(erased)")) for e in entries if e.status is RsvpStatus.CONFIRMED
+        SelectChoice(e.id, e.name or gettext("(erased)"))
+        for e in entries
+        if e.status is RsvpStatus.CONFIRMED
     ]
     attendance.attended.data = [e.id for e in entries if e.attended]
     return render_template(
@@ -664,7 +669,9 @@ def attendance(meeting_id: int) -> Any:
     item = _meeting(meeting_id, "manage")
     form = AttendanceForm()
     form.attended.choices = [
-        (e.id, e.name or "") for e in meetings.rsvps_of(item) if e.status is RsvpStatus.CONFIRMED
+        SelectChoice(e.id, e.name or "")
+        for e in meetings.rsvps_of(item)
+        if e.status is RsvpStatus.CONFIRMED
     ]
     if form.validate_on_submit():
         try:
