@@ -7,6 +7,8 @@ Jobs take ids, read the current state and return quietly when there is nothing t
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_babel import force_locale
 
 from coop.accounts.models import User
@@ -53,7 +55,7 @@ def meeting_ics(meeting: Meeting, language: str) -> tuple[str, str, bytes]:
     return ("meeting.ics", ICS_MIMETYPE, data)
 
 
-def _send_to_rsvp(entry: Rsvp, template: str, key: str, *, ics: bool, **context: object) -> None:
+def _send_to_rsvp(entry: Rsvp, template: str, key: str, *, ics: bool, **context: Any) -> None:
     if entry.email is None:  # erased meanwhile
         return
     send_email(

@@ -234,7 +234,7 @@ def _move_up(meeting: Meeting, now: datetime) -> Rsvp | None:
     """The first on the waiting list gets the free place (the caller holds the meeting lock)."""
     if _confirmed_count(meeting.id) >= meeting.capacity:
         return None
-    first = db.session.scalar(
+    first: Rsvp | None = db.session.scalar(
         select(Rsvp)
         .where(Rsvp.meeting_id == meeting.id, Rsvp.status == RsvpStatus.WAITING)
         .order_by(Rsvp.queued_at, Rsvp.id)

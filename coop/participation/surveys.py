@@ -427,8 +427,10 @@ def results(survey: Survey) -> SurveyResults:
         .where(SurveyResponse.survey_id == survey.id)
         .group_by(SurveyAnswer.question_id)
     ).all()
-    per_option: dict[int, int] = {option_id: n for _, option_id, n in option_rows}
-    per_scale: dict[tuple[int, int], int] = {(q, v): n for q, v, n in scale_rows}
+    per_option: dict[int, int] = {int(o): n for _, o, n in option_rows if o is not None}
+    per_scale: dict[tuple[int, int], int] = {
+        (q, int(v)): n for q, v, n in scale_rows if v is not None
+    }
     answered = {q: int(n) for q, n in answered_rows}
     for question in survey.questions:
         n = answered.get(question.id, 0)
@@ -498,7 +500,7 @@ def open_answers(survey: Survey) -> Iterator[tuple[str, str]]:
     ).all()
     grouped: dict[int, list[str]] = defaultdict(list)
     for question_id, text in rows:
-        grouped[question_id].append(text)
+        grouped[question_id].append(text or "")
     for question in survey.questions:
         for text in sorted(grouped.get(question.id, [])):
             yield question.text_nl, text

@@ -23,6 +23,7 @@ from flask import (
 )
 from flask_babel import format_decimal, format_number, format_percent, get_locale, gettext, ngettext
 from flask_login import current_user
+from werkzeug.wrappers import Response as Redirect
 from wtforms.fields.choices import SelectChoice
 
 from coop.actions.forms import amsterdam_moment
@@ -63,11 +64,12 @@ from coop.participation.models import (
     Perspective,
     PerspectiveState,
     QuestionKind,
+    Rsvp,
     RsvpStatus,
     SurveyStatus,
     WijkPhase,
 )
-from coop.participation.services import ParticipationError, id_from_token
+from coop.participation.services import SMALL_CELL, ParticipationError, id_from_token
 from coop.registrations.desk_services import OWNERSHIP_LABELS
 from coop.registrations.models import Ownership
 
@@ -302,7 +304,7 @@ def meeting_calendar(meeting_id: int) -> Response:
 
 def _rsvp_by_token(token: str) -> Any:
     rsvp_id = id_from_token("rsvp", token)
-    entry = db.session.get(meetings.Rsvp, rsvp_id) if rsvp_id else None
+    entry = db.session.get(Rsvp, rsvp_id) if rsvp_id else None
     if entry is None or entry.email is None:
         abort(404)
     return entry
@@ -467,6 +469,7 @@ def campaign(campaign_id: int) -> Any:
             )
             return redirect(url_for("participation.campaign", campaign_id=item.id))
         item = interest.get_campaign(campaign_id)
+        assert item is not None
     return render_template(
         "participation/campaign.html",
         campaign=item,
@@ -843,7 +846,7 @@ def _render_desk_survey(item: Any, question_form: QuestionForm, problem: str | N
         charts=_survey_charts(result) if result is not None and result.shown else [],
         reach=reach,
         responses=surveys.response_count(item),
-        small=surveys.SMALL_CELL,
+        small=SMALL_CELL,
     )
 
 
@@ -872,7 +875,7 @@ def add_question(survey_id: int) -> Any:
     return _render_desk_survey(item, form, problem)
 
 
-def _survey_step(survey_id: int, step: Callable[..., None], done: str) -> Response:
+def _survey_step(survey_id: int, step: Callable[..., None], done: str) -> Redirect:
     item = _survey(survey_id, "manage")
     if not ButtonForm().validate_on_submit():
         abort(400)
@@ -887,13 +890,13 @@ def _survey_step(survey_id: int, step: Callable[..., None], done: str) -> Respon
 
 @desk_bp.post("/surveys/<int:survey_id>/open")
 @staff_required
-def open_survey(survey_id: int) -> Response:
+def open_survey(survey_id: int) -> Redirect:
     return _survey_step(survey_id, surveys.open_survey, gettext("The survey is open for answers."))
 
 
 @desk_bp.post("/surveys/<int:survey_id>/close")
 @staff_required
-def close_survey(survey_id: int) -> Response:
+def close_survey(survey_id: int) -> Redirect:
     return _survey_step(survey_id, surveys.close_survey, gettext("The survey is closed."))
 
 
@@ -1081,7 +1084,7 @@ def save_household_counts(neighbourhood_id: int) -> Any:
 
 @desk_bp.post("/ambassadors/<int:ambassador_id>/approve")
 @staff_required
-def approve_ambassador(ambassador_id: int) -> Response:
+def approve_ambassador(ambassador_id: int) -> Redirect:
     role = ambassadors.get_ambassador(ambassador_id)
     require(current_user, role, "manage")
     assert role is not None

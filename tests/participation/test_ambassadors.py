@@ -29,9 +29,7 @@ def registered_resident(action: Any, email: str, number: int, street: str = "Hon
             email=email,
             phone=None,
             address=registrations.Address("3524 BA", number, "", street, "Utrecht"),
-            dwelling=registrations.Dwelling(
-                DwellingType.TERRACED, 1970, Ownership.OWNER, None
-            ),
+            dwelling=registrations.Dwelling(DwellingType.TERRACED, 1970, Ownership.OWNER, None),
             measures={action.measures[0].id: 40},
             consent=True,
         ),
