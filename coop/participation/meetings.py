@@ -344,7 +344,7 @@ def send_reminders(now: datetime | None = None) -> int:
 def erase_past_rsvps(now: datetime | None = None) -> int:
     """Name and email of people without an account, some weeks after the meeting ended."""
     now = now or utcnow()
-    cutoff = now - timedelta(days=current_app.config.get("RSVP_RETENTION_DAYS", 28))
+    cutoff = now - timedelta(days=current_app.config["RSVP_RETENTION_DAYS"])
     old = db.session.scalars(
         select(Rsvp)
         .join(Meeting, Meeting.id == Rsvp.meeting_id)

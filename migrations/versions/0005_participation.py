@@ -1,4 +1,5 @@
-"""participation
+"""participation: meetings and RSVPs, surveys, heat-network interest campaigns, neighbour
+ambassadors, the neighbourhood page (Wijkkompas phase and perspectives), household counts
 
 Revision ID: 0005_participation
 Revises: 0003
