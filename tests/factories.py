@@ -279,6 +279,7 @@ def confirmed_registration(
     db.session.commit()
     return registration
 
+
 # --- participation -----------------------------------------------------------------------
 
 
