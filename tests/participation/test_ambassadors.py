@@ -137,3 +137,37 @@ def test_a_withdrawn_pledge_leaves_the_ambassadors_list(street: dict[str, Any]) 
     assert len(ambassadors.neighbours_for(role)) == 1
     interest.withdraw(entry)
     assert ambassadors.neighbours_for(role) == []
+
+
+def test_the_ambassador_page_lists_and_logs_through_the_browser_forms(
+    street: dict[str, Any], app: Flask
+) -> None:
+    from tests.test_authorization import act_as
+
+    neighbour = neighbour_pledge(street["campaign"], 3, "Hondsrug", opted_in=True)
+    neighbour_pledge(street["campaign"], 5, "Hondsrug", opted_in=False)
+    anna = street["anna"]
+    client = app.test_client()
+    act_as(client, anna.id)
+    choice = ambassadors.street_choices(anna)[0]
+    volunteered = factories.post_form(
+        client, "/my/ambassador", {"street": choice.value, "promise": "y"}
+    )
+    assert volunteered.status_code == 302
+    role = ambassadors.ambassadorships_of(anna)[0]
+    assert "buur3@example.nl" not in client.get("/my/ambassador").get_data(as_text=True)
+    ambassadors.approve(street["staff"], role)
+    page = client.get("/my/ambassador").get_data(as_text=True)
+    assert "buur3@example.nl" in page and "buur5@example.nl" not in page
+    logged = factories.post_form(
+        client,
+        f"/my/ambassador/{role.id}/contacts",
+        {
+            f"a{role.id}-neighbour": f"pledge:{neighbour.id}",
+            f"a{role.id}-contacted_on": date.today().isoformat(),
+            f"a{role.id}-note": "Komt naar de informatieavond.",
+        },
+        token_from="/my/ambassador",
+    )
+    assert logged.status_code == 302
+    assert [c.note for c in ambassadors.contacts_of(role)] == ["Komt naar de informatieavond."]
