@@ -99,6 +99,12 @@ def _register_domains(app: Flask) -> None:
 
     app.register_blueprint(orders_desk_bp)
     app.register_blueprint(tenders_desk_bp)
+    from coop.participation import jobs as _participation_jobs  # noqa: F401
+    from coop.participation.views import bp as participation_bp
+    from coop.participation.views import desk_bp as participation_desk_bp
+
+    app.register_blueprint(participation_bp)
+    app.register_blueprint(participation_desk_bp)
 
 
 def _select_locale() -> str:

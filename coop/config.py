@@ -83,6 +83,7 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "RATELIMIT_LOGIN": env.get("RATELIMIT_LOGIN", "10 per 15 minutes"),
         "BABEL_DEFAULT_LOCALE": "nl",
         "BABEL_DEFAULT_TIMEZONE": "Europe/Amsterdam",
+        "RSVP_RETENTION_DAYS": _int(env, "RSVP_RETENTION_DAYS", 28),
         "LANGUAGES": ["nl", "en"],
         "WTF_CSRF_TIME_LIMIT": 4 * 3600,
         # A form field may hold up to 2 MB so that an over-long field gets a message at the

@@ -278,3 +278,122 @@ def confirmed_registration(
     db.session.add(registration)
     db.session.commit()
     return registration
+
+
+# --- participation -----------------------------------------------------------------------
+
+
+def neighbourhood(
+    org: Organisation, *, name: str = "Lunetten", pc4s: str = "3524,3523", households: int = 100
+) -> Any:
+    from coop.actions.models import Neighbourhood
+
+    item = Neighbourhood(
+        organisation_id=org.id,
+        name=name,
+        municipality="Utrecht",
+        postcode_areas=pc4s,
+        household_count=households,
+    )
+    db.session.add(item)
+    db.session.commit()
+    return item
+
+
+def meeting(
+    org: Organisation, *, capacity: int = 2, starts_in_days: float = 7, **extra: Any
+) -> Any:
+    from coop.participation.models import Meeting, MeetingKind, MeetingLanguage
+
+    starts = utcnow() + timedelta(days=starts_in_days)
+    item = Meeting(
+        organisation_id=org.id,
+        kind=MeetingKind.INFORMATION_EVENING,
+        title_nl="Informatieavond warmtenet",
+        title_en="Information evening heat network",
+        location="Buurthuis De Leeuw, Utrecht",
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=2),
+        capacity=capacity,
+        language=MeetingLanguage.DUTCH,
+        **extra,
+    )
+    db.session.add(item)
+    db.session.commit()
+    return item
+
+
+def survey(nb: Any, *, open_: bool = True) -> Any:
+    from coop.participation.models import (
+        QuestionKind,
+        Survey,
+        SurveyOption,
+        SurveyQuestion,
+        SurveyStatus,
+    )
+
+    item = Survey(
+        organisation_id=nb.organisation_id,
+        neighbourhood_id=nb.id,
+        title_nl="Hoe wilt u straks verwarmen?",
+        title_en="How would you like to heat your home?",
+        status=SurveyStatus.OPEN if open_ else SurveyStatus.DRAFT,
+        opened_at=utcnow() if open_ else None,
+        questions=[
+            SurveyQuestion(
+                position=0,
+                kind=QuestionKind.SINGLE,
+                text_nl="Wat vindt u van een warmtenet?",
+                text_en="What do you think of a heat network?",
+                options=[
+                    SurveyOption(position=0, text_nl="Goed idee", text_en="Good idea"),
+                    SurveyOption(position=1, text_nl="Weet ik niet", text_en="Don't know"),
+                    SurveyOption(position=2, text_nl="Liever niet", text_en="Rather not"),
+                ],
+            ),
+            SurveyQuestion(
+                position=1,
+                kind=QuestionKind.MULTIPLE,
+                text_nl="Waar wilt u meer over weten?",
+                text_en="What would you like to know more about?",
+                required=False,
+                options=[
+                    SurveyOption(position=0, text_nl="Kosten", text_en="Costs"),
+                    SurveyOption(position=1, text_nl="Planning", text_en="Planning"),
+                ],
+            ),
+            SurveyQuestion(
+                position=2,
+                kind=QuestionKind.SCALE,
+                text_nl="Hoe tevreden bent u over uw huidige verwarming?",
+                text_en="How satisfied are you with your current heating?",
+            ),
+            SurveyQuestion(
+                position=3,
+                kind=QuestionKind.OPEN,
+                text_nl="Wat wilt u de gemeente meegeven?",
+                text_en="What would you like to tell the municipality?",
+                required=False,
+            ),
+        ],
+    )
+    db.session.add(item)
+    db.session.commit()
+    return item
+
+
+def campaign(nb: Any, *, households: int = 10, percent: int = 30, days: float = 30) -> Any:
+    from coop.participation.models import InterestCampaign
+
+    item = InterestCampaign(
+        organisation_id=nb.organisation_id,
+        neighbourhood_id=nb.id,
+        title_nl="Warmtenet Lunetten",
+        title_en="Heat network Lunetten",
+        household_count=households,
+        threshold_percent=percent,
+        deadline_at=utcnow() + timedelta(days=days),
+    )
+    db.session.add(item)
+    db.session.commit()
+    return item

@@ -64,6 +64,12 @@ Table = dict[str, Expected]
 #   nb_a / nb_b         a neighbourhood of A / of B
 #   upd_a / upd_b       a draft update to residents by A / by B
 #   member_a / member_b a colleague invited at A / at B (no password yet)
+#   meet_a / meet_b     a meeting of A / of B (public)
+#   survey_a / survey_b an open survey of A / a draft survey of B
+#   camp_a / camp_b     a heat-network interest campaign of A / of B (public)
+#   amb_a / amb_b       resident A's approved ambassadorship (A's neighbourhood) / resident B's,
+#                       only volunteered (B's); nb_a has a public neighbourhood page, nb_b a
+#                       page not yet public
 TARGETS: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {
     (): ((),),
     ("slug",): (("open_a",), ("draft_b",)),
@@ -94,6 +100,11 @@ TARGETS: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {
     ("fmt",): (("csv",),),
     ("token",): (("bogus_token",),),
     ("code",): (("en",),),
+    ("meeting_id",): (("meet_a",), ("meet_b",)),
+    ("survey_id",): (("survey_a",), ("survey_b",)),
+    ("survey_id", "fmt"): (("survey_a", "csv"), ("survey_b", "csv")),
+    ("campaign_id",): (("camp_a",), ("camp_b",)),
+    ("ambassador_id",): (("amb_a",), ("amb_b",)),
 }
 
 
@@ -281,6 +292,74 @@ EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
     "actions_desk.reset_email": {
         ("POST", "open_a+kind+nl"): of_a(302),
         ("POST", "draft_b+kind+nl"): of_b(302),
+    },
+    # --- participation: public pages, the links from its emails, the ambassador ------------
+    "participation.neighbourhood": {
+        ("GET", "nb_a"): everyone(200),
+        ("GET", "nb_b"): only({"staff_b": 200}, anonymous=404),  # not public yet: a preview
+    },
+    "participation.meeting": {
+        (m, f"meet_{x}"): everyone(200) for m in ("GET", "POST") for x in "ab"
+    },
+    "participation.meeting_calendar": {("GET", f"meet_{x}"): everyone(200) for x in "ab"},
+    "participation.my_rsvp": {(m, "bogus_token"): everyone(404) for m in ("GET", "POST")},
+    "participation.survey": {
+        **{(m, "survey_a"): everyone(200) for m in ("GET", "POST")},
+        **{(m, "survey_b"): DRAFT_B for m in ("GET", "POST")},
+    },
+    "participation.survey_thanks": {
+        ("GET", "survey_a"): everyone(200),
+        ("GET", "survey_b"): DRAFT_B,
+    },
+    "participation.my_response": {(m, "bogus_token"): everyone(404) for m in ("GET", "POST")},
+    "participation.campaign": {
+        (m, f"camp_{x}"): everyone(200) for m in ("GET", "POST") for x in "ab"
+    },
+    "participation.my_pledge": {(m, "bogus_token"): everyone(404) for m in ("GET", "POST")},
+    "participation.ambassador": {("GET", ""): RESIDENT_PAGE, ("POST", ""): RESIDENT_PAGE},
+    "participation.log_contact": {
+        ("POST", "amb_a"): only({"resident_a": 302}),
+        ("POST", "amb_b"): only({"resident_b": 302}),
+    },
+    # --- participation: the desk ---------------------------------------------------------
+    "participation_desk.index": {("GET", ""): ANY_STAFF},
+    "participation_desk.create_meeting": {("GET", ""): ANY_STAFF, ("POST", ""): ANY_STAFF},
+    "participation_desk.meeting": {("GET", "meet_a"): of_a(), ("GET", "meet_b"): of_b()},
+    "participation_desk.attendance": {
+        ("POST", "meet_a"): of_a(302),
+        ("POST", "meet_b"): of_b(302),
+    },
+    "participation_desk.follow_up": {("POST", "meet_a"): of_a(), ("POST", "meet_b"): of_b()},
+    "participation_desk.create_survey": {("GET", ""): ANY_STAFF, ("POST", ""): ANY_STAFF},
+    "participation_desk.survey": {("GET", "survey_a"): of_a(), ("GET", "survey_b"): of_b()},
+    "participation_desk.add_question": {
+        ("POST", "survey_a"): of_a(),
+        ("POST", "survey_b"): of_b(),
+    },
+    "participation_desk.open_survey": {
+        ("POST", "survey_a"): of_a(302),
+        ("POST", "survey_b"): of_b(302),
+    },
+    "participation_desk.close_survey": {
+        ("POST", "survey_a"): of_a(302),
+        ("POST", "survey_b"): of_b(302),
+    },
+    # Fewer than five responses: no export, back to the survey with the reason.
+    "participation_desk.export_open_answers": {
+        ("GET", "survey_a+csv"): of_a(302),
+        ("GET", "survey_b+csv"): of_b(302),
+    },
+    "participation_desk.create_campaign": {("GET", ""): ANY_STAFF, ("POST", ""): ANY_STAFF},
+    "participation_desk.campaign": {("GET", "camp_a"): of_a(), ("GET", "camp_b"): of_b()},
+    "participation_desk.neighbourhood": {("GET", "nb_a"): of_a(), ("GET", "nb_b"): of_b()},
+    "participation_desk.save_compass": {("POST", "nb_a"): of_a(), ("POST", "nb_b"): of_b()},
+    "participation_desk.save_household_counts": {
+        ("POST", "nb_a"): of_a(302),
+        ("POST", "nb_b"): of_b(302),
+    },
+    "participation_desk.approve_ambassador": {
+        ("POST", "amb_a"): of_a(302),
+        ("POST", "amb_b"): of_b(302),
     },
     "actions_desk.neighbourhoods": {("GET", ""): ANY_STAFF},
     # --- tenders, matching and orders on the desk -------------------------------------------
@@ -511,6 +590,7 @@ def world(app: Flask) -> dict[str, Any]:
                 f"run_{key}": run.id,
                 f"batch_{key}": batch.id,
             }
+        objects |= participation_world(open_a, open_b, objects, users)
         users["installer"] = User(
             email="fitter@isolatie-a.example",
             name="Fatima Fitter",
@@ -537,6 +617,49 @@ def world(app: Flask) -> dict[str, Any]:
             "objects": objects,
             "slugs": slugs,
         }
+
+
+def participation_world(
+    open_a: Action, open_b: Action, objects: dict[str, Any], users: dict[str, User]
+) -> dict[str, int]:
+    """A meeting, a survey and an interest campaign per desk, a neighbourhood page for each
+    (A's public), and each resident's ambassadorship of their street (A's approved)."""
+    from coop.participation.models import (
+        Ambassador,
+        AmbassadorStatus,
+        NeighbourhoodProfile,
+        SurveyStatus,
+    )
+
+    made: dict[str, int] = {}
+    for key, act in (("a", open_a), ("b", open_b)):
+        org = act.organisation
+        neighbourhood = db.session.get(Neighbourhood, objects[f"nb_{key}"])
+        meeting = factories.meeting(org)
+        survey = factories.survey(neighbourhood, open_=(key == "a"))
+        if key == "b":
+            assert survey.status is SurveyStatus.DRAFT
+            survey.questions.clear()
+        campaign = factories.campaign(neighbourhood)
+        db.session.add(
+            NeighbourhoodProfile(neighbourhood_id=neighbourhood.id, is_public=key == "a")
+        )
+        role = Ambassador(
+            user_id=users[f"resident_{key}"].id,
+            neighbourhood_id=neighbourhood.id,
+            street="Hondsrug",
+            pc4="3524",
+            status=AmbassadorStatus.ACTIVE if key == "a" else AmbassadorStatus.VOLUNTEERED,
+        )
+        db.session.add(role)
+        db.session.commit()
+        made |= {
+            f"meet_{key}": meeting.id,
+            f"survey_{key}": survey.id,
+            f"camp_{key}": campaign.id,
+            f"amb_{key}": role.id,
+        }
+    return made
 
 
 def act_as(client: FlaskClient, user_id: int | None) -> None:

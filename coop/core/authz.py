@@ -17,6 +17,15 @@ from coop.accounts.models import Organisation, Role, User
 from coop.actions.models import Action, ActionStatus, Neighbourhood
 from coop.desk.models import AuditEntry, SegmentUpdate
 from coop.installers.models import Installer
+from coop.participation.ambassadors import Neighbour, ambassadorships_of, covers
+from coop.participation.models import (
+    Ambassador,
+    InterestCampaign,
+    Meeting,
+    NeighbourhoodProfile,
+    Survey,
+    SurveyStatus,
+)
 from coop.registrations.models import Registration
 
 Actor: TypeAlias = User | AnonymousUserMixin | None
@@ -74,6 +83,29 @@ def authorize(actor: Actor, obj: Any, action: str) -> bool:
             action == "view"
             and _staff_of(user, obj.organisation_id)
             and bool(user and user.is_desk_admin)
+        )
+    if isinstance(obj, Meeting | InterestCampaign):
+        # Meetings and interest campaigns are public; their lists and figures are the desk's.
+        return action == "view" or (action == "manage" and _staff_of(user, obj.organisation_id))
+    if isinstance(obj, Survey):
+        if action == "view" and obj.status is not SurveyStatus.DRAFT:
+            return True
+        return action in {"view", "manage"} and _staff_of(user, obj.organisation_id)
+    if isinstance(obj, NeighbourhoodProfile):
+        organisation_id = obj.neighbourhood.organisation_id
+        return action == "view" and (obj.is_public or _staff_of(user, organisation_id))
+    if isinstance(obj, Ambassador):
+        if action == "manage":
+            return _staff_of(user, obj.neighbourhood.organisation_id)
+        return action == "view" and user is not None and user.id == obj.user_id
+    if isinstance(obj, Neighbour):
+        # An ambassador: only the neighbours of their own street who opted in to contact.
+        return (
+            action in {"view", "contact"}
+            and obj.opted_in
+            and user is not None
+            and user.role is Role.RESIDENT
+            and any(covers(a, obj) for a in ambassadorships_of(user))
         )
     if isinstance(obj, User):
         # A person's own account: export or erase their data, set up two-factor login.

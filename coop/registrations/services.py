@@ -609,3 +609,48 @@ def erase_resident(user: User) -> None:
     db.session.delete(user)
     db.session.commit()
     log.info("resident erased")
+
+
+# Registrations whose measures are in place: what the neighbourhood page counts as installed.
+INSTALLED = (RegistrationStatus.INSTALLED, RegistrationStatus.COMPLETED)
+
+
+@dataclass(frozen=True)
+class AreaFigures:
+    """Registrations of an organisation's actions in some postcode areas, for public pages."""
+
+    taking_part: int  # registrations that have not stepped out (withdrawn, declined, expired)
+    installed_by_measure: dict[str, int]  # measure code -> homes where it is installed
+
+
+def area_figures(organisation_id: int, pc4s: list[str]) -> AreaFigures:
+    from coop.actions.models import ActionMeasure, Measure
+
+    in_area = (
+        select(Registration.id)
+        .join(Household, Household.id == Registration.household_id)
+        .join(Action, Action.id == Registration.action_id)
+        .where(Action.organisation_id == organisation_id, Household.pc4.in_(pc4s))
+    )
+    stepped_out = (
+        RegistrationStatus.WITHDRAWN,
+        RegistrationStatus.DECLINED,
+        RegistrationStatus.EXPIRED,
+    )
+    taking_part = db.session.scalar(
+        select(func.count()).select_from(
+            in_area.where(Registration.status.not_in(stepped_out)).subquery()
+        )
+    )
+    rows = db.session.execute(
+        select(Measure.code, func.count())
+        .select_from(RegistrationMeasure)
+        .join(ActionMeasure, ActionMeasure.id == RegistrationMeasure.action_measure_id)
+        .join(Measure, Measure.id == ActionMeasure.measure_id)
+        .join(Registration, Registration.id == RegistrationMeasure.registration_id)
+        .where(
+            Registration.id.in_(in_area.where(Registration.status.in_(INSTALLED))),
+        )
+        .group_by(Measure.code)
+    ).all()
+    return AreaFigures(int(taking_part or 0), {code: int(n) for code, n in rows})

@@ -1,0 +1,362 @@
+"""Meetings: staff plan them; anyone RSVPs with name and email; a full meeting has a waiting
+list that moves up when someone cancels; a reminder the day before; attendance and a follow-up
+email afterwards; and the RSVPs of people without an account are erased some weeks later.
+
+Every change to who has a place locks the meeting's row first, so two RSVPs for the last place
+(or a cancellation and a new RSVP at the same moment) are decided one after the other: the
+meeting is never overbooked and the waiting list moves up exactly once per free place.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from coop.accounts.models import User
+from coop.core import jobs
+from coop.core.time import utcnow
+from coop.desk import audit
+from coop.extensions import db
+from coop.participation.models import (
+    Meeting,
+    MeetingKind,
+    MeetingLanguage,
+    Rsvp,
+    RsvpStatus,
+)
+from coop.participation.services import ParticipationError
+
+log = logging.getLogger(__name__)
+
+# The reminder goes out this long before the start ("the day before").
+REMINDER_BEFORE = timedelta(hours=24)
+
+
+@dataclass
+class MeetingDetails:
+    kind: MeetingKind
+    title_nl: str
+    title_en: str
+    description_nl: str
+    description_en: str
+    location: str
+    online_url: str
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    language: MeetingLanguage
+    neighbourhood_id: int | None
+
+
+def create_meeting(actor: User, details: MeetingDetails, now: datetime | None = None) -> Meeting:
+    now = now or utcnow()
+    assert actor.organisation_id is not None
+    if details.ends_at <= details.starts_at:
+        raise ParticipationError("ends_before_start")
+    if details.starts_at <= now:
+        raise ParticipationError("starts_in_past")
+    if details.kind is MeetingKind.ONLINE and not details.online_url:
+        raise ParticipationError("online_needs_link")
+    if details.kind is not MeetingKind.ONLINE and not details.location:
+        raise ParticipationError("needs_location")
+    meeting = Meeting(organisation_id=actor.organisation_id, **details.__dict__)
+    db.session.add(meeting)
+    db.session.flush()
+    audit.record(
+        actor,
+        actor.organisation_id,
+        "meeting.create",
+        meeting,
+        after=audit.snapshot(meeting, ["title_nl", "kind", "starts_at", "capacity"]),
+    )
+    db.session.commit()
+    log.info("meeting created id=%s", meeting.id)
+    return meeting
+
+
+def get_meeting(meeting_id: int) -> Meeting | None:
+    return db.session.get(Meeting, meeting_id)
+
+
+def meetings_of(organisation_id: int) -> list[Meeting]:
+    return list(
+        db.session.scalars(
+            select(Meeting)
+            .where(Meeting.organisation_id == organisation_id)
+            .order_by(Meeting.starts_at.desc())
+        )
+    )
+
+
+def upcoming_meetings(neighbourhood_id: int, now: datetime | None = None) -> list[Meeting]:
+    now = now or utcnow()
+    return list(
+        db.session.scalars(
+            select(Meeting)
+            .where(Meeting.neighbourhood_id == neighbourhood_id, Meeting.ends_at > now)
+            .order_by(Meeting.starts_at)
+        )
+    )
+
+
+def counts(meeting: Meeting) -> dict[RsvpStatus, int]:
+    rows = db.session.execute(
+        select(Rsvp.status, func.count()).where(Rsvp.meeting_id == meeting.id).group_by(Rsvp.status)
+    ).all()
+    found = {status: count for status, count in rows}
+    return {status: int(found.get(status, 0)) for status in RsvpStatus}
+
+
+def places_left(meeting: Meeting) -> int:
+    return max(meeting.capacity - counts(meeting)[RsvpStatus.CONFIRMED], 0)
+
+
+def is_over(meeting: Meeting, now: datetime | None = None) -> bool:
+    return meeting.ends_at <= (now or utcnow())
+
+
+def _lock(meeting: Meeting) -> Meeting:
+    """The meeting's row, locked until the commit (PostgreSQL; SQLite writes one at a time)."""
+    locked = db.session.scalars(
+        select(Meeting)
+        .where(Meeting.id == meeting.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    return locked
+
+
+def _confirmed_count(meeting_id: int) -> int:
+    return int(
+        db.session.scalar(
+            select(func.count())
+            .select_from(Rsvp)
+            .where(Rsvp.meeting_id == meeting_id, Rsvp.status == RsvpStatus.CONFIRMED)
+        )
+        or 0
+    )
+
+
+def find_rsvp(meeting: Meeting, email: str) -> Rsvp | None:
+    return db.session.scalar(
+        select(Rsvp).where(Rsvp.meeting_id == meeting.id, Rsvp.email == email.lower())
+    )
+
+
+def rsvp(
+    meeting: Meeting,
+    *,
+    name: str,
+    email: str,
+    language: str,
+    consent: bool,
+    now: datetime | None = None,
+) -> Rsvp:
+    """A place if there is one, else a place on the waiting list. The same email twice for the
+    same meeting raises ``already_rsvped`` (with the RSVP) and stores nothing new."""
+    now = now or utcnow()
+    email = email.strip().lower()
+    if not consent:
+        raise ParticipationError("no_consent")
+    if meeting.starts_at <= now:
+        raise ParticipationError("meeting_started")
+    meeting = _lock(meeting)
+    existing = find_rsvp(meeting, email)
+    if existing is not None and existing.status is not RsvpStatus.CANCELLED:
+        db.session.rollback()
+        raise ParticipationError("already_rsvped", rsvp=existing)
+    status = (
+        RsvpStatus.CONFIRMED
+        if _confirmed_count(meeting.id) < meeting.capacity
+        else RsvpStatus.WAITING
+    )
+    account = db.session.scalar(select(User).where(User.email == email))
+    if existing is not None:
+        # Cancelled before and back again: the same row, at the end of the queue.
+        entry = existing
+        entry.round += 1
+        entry.cancelled_at = None
+        entry.promoted_at = None
+        entry.reminder_sent_at = None
+    else:
+        entry = Rsvp(meeting_id=meeting.id, email=email, round=1)
+        db.session.add(entry)
+    entry.name = name
+    entry.language = language
+    entry.user_id = account.id if account is not None else None
+    entry.status = status
+    entry.queued_at = now
+    entry.consent_at = now
+    try:
+        db.session.flush()
+        jobs.enqueue(
+            "participation.send_rsvp",
+            f"meeting-rsvp:{entry.id}:{entry.round}",
+            rsvp_id=entry.id,
+            round=entry.round,
+            # What the person was told at this moment: a place, or the waiting list.
+            waiting=status is RsvpStatus.WAITING,
+        )
+        db.session.commit()
+    except IntegrityError:
+        # The same person twice at the same moment (a double click): the other request won.
+        db.session.rollback()
+        raise ParticipationError("already_rsvped", rsvp=find_rsvp(meeting, email)) from None
+    log.info("rsvp id=%s meeting=%s status=%s", entry.id, meeting.id, status.value)
+    return entry
+
+
+def cancel_rsvp(entry: Rsvp, now: datetime | None = None) -> Rsvp | None:
+    """Give up a place (or leave the waiting list). Returns whoever moved up into the place."""
+    now = now or utcnow()
+    meeting = _lock(entry.meeting)
+    db.session.refresh(entry)
+    if entry.status is RsvpStatus.CANCELLED:
+        db.session.rollback()
+        raise ParticipationError("already_cancelled")
+    had_place = entry.status is RsvpStatus.CONFIRMED
+    entry.status = RsvpStatus.CANCELLED
+    entry.cancelled_at = now
+    promoted = None
+    if had_place and meeting.starts_at > now:
+        promoted = _move_up(meeting, now)
+    db.session.commit()
+    log.info("rsvp cancelled id=%s promoted=%s", entry.id, promoted.id if promoted else None)
+    return promoted
+
+
+def _move_up(meeting: Meeting, now: datetime) -> Rsvp | None:
+    """The first on the waiting list gets the free place (the caller holds the meeting lock)."""
+    if _confirmed_count(meeting.id) >= meeting.capacity:
+        return None
+    first: Rsvp | None = db.session.scalar(
+        select(Rsvp)
+        .where(Rsvp.meeting_id == meeting.id, Rsvp.status == RsvpStatus.WAITING)
+        .order_by(Rsvp.queued_at, Rsvp.id)
+        .limit(1)
+    )
+    if first is None:
+        return None
+    first.status = RsvpStatus.CONFIRMED
+    first.promoted_at = now
+    db.session.flush()
+    jobs.enqueue(
+        "participation.send_rsvp_promoted",
+        f"meeting-promoted:{first.id}:{first.round}",
+        rsvp_id=first.id,
+        round=first.round,
+    )
+    return first
+
+
+def rsvps_of(meeting: Meeting) -> list[Rsvp]:
+    return list(
+        db.session.scalars(
+            select(Rsvp).where(Rsvp.meeting_id == meeting.id).order_by(Rsvp.queued_at, Rsvp.id)
+        )
+    )
+
+
+def record_attendance(
+    actor: User, meeting: Meeting, attended_ids: set[int], now: datetime | None = None
+) -> int:
+    """Tick who came; everyone with a place who is not ticked did not come."""
+    now = now or utcnow()
+    if meeting.starts_at > now:
+        raise ParticipationError("meeting_not_started")
+    present = 0
+    for entry in rsvps_of(meeting):
+        if entry.status is RsvpStatus.CONFIRMED:
+            entry.attended = entry.id in attended_ids
+            present += int(entry.attended)
+    audit.record(
+        actor, meeting.organisation_id, "meeting.attendance", meeting, after={"present": present}
+    )
+    db.session.commit()
+    return present
+
+
+def send_follow_up(
+    actor: User, meeting: Meeting, subject: str, body: str, now: datetime | None = None
+) -> int:
+    """Email everyone who came (slides, next steps); once per meeting."""
+    now = now or utcnow()
+    meeting = _lock(meeting)
+    if meeting.starts_at > now:
+        raise ParticipationError("meeting_not_started")
+    if meeting.follow_up_sent_at is not None:
+        raise ParticipationError("follow_up_sent")
+    attendees = [
+        e
+        for e in rsvps_of(meeting)
+        if e.status is RsvpStatus.CONFIRMED and e.attended and e.email is not None
+    ]
+    if not attendees:
+        raise ParticipationError("no_attendees")
+    meeting.follow_up_subject = subject
+    meeting.follow_up_body = body
+    meeting.follow_up_sent_at = now
+    for entry in attendees:
+        jobs.enqueue(
+            "participation.send_follow_up",
+            f"meeting-follow-up:{meeting.id}:{entry.id}",
+            rsvp_id=entry.id,
+        )
+    audit.record(
+        actor, meeting.organisation_id, "meeting.follow_up", meeting, after={"subject": subject}
+    )
+    db.session.commit()
+    return len(attendees)
+
+
+def send_reminders(now: datetime | None = None) -> int:
+    """The day before: a reminder for everyone with a place who has not had one."""
+    now = now or utcnow()
+    due = db.session.scalars(
+        select(Rsvp)
+        .join(Meeting, Meeting.id == Rsvp.meeting_id)
+        .where(
+            Rsvp.status == RsvpStatus.CONFIRMED,
+            Rsvp.reminder_sent_at.is_(None),
+            Rsvp.email.is_not(None),
+            Meeting.starts_at > now,
+            Meeting.starts_at <= now + REMINDER_BEFORE,
+        )
+        .limit(500)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for entry in due:
+        entry.reminder_sent_at = now
+        jobs.enqueue(
+            "participation.send_reminder",
+            f"meeting-reminder:{entry.id}:{entry.round}",
+            rsvp_id=entry.id,
+        )
+    db.session.commit()
+    return len(due)
+
+
+def erase_past_rsvps(now: datetime | None = None) -> int:
+    """Name and email of people without an account, some weeks after the meeting ended."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=current_app.config["RSVP_RETENTION_DAYS"])
+    old = db.session.scalars(
+        select(Rsvp)
+        .join(Meeting, Meeting.id == Rsvp.meeting_id)
+        .where(Rsvp.user_id.is_(None), Rsvp.erased_at.is_(None), Meeting.ends_at <= cutoff)
+        .limit(1000)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for entry in old:
+        entry.name = None
+        entry.email = None
+        entry.erased_at = now
+    db.session.commit()
+    if old:
+        log.info("erased %d past rsvps", len(old))
+    return len(old)
