@@ -80,6 +80,7 @@ _LINE_TO_REGISTRATION = {
 MAX_REGISTRY_WEEKS = 104
 # An installer that has not answered hears once when a day is left.
 ORDER_REMINDER_BEFORE = timedelta(hours=24)
+MAX_DECLINE_REASON = 2000
 
 
 class OrderError(Exception):
@@ -985,6 +986,8 @@ def decline_order(actor: User, order: Order, reason: str, *, now: datetime | Non
     reason = reason.strip()
     if not reason:
         raise OrderError("reason_required")
+    if len(reason) > MAX_DECLINE_REASON:
+        raise OrderError("reason_too_long")
     _lock_order(order)
     _check_answer(actor, order, now)
     order.status = OrderStatus.DECLINED
