@@ -1037,7 +1037,13 @@ def _release(order: Order, *, actor: User | None, now: datetime, trigger: RunTri
             user_id=user_id,
         )
     if order.action.status is ActionStatus.CLOSED:
-        start_run(None, order.action, trigger, now=now, commit=False, **_run_settings(order))
+        try:
+            start_run(None, order.action, trigger, now=now, commit=False, **_run_settings(order))
+        except OrderError as exc:
+            # A tender round still open (its deadline starts the matching, with the new bids)
+            # or no prices to match with: the homes wait, and staff were told above. The
+            # decline or the expiry itself must not fail for it.
+            log.info("no re-matching for order=%s now: %s", order.id, exc.code)
 
 
 def _run_settings(order: Order) -> dict[str, Any]:
