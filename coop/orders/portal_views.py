@@ -81,7 +81,7 @@ MESSAGES: dict[str, Any] = {
     "item_quantity": _l("Every row needs a quantity from 1 to 100000."),
     "amount_negative": _l("An amount cannot be negative."),
     "amount_too_large": _l("The quote comes to more than € 1.000.000. Check the amounts."),
-    "vat_rate": _l("Choose a VAT rate of 21%, 9% or 0%."),
+    "vat_rate": _l("Choose one of the Dutch VAT rates: 21, 9 or 0 percent."),
     "total_zero": _l("The quote comes to € 0. Enter the prices."),
     "validity_in_past": _l("Choose a day after today."),
     "validity_too_long": _l("A quote can be valid for at most 180 days."),

@@ -61,7 +61,7 @@ LINE_STATUS: dict[str, Any] = {
     "cancelled": _l("This installer no longer does the work"),
 }
 QUOTE_STATUS: dict[str, Any] = {
-    "sent": _l("waiting for your decision"),
+    "sent": _l("not decided yet"),
     "accepted": _l("accepted"),
     "declined": _l("declined"),
     "expired": _l("expired"),
