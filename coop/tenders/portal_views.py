@@ -12,13 +12,13 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from coop.actions.models import ActionMeasure
+from coop.actions.models import Action, ActionMeasure
 from coop.core.authz import installer_required, require
 from coop.core.formatting import format_euros, local_datetime
 from coop.core.time import utcnow
 from coop.core.web import localized
 from coop.extensions import db
-from coop.registrations import services as registrations
+from coop.orders import services as orders
 from coop.tenders import services
 from coop.tenders.forms import BidForm, bid_form
 from coop.tenders.models import TenderInvitation
@@ -34,6 +34,14 @@ MESSAGES: dict[str, Any] = {
     "price_out_of_range": _l("Enter a price per unit above € 0 and at most € 1.000.000."),
     "capacity_out_of_range": _l("Enter a number of homes from 1 to 100000."),
 }
+
+
+def _demand_by_measure(action: Action) -> dict[int, list[orders.DemandGroup]]:
+    """The homes without an installer, per measure and then per postcode area."""
+    groups: dict[int, list[orders.DemandGroup]] = {}
+    for group in orders.demand(action):
+        groups.setdefault(group.action_measure.id, []).append(group)
+    return groups
 
 
 def _unit(action_measure: ActionMeasure) -> str:
@@ -97,7 +105,7 @@ def bid(invitation_id: int) -> Any:
         problem=problem,
         open_for_bids=open_for_bids,
         measures=services.biddable_measures(invitation),
-        demand=registrations.participants_by_measure(action),
+        demand=_demand_by_measure(action),
         lines={line.action_measure_id: line for line in invitation.lines},
     )
     return (page, status) if status != 200 else page
