@@ -105,6 +105,14 @@ def _register_domains(app: Flask) -> None:
 
     app.register_blueprint(participation_bp)
     app.register_blueprint(participation_desk_bp)
+    # The installer's portal and the resident's steps in the work on their home.
+    from coop.orders.portal_views import bp as portal_bp
+    from coop.orders.views import bp as orders_bp
+    from coop.tenders.portal_views import bp as tenders_portal_bp
+
+    app.register_blueprint(portal_bp)
+    app.register_blueprint(tenders_portal_bp)
+    app.register_blueprint(orders_bp)
 
 
 def _select_locale() -> str:

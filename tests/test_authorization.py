@@ -25,7 +25,19 @@ from coop.core.time import utcnow
 from coop.desk.models import SegmentUpdate
 from coop.extensions import db
 from coop.installers.models import Installer
-from coop.orders.models import Batch, MatchingRun, ProposedAssignment, RunStatus, RunTrigger
+from coop.orders.models import (
+    Batch,
+    LineStatus,
+    MatchingRun,
+    Order,
+    OrderLine,
+    OrderStatus,
+    ProposedAssignment,
+    Quote,
+    QuoteItem,
+    RunStatus,
+    RunTrigger,
+)
 from coop.registrations.models import (
     DwellingType,
     Household,
@@ -35,14 +47,15 @@ from coop.registrations.models import (
     RegistrationStatus,
     StatusChange,
 )
-from coop.tenders.models import TenderRound
+from coop.tenders.models import TenderInvitation, TenderRound
 from tests import factories
 
 ROLES = (
     "anonymous",
     "resident_a",
     "resident_b",
-    "installer",
+    "installer",  # a user of installer A (inst_a)
+    "installer_b",  # a user of installer B (inst_b): another company
     "staff_a",  # a desk admin of organisation A
     "staff_a_member",  # staff of organisation A without admin rights
     "staff_b",  # a desk admin of organisation B
@@ -51,6 +64,7 @@ RESIDENTS = ("resident_a", "resident_b")
 STAFF_A = ("staff_a", "staff_a_member")
 STAFF = (*STAFF_A, "staff_b")
 ADMINS = ("staff_a", "staff_b")
+INSTALLERS = ("installer", "installer_b")
 LOGGED_IN = ROLES[1:]
 LOGIN = "login"  # a redirect to the login page
 Expected = int | str
@@ -60,7 +74,13 @@ Table = dict[str, Expected]
 #   open_a / draft_b    an open action of organisation A / a draft action of organisation B
 #   reg_a / reg_b       resident A's registration (A's action) / resident B's (B's action)
 #   offer_a / offer_b   a measure offered by open_a / by draft_b
-#   inst_a / inst_b     an installer in A's registry / in B's ("installer" works for inst_a)
+#   inst_a / inst_b     an installer in A's registry / in B's ("installer" works for inst_a,
+#                       "installer_b" for inst_b)
+#   order_a / order_b   an accepted order of inst_a (A's action) / of inst_b (B's)
+#   line_a / line_b     resident A's household in order_a / resident B's in order_b (quoted)
+#   quote_a / quote_b   the quote of line_a / line_b, expired unanswered: deciding is refused
+#   inv_a / inv_b       inst_a's invitation to A's open tender round / inst_b's to B's
+#   cal_a / bogus_key   inst_a's calendar feed secret / a key nobody has
 #   nb_a / nb_b         a neighbourhood of A / of B
 #   upd_a / upd_b       a draft update to residents by A / by B
 #   member_a / member_b a colleague invited at A / at B (no password yet)
@@ -97,6 +117,11 @@ TARGETS: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {
     ("neighbourhood_id",): (("nb_a",), ("nb_b",)),
     ("update_id",): (("upd_a",), ("upd_b",)),
     ("user_id",): (("member_a",), ("member_b",)),
+    ("order_id",): (("order_a",), ("order_b",)),
+    ("line_id",): (("line_a",), ("line_b",)),
+    ("quote_id",): (("quote_a",), ("quote_b",)),
+    ("invitation_id",): (("inv_a",), ("inv_b",)),
+    ("key",): (("cal_a",), ("bogus_key",)),
     ("fmt",): (("csv",),),
     ("token",): (("bogus_token",),),
     ("code",): (("en",),),
@@ -144,7 +169,7 @@ NOBODY = only({})
 RESIDENT_PAGE = only(roles(RESIDENTS))
 DRAFT_B = only({"staff_b": 200}, anonymous=404)  # public pages of a draft: only its own desk
 ANY_STAFF = only(roles(STAFF))
-STAFF_OR_INSTALLER = only(roles((*STAFF, "installer")))
+STAFF_OR_INSTALLER = only(roles((*STAFF, *INSTALLERS)))
 
 
 def per_action(a: Table, b: Table) -> dict[str, Table]:
@@ -193,9 +218,9 @@ EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
     },
     "accounts.logout": {("POST", ""): only(roles(LOGGED_IN, 302))},
     "accounts.security": {("GET", ""): STAFF_OR_INSTALLER},
-    "accounts.security_setup": {("POST", ""): only(roles((*STAFF, "installer"), 302))},
+    "accounts.security_setup": {("POST", ""): only(roles((*STAFF, *INSTALLERS), 302))},
     "accounts.security_confirm": {("POST", ""): STAFF_OR_INSTALLER},
-    "accounts.security_disable": {("POST", ""): only(roles((*STAFF, "installer"), 302))},
+    "accounts.security_disable": {("POST", ""): only(roles((*STAFF, *INSTALLERS), 302))},
     # --- the resident's own pages --------------------------------------------------------
     "registrations.mine": {("GET", ""): RESIDENT_PAGE},
     "registrations.detail": {
@@ -212,7 +237,8 @@ EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
     "registrations.erase": {("GET", ""): RESIDENT_PAGE, ("POST", ""): RESIDENT_PAGE},
     # --- the desk ------------------------------------------------------------------------
     "desk.home": {("GET", ""): ANY_STAFF},
-    "desk.installer_home": {("GET", ""): only({"installer": 200})},
+    # The old address of the installer's start page leads to the portal.
+    "desk.installer_home": {("GET", ""): only(roles(INSTALLERS, 302))},
     "desk.action_dashboard": by_target("GET", per_action(of_a(), of_b())),
     "desk.neighbourhood_dashboard": {("GET", "nb_a"): of_a(), ("GET", "nb_b"): of_b()},
     "desk.updates_index": {("GET", ""): ANY_STAFF},
@@ -397,6 +423,76 @@ EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
     },
     "orders_desk.orders": by_target("GET", per_action(of_a(), of_b())),
     "actions_desk.create_neighbourhood": {("GET", ""): ANY_STAFF, ("POST", ""): ANY_STAFF},
+    # --- the installer's portal -------------------------------------------------------------
+    **{
+        endpoint: {("GET", ""): only(roles(INSTALLERS))}
+        for endpoint in ("portal.home", "portal.orders", "portal.orders_csv", "portal.calendar")
+    },
+    # A new secret for the company's feed; back to the page that shows it.
+    "portal.renew_calendar": {("POST", ""): only(roles(INSTALLERS, 302))},
+    # Calendar apps cannot log in: the secret in the address is the permission, for anyone.
+    # (The feed's route comes before the renewal's in the URL map, so it is tried first.)
+    "portal.calendar_feed": {("GET", "cal_a"): everyone(200), ("GET", "bogus_key"): everyone(404)},
+    "portal.order": {
+        ("GET", "order_a"): only({"installer": 200}),
+        ("GET", "order_b"): only({"installer_b": 200}),
+    },
+    # The orders are accepted already (409); a decline without a reason gets its error.
+    "portal.accept_order": {
+        ("POST", "order_a"): only({"installer": 409}),
+        ("POST", "order_b"): only({"installer_b": 409}),
+    },
+    "portal.decline_order": {
+        ("POST", "order_a"): only({"installer": 200}),
+        ("POST", "order_b"): only({"installer_b": 200}),
+    },
+    # An empty post of a household's form gets the form's errors.
+    **{
+        endpoint: {
+            **{(m, "line_a"): only({"installer": 200}) for m in ("GET", "POST")},
+            **{(m, "line_b"): only({"installer_b": 200}) for m in ("GET", "POST")},
+        }
+        for endpoint in (
+            "portal.plan_survey",
+            "portal.send_quote",
+            "portal.plan_installation",
+            "portal.mark_installed",
+        )
+    },
+    # An empty bid offers nothing: refused with its message.
+    "tenders_portal.bid": {
+        ("GET", "inv_a"): only({"installer": 200}),
+        ("GET", "inv_b"): only({"installer_b": 200}),
+        ("POST", "inv_a"): only({"installer": 409}),
+        ("POST", "inv_b"): only({"installer_b": 409}),
+    },
+    # --- the resident's steps in the work on their home --------------------------------------
+    "orders.quote": {
+        ("GET", "quote_a"): owner("resident_a"),
+        ("GET", "quote_b"): owner("resident_b"),
+    },
+    # The quotes have expired: accepting or declining is refused (409) and changes nothing.
+    "orders.accept_quote": {
+        ("POST", "quote_a"): only({"resident_a": 409}),
+        ("POST", "quote_b"): only({"resident_b": 409}),
+    },
+    "orders.decline_quote": {
+        ("GET", "quote_a"): owner("resident_a"),
+        ("GET", "quote_b"): owner("resident_b"),
+        ("POST", "quote_a"): only({"resident_a": 409}),
+        ("POST", "quote_b"): only({"resident_b": 409}),
+    },
+    # No survey is planned: an empty request gets its error (200) first.
+    "orders.survey_change": {
+        (m, f"line_{x}"): owner(f"resident_{x}") for m in ("GET", "POST") for x in "ab"
+    },
+    # Nothing is installed yet: confirming (with no rating, which is fine) is refused.
+    "orders.confirm": {
+        ("GET", "line_a"): owner("resident_a"),
+        ("GET", "line_b"): owner("resident_b"),
+        ("POST", "line_a"): only({"resident_a": 409}),
+        ("POST", "line_b"): only({"resident_b": 409}),
+    },
     "actions_desk.edit_neighbourhood": {
         **{(m, "nb_a"): of_a() for m in ("GET", "POST")},
         **{(m, "nb_b"): of_b() for m in ("GET", "POST")},
@@ -579,6 +675,48 @@ def world(app: Flask) -> dict[str, Any]:
             )
             db.session.add(run)
             db.session.flush()
+            # An accepted order of this desk's installer with the resident's home in it, quoted
+            # with a quote that expired yesterday; and the installer's invitation to the round.
+            now = utcnow()
+            order = Order(
+                action_id=target.id,
+                batch_id=batch.id,
+                installer_id=installer.id,
+                run_id=run.id,
+                status=OrderStatus.ACCEPTED,
+                unit_price_cents=4000,
+                sent_at=now,
+                respond_by=now + timedelta(days=5),
+                answered_at=now,
+                lines=[
+                    OrderLine(
+                        registration=registration,
+                        registration_measure=registration.measures[0],
+                        quantity=40,
+                        status=LineStatus.QUOTED,
+                        quotes=[
+                            Quote(
+                                valid_until=(now - timedelta(days=2)).date(),
+                                total_excl_vat_cents=160000,
+                                vat_cents=14400,
+                                total_cents=174400,
+                                items=[
+                                    QuoteItem(
+                                        position=1,
+                                        description="Dakisolatie",
+                                        quantity=40,
+                                        unit_price_cents=4000,
+                                        vat_rate=9,
+                                    )
+                                ],
+                            )
+                        ],
+                    )
+                ],
+            )
+            invitation = TenderInvitation(round_id=tender.id, installer_id=installer.id)
+            db.session.add_all([order, invitation])
+            db.session.flush()
             users[f"resident_{key}"] = resident
             objects |= {
                 f"inst_{key}": installer.id,
@@ -589,6 +727,10 @@ def world(app: Flask) -> dict[str, Any]:
                 f"round_{key}": tender.id,
                 f"run_{key}": run.id,
                 f"batch_{key}": batch.id,
+                f"order_{key}": order.id,
+                f"line_{key}": order.lines[0].id,
+                f"quote_{key}": order.lines[0].quotes[0].id,
+                f"inv_{key}": invitation.id,
             }
         objects |= participation_world(open_a, open_b, objects, users)
         users["installer"] = User(
@@ -598,7 +740,16 @@ def world(app: Flask) -> dict[str, Any]:
             installer_id=objects["inst_a"],
             password_hash=hash_password(factories.PASSWORD),
         )
-        db.session.add(users["installer"])
+        users["installer_b"] = User(
+            email="planner@isolatie-b.example",
+            name="Bas Planner",
+            role=Role.INSTALLER,
+            installer_id=objects["inst_b"],
+        )
+        installer_a = db.session.get(Installer, objects["inst_a"])
+        assert installer_a is not None
+        installer_a.calendar_key = "calendar-key-of-installer-a-0123456789"
+        db.session.add_all([users["installer"], users["installer_b"]])
         db.session.commit()
         objects |= {
             "open_a": open_a.id,
@@ -609,6 +760,8 @@ def world(app: Flask) -> dict[str, Any]:
             "nl": "nl",
             "csv": "csv",
             "bogus_token": "not-a-real-token",
+            "cal_a": "calendar-key-of-installer-a-0123456789",
+            "bogus_key": "not-the-key-of-anyone-0123456789",
             "en": "en",
         }
         slugs = {"open_a": open_a.slug, "draft_b": draft_b.slug}

@@ -49,7 +49,7 @@ def home_for(role: Role) -> str:
     if role is Role.STAFF:
         return url_for("desk.home")
     if role is Role.INSTALLER:
-        return url_for("desk.installer_home")
+        return url_for("portal.home")
     return url_for("registrations.mine")
 
 

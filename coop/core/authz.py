@@ -15,8 +15,10 @@ from flask_login import AnonymousUserMixin, current_user, login_required
 
 from coop.accounts.models import Organisation, Role, User
 from coop.actions.models import Action, ActionStatus, Neighbourhood
+from coop.core.time import utcnow
 from coop.desk.models import AuditEntry, SegmentUpdate
 from coop.installers.models import Installer
+from coop.orders.models import OPEN_LINE, LineStatus, Order, OrderLine, OrderStatus, Quote
 from coop.participation.ambassadors import Neighbour, ambassadorships_of, covers
 from coop.participation.models import (
     Ambassador,
@@ -27,6 +29,7 @@ from coop.participation.models import (
     SurveyStatus,
 )
 from coop.registrations.models import Registration
+from coop.tenders.models import TenderInvitation
 
 Actor: TypeAlias = User | AnonymousUserMixin | None
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,8 +48,58 @@ def _staff_of(user: User | None, organisation_id: int | None) -> bool:
     )
 
 
+def _installer_user_of(user: User | None, installer_id: int) -> bool:
+    return user is not None and user.role is Role.INSTALLER and user.installer_id == installer_id
+
+
+# An installer sees the households of an order it was sent or accepted; once it declined, let
+# it expire or the action was cancelled, only that the order existed.
+_ORDER_WITH_HOUSEHOLDS = frozenset({OrderStatus.SENT, OrderStatus.ACCEPTED})
+# Lines whose household the installer works for: it may see the resident's name, phone and
+# email. Not before the order is accepted, and no longer once the household left.
+_CONTACT_LINE = frozenset({*OPEN_LINE, LineStatus.COMPLETED})
+
+
+def _authorize_order_line(user: User | None, line: OrderLine, action: str) -> bool:
+    order = line.order
+    if _installer_user_of(user, order.installer_id):
+        if order.status not in _ORDER_WITH_HOUSEHOLDS:
+            return False
+        if action == "contact":
+            return order.status is OrderStatus.ACCEPTED and line.status in _CONTACT_LINE
+        return action in {"view", "work"}
+    if user is not None and user.role is Role.RESIDENT:
+        # The household's own work: survey, quote and confirmation.
+        return line.registration.user_id == user.id and action in {"view", "respond"}
+    return action == "view" and _staff_of(user, order.action.organisation_id)
+
+
 def authorize(actor: Actor, obj: Any, action: str) -> bool:
     user = _user(actor)
+    if isinstance(obj, Order):
+        # An installer's users answer their own company's orders; staff of the desk follow them.
+        if _installer_user_of(user, obj.installer_id):
+            if action == "households":
+                return obj.status in _ORDER_WITH_HOUSEHOLDS
+            return action in {"view", "answer"}
+        return action in {"view", "households"} and _staff_of(user, obj.action.organisation_id)
+    if isinstance(obj, OrderLine):
+        return _authorize_order_line(user, obj, action)
+    if isinstance(obj, Quote):
+        # A quote is read by whoever may read its line; only the household decides on it.
+        if action == "view":
+            return _authorize_order_line(user, obj.line, "view")
+        return action == "decide" and _authorize_order_line(user, obj.line, "respond")
+    if isinstance(obj, TenderInvitation):
+        if _installer_user_of(user, obj.installer_id):
+            return action in {"view", "bid"}
+        # Staff compare the bids on their own page, and only once the round is no longer
+        # sealed; an invitation itself shows a bid, so before the deadline it is the bidder's.
+        return (
+            action == "view"
+            and _staff_of(user, obj.round.action.organisation_id)
+            and not obj.round.sealed(utcnow())
+        )
     if isinstance(obj, Action):
         if action == "view" and obj.status in (ActionStatus.OPEN, ActionStatus.CLOSED):
             return True

@@ -1,5 +1,6 @@
 """The staff's pages: the start page, dashboards, updates to residents and the audit log; the
-installer's landing page until the portal exists; and the residents' unsubscribe link."""
+old address of the installer's start page (now in the portal); and the residents' unsubscribe
+link."""
 
 from __future__ import annotations
 
@@ -48,8 +49,9 @@ def home() -> str:
 
 @bp.get("/installer")
 @installer_required
-def installer_home() -> str:
-    return render_template("desk/installer_home.html", installer=current_user.installer)
+def installer_home() -> Response:
+    """The installer's start page moved to the portal; old bookmarks still lead there."""
+    return redirect(url_for("portal.home"))
 
 
 def _page() -> int:

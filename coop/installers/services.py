@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -318,3 +319,26 @@ def export_table(actor: User, fmt: str) -> exports.Table:
             yield row
 
     return exports.Table(title=gettext("Installers"), headers=headers, rows=rows())
+
+
+# --- the calendar feed's secret address --------------------------------------------------------
+
+CALENDAR_KEY_BYTES = 32
+_CALENDAR_KEY = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+
+
+def renew_calendar_key(actor: User, installer: Installer) -> str:
+    """A new secret for the company's calendar feed; the old address stops working at once."""
+    if actor.role is not Role.INSTALLER or actor.installer_id != installer.id:
+        raise InstallerError("not_yours")
+    installer.calendar_key = secrets.token_urlsafe(CALENDAR_KEY_BYTES)
+    db.session.commit()
+    log.info("calendar feed address renewed installer=%s by=%s", installer.id, actor.id)
+    return installer.calendar_key
+
+
+def installer_by_calendar_key(key: str) -> Installer | None:
+    """The installer whose feed this is; None for anything that is not a current key."""
+    if not _CALENDAR_KEY.match(key or ""):
+        return None
+    return db.session.scalar(select(Installer).where(Installer.calendar_key == key))

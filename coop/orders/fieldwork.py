@@ -38,7 +38,7 @@ from coop.orders.models import (
     SurveyStatus,
 )
 from coop.orders.services import OrderError, sync_registration
-from coop.registrations.models import Registration
+from coop.registrations.models import Household, Registration
 
 log = logging.getLogger(__name__)
 
@@ -465,15 +465,25 @@ def lines_of_registration(registration: Registration) -> list[OrderLine]:
 
 
 def lines_of_order(order: Order) -> list[OrderLine]:
+    """The households of an order in street order, as the installer drives past them."""
     return list(
         db.session.scalars(
             select(OrderLine)
+            .join(Registration, Registration.id == OrderLine.registration_id)
+            .join(Household, Household.id == Registration.household_id)
             .where(OrderLine.order_id == order.id)
             .options(
                 selectinload(OrderLine.registration).selectinload(Registration.household),
                 selectinload(OrderLine.registration).selectinload(Registration.user),
                 selectinload(OrderLine.surveys),
                 selectinload(OrderLine.quotes),
+            )
+            .order_by(
+                Household.pc4,
+                Household.street,
+                Household.house_number,
+                Household.house_number_addition,
+                OrderLine.id,
             )
         )
     )

@@ -1,15 +1,33 @@
-"""Forms of orders on the desk: start a matching run, and move or split a batch."""
+"""Forms of orders: on the desk, start a matching run and move or split a batch; in the
+installer's portal, answer an order and plan the work; on the resident's page, answer it."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, StringField
-from wtforms.validators import NumberRange, ValidationError
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, NumberRange, ValidationError
 
-from coop.core.forms import strip
+from coop.actions.forms import (
+    LocalDateField,
+    LocalTimeField,
+    NoControlCharacters,
+    amsterdam_moment,
+)
+from coop.core.forms import EuroField, PlainText, strip
+from coop.orders.fieldwork import MAX_ITEM_QUANTITY, MAX_QUOTE_ITEMS, QuoteItemInput
+from coop.orders.models import VAT_RATES
 
 
 class StartMatchingForm(FlaskForm):
@@ -68,3 +86,246 @@ def reassign_form(
         for installer_id, _label in installers:
             getattr(form, f"homes_{installer_id}").data = str(current.get(installer_id, 0))
     return form
+
+
+# --- the installer's portal ---------------------------------------------------------------------
+
+
+class DeclineOrderForm(FlaskForm):
+    reason = TextAreaField(
+        _l("Why can you not take this order?"),
+        description=_l("The energy desk reads this. The homes go to another installer."),
+        validators=[
+            DataRequired(_l("Say why you decline the order.")),
+            Length(max=2000, message=_l("Use at most 2000 characters.")),
+            NoControlCharacters(),
+        ],
+    )
+
+
+SURVEY_DURATIONS = (30, 45, 60, 90, 120, 180, 240)
+
+
+class SurveyForm(FlaskForm):
+    day = LocalDateField(_l("Date"), validators=[DataRequired(_l("Enter the date of the visit."))])
+    at = LocalTimeField(
+        _l("Time"), validators=[DataRequired(_l("Enter the time of the visit, like 09:30."))]
+    )
+    duration = SelectField(
+        _l("How long the visit takes"),
+        coerce=int,
+        default=60,
+        choices=[],
+        validate_choice=True,
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.duration.choices = [
+            SelectChoice(minutes, _l("%(num)d minutes", num=minutes))
+            for minutes in SURVEY_DURATIONS
+        ]
+        self.duration.validate_choice = True
+
+    def starts_at(self) -> datetime:
+        assert self.day.value and self.at.value
+        return amsterdam_moment(self.day.value, self.at.value)
+
+
+class InstallationDayForm(FlaskForm):
+    day = LocalDateField(
+        _l("Installation day"), validators=[DataRequired(_l("Enter the day of the installation."))]
+    )
+
+
+class InstalledForm(FlaskForm):
+    day = LocalDateField(
+        _l("Day the work was finished"),
+        validators=[DataRequired(_l("Enter the day the work was finished."))],
+    )
+
+
+QUOTE_ROWS = 3  # empty rows a new quote starts with
+
+
+class _WholeNumber:
+    def __init__(self, most: int) -> None:
+        self.most = most
+
+    def __call__(self, form: Any, field: Any) -> None:
+        raw = (field.data or "").strip()
+        if raw and (not raw.isdigit() or not 1 <= int(raw) <= self.most):
+            raise ValidationError(_l("Enter a whole number from 1 to %(most)d.", most=self.most))
+
+
+class QuoteForm(FlaskForm):
+    """A quote of a few rows; each row a description, a quantity, a price per unit and a VAT
+    rate. Rows left empty are ignored; the fields are made per row by ``quote_form``."""
+
+    valid_until = LocalDateField(
+        _l("Valid until"),
+        description=_l("The resident can accept the quote up to and including this day."),
+        validators=[DataRequired(_l("Enter the last day the quote is valid."))],
+    )
+    note = TextAreaField(
+        _l("Note for the resident (optional)"),
+        validators=[
+            Length(max=2000, message=_l("Use at most 2000 characters.")),
+            NoControlCharacters(),
+        ],
+    )
+    rows: int = QUOTE_ROWS
+
+    def row(self, index: int) -> tuple[Any, Any, Any, Any]:
+        return (
+            getattr(self, f"description_{index}"),
+            getattr(self, f"quantity_{index}"),
+            getattr(self, f"price_{index}"),
+            getattr(self, f"vat_{index}"),
+        )
+
+    def row_fields(self) -> list[tuple[Any, Any, Any, Any]]:
+        return [self.row(index) for index in range(self.rows)]
+
+    def _filled(self, index: int) -> bool:
+        description, quantity, price, _vat = self.row(index)
+        return any((field.data or "").strip() for field in (description, quantity, price))
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = bool(super().validate(extra_validators))
+        filled = [index for index in range(self.rows) if self._filled(index)]
+        for index in filled:
+            description, quantity, price, _vat = self.row(index)
+            for field, message in (
+                (description, _l("Describe the work or the material.")),
+                (quantity, _l("Enter the quantity.")),
+                (price, _l("Enter the price per unit, or 0.")),
+            ):
+                if not (field.data or "").strip() and not field.errors:
+                    field.errors = [*field.errors, message]
+                    valid = False
+        if not filled:
+            first = self.row(0)[0]
+            first.errors = [*first.errors, _l("Enter at least one row of the quote.")]
+            valid = False
+        return valid
+
+    def items(self) -> list[QuoteItemInput]:
+        out = []
+        for index in range(self.rows):
+            if not self._filled(index):
+                continue
+            description, quantity, price, vat = self.row(index)
+            out.append(
+                QuoteItemInput(
+                    description=description.data.strip(),
+                    quantity=int(quantity.data),
+                    unit_price_cents=price.cents or 0,
+                    vat_rate=int(vat.data),
+                )
+            )
+        return out
+
+
+def quote_form(rows: int, **kwargs: Any) -> QuoteForm:
+    """A quote form with ``rows`` rows (1 to the most a quote may have)."""
+    rows = max(1, min(rows, MAX_QUOTE_ITEMS))
+
+    class Form(QuoteForm):
+        pass
+
+    for index in range(rows):
+        number = index + 1
+        setattr(
+            Form,
+            f"description_{index}",
+            StringField(
+                _l("Description (row %(n)d)", n=number),
+                filters=[strip],
+                validators=[
+                    Length(max=200, message=_l("Use at most 200 characters.")),
+                    PlainText(),
+                ],
+            ),
+        )
+        setattr(
+            Form,
+            f"quantity_{index}",
+            StringField(
+                _l("Quantity (row %(n)d)", n=number),
+                filters=[strip],
+                validators=[_WholeNumber(MAX_ITEM_QUANTITY)],
+            ),
+        )
+        setattr(
+            Form,
+            f"price_{index}",
+            EuroField(_l("Price per unit, excluding VAT (row %(n)d)", n=number), allow_zero=True),
+        )
+        setattr(
+            Form,
+            f"vat_{index}",
+            SelectField(
+                _l("VAT (row %(n)d)", n=number),
+                choices=[SelectChoice(str(rate), f"{rate}%") for rate in VAT_RATES],
+                default="21",
+            ),
+        )
+    Form.rows = rows
+    return Form(**kwargs)
+
+
+# --- the resident's answers ---------------------------------------------------------------------
+
+
+class SurveyChangeForm(FlaskForm):
+    message = TextAreaField(
+        _l("When would suit you better?"),
+        description=_l("For example: weekdays after 16:00, or any day next week but Tuesday."),
+        validators=[
+            DataRequired(_l("Tell the installer which moments suit you.")),
+            Length(max=2000, message=_l("Use at most 2000 characters.")),
+            NoControlCharacters(),
+        ],
+    )
+
+
+class DeclineQuoteForm(FlaskForm):
+    reason = TextAreaField(
+        _l("Why do you decline? (optional)"),
+        description=_l("It helps the installer and the energy desk. You may leave it empty."),
+        validators=[
+            Length(max=2000, message=_l("Use at most 2000 characters.")),
+            NoControlCharacters(),
+        ],
+    )
+
+
+RATINGS = (
+    SelectChoice("", _l("No rating")),
+    SelectChoice("5", _l("5 – very good")),
+    SelectChoice("4", _l("4 – good")),
+    SelectChoice("3", _l("3 – fair")),
+    SelectChoice("2", _l("2 – poor")),
+    SelectChoice("1", _l("1 – very poor")),
+)
+
+
+class ConfirmInstallationForm(FlaskForm):
+    rating = RadioField(
+        _l("How do you rate the installer? (optional)"),
+        choices=list(RATINGS),
+        default="",
+        validate_choice=True,
+    )
+    comment = TextAreaField(
+        _l("Your experience (optional)"),
+        description=_l("Other residents of the action may read it, without your name."),
+        validators=[
+            Length(max=2000, message=_l("Use at most 2000 characters.")),
+            NoControlCharacters(),
+        ],
+    )
+
+    def rating_value(self) -> int | None:
+        return int(self.rating.data) if self.rating.data else None

@@ -80,6 +80,7 @@ _LINE_TO_REGISTRATION = {
 MAX_REGISTRY_WEEKS = 104
 # An installer that has not answered hears once when a day is left.
 ORDER_REMINDER_BEFORE = timedelta(hours=24)
+MAX_DECLINE_REASON = 2000
 
 
 class OrderError(Exception):
@@ -985,6 +986,8 @@ def decline_order(actor: User, order: Order, reason: str, *, now: datetime | Non
     reason = reason.strip()
     if not reason:
         raise OrderError("reason_required")
+    if len(reason) > MAX_DECLINE_REASON:
+        raise OrderError("reason_too_long")
     _lock_order(order)
     _check_answer(actor, order, now)
     order.status = OrderStatus.DECLINED
@@ -1034,7 +1037,13 @@ def _release(order: Order, *, actor: User | None, now: datetime, trigger: RunTri
             user_id=user_id,
         )
     if order.action.status is ActionStatus.CLOSED:
-        start_run(None, order.action, trigger, now=now, commit=False, **_run_settings(order))
+        try:
+            start_run(None, order.action, trigger, now=now, commit=False, **_run_settings(order))
+        except OrderError as exc:
+            # A tender round still open (its deadline starts the matching, with the new bids)
+            # or no prices to match with: the homes wait, and staff were told above. The
+            # decline or the expiry itself must not fail for it.
+            log.info("no re-matching for order=%s now: %s", order.id, exc.code)
 
 
 def _run_settings(order: Order) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from coop.actions import services as actions
 from coop.core.authz import authorize, require, resident_required
 from coop.core.time import utcnow
 from coop.extensions import limiter
+from coop.orders import fieldwork
 from coop.registrations import services
 from coop.registrations.forms import (
     EraseForm,
@@ -141,6 +142,8 @@ def detail(registration_id: int) -> str:
         "registrations/detail.html",
         registration=registration,
         steps=services.timeline(registration),
+        # The work on the home, per measure: installer, survey, quote, installation.
+        lines=[line for line in fieldwork.lines_of_registration(registration) if line.current],
         can_edit=services.can_edit(registration),
         can_withdraw=services.can_withdraw(registration),
     )

@@ -273,8 +273,10 @@ def test_staff_and_installers_log_in_with_their_password(app: Flask, english: Fl
         {"email": "fitter@isolatie.example", "password": factories.PASSWORD},
     )
     assert response.status_code == 302
-    assert response.headers["Location"] == "/desk/installer"
-    assert installer_client.get("/desk/installer").status_code == 200
+    assert response.headers["Location"] == "/installer"
+    assert installer_client.get("/installer").status_code == 200
+    # The old address of the start page still leads there.
+    assert installer_client.get("/desk/installer").headers["Location"] == "/installer"
 
 
 def test_wrong_password_and_unknown_email_get_the_same_answer(

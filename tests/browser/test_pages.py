@@ -286,7 +286,7 @@ def test_desk_home(page: Page, language: str) -> None:
 
 
 def test_installer_home(page: Page, language: str) -> None:
-    log_in_with_password(page, INSTALLER_EMAIL, "/desk/installer")
+    log_in_with_password(page, INSTALLER_EMAIL, "/installer")
     choose_language(page, language)
     expect(page.locator("main table.table tbody tr")).to_have_count(1)
     assert_accessible(page)

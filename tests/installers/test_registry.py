@@ -302,7 +302,7 @@ def test_inviting_a_user_who_then_sees_only_their_own_company(
 
     fitter = app.test_client()
     login(fitter, "fatima@isolatie.example")
-    home = fitter.get("/desk/installer").get_data(as_text=True)
+    home = fitter.get("/installer").get_data(as_text=True)
     assert "Isolatie Utrecht BV" in home and "Warmte Zeist BV" not in home
     for path in ("/desk/installers/", f"/desk/installers/{ours}", f"/desk/installers/{theirs}"):
         assert fitter.get(path).status_code == 404, path

@@ -1,0 +1,62 @@
+"""Every refusal a portal or resident page can get from a service has its own message there:
+no code falls through to the generic "not possible", and none gives a 500."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from coop.orders import fieldwork, portal_views, services, views
+from coop.tenders import portal_views as tender_views
+from coop.tenders import services as tender_services
+
+_RAISED = re.compile(r'(?:OrderError|TenderError)\(\s*"(\w+)"')
+
+
+def codes_raised(*functions: Callable[..., Any]) -> set[str]:
+    return {code for f in functions for code in _RAISED.findall(inspect.getsource(f))}
+
+
+@pytest.mark.parametrize(
+    ("messages", "functions"),
+    [
+        pytest.param(
+            portal_views.MESSAGES,
+            (
+                services.accept_order,
+                services.decline_order,
+                services._check_answer,
+                fieldwork._installer_of,
+                fieldwork._accepted_order,
+                fieldwork.plan_survey,
+                fieldwork.send_quote,
+                fieldwork.plan_installation,
+                fieldwork.mark_installed,
+            ),
+            id="installer",
+        ),
+        pytest.param(
+            views.MESSAGES,
+            (
+                fieldwork._resident_of,
+                fieldwork._decide,
+                fieldwork.accept_quote,
+                fieldwork.decline_quote,
+                fieldwork.request_survey_change,
+                fieldwork.confirm_installation,
+            ),
+            id="resident",
+        ),
+        pytest.param(tender_views.MESSAGES, (tender_services.submit_bid,), id="bid"),
+    ],
+)
+def test_every_refusal_has_a_message(
+    messages: dict[str, Any], functions: tuple[Callable[..., Any], ...]
+) -> None:
+    raised = codes_raised(*functions)
+    assert raised, "no codes found: has the way services refuse changed?"
+    assert raised <= set(messages), f"no message for: {sorted(raised - set(messages))}"
