@@ -27,11 +27,23 @@ from sqlalchemy import func, select, text
 from coop.actions import services as actions
 from coop.core import jobs
 from coop.core.models import EmailLog, EmailStatus, JobStatus, OutboxJob
-from coop.core.time import utcnow
+from coop.core.time import AMSTERDAM, utcnow
 from coop.extensions import db
-from coop.orders.models import Batch, MatchingRun, Order, ProposedAssignment, RunStatus
+from coop.orders.models import (
+    Batch,
+    MatchingRun,
+    Order,
+    OrderLine,
+    ProposedAssignment,
+    Quote,
+    RunStatus,
+    RunTrigger,
+)
+from coop.registrations.models import Registration, RegistrationStatus
+from coop.tenders.models import TenderRound
 from tests import factories
 from tests.conftest import ROOT, SMTPRecorder, smtp_config
+from tests.orders.world import act_as
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -295,5 +307,234 @@ def test_a_worker_killed_during_matching_is_restarted_and_finishes_with_one_prop
     wait_for(lambda: all_jobs_done(app), "the repeated jobs", worker)
     time.sleep(1)
     assert len(smtp.envelopes) == expected
+    message_ids = [m["Message-ID"] for m in smtp.messages]
+    assert len(message_ids) == len(set(message_ids))
+
+
+def test_the_whole_chain_from_registrations_to_installed_work(
+    app: Flask,
+    client: FlaskClient,
+    worker: WorkerProcess,
+    smtp_server: tuple[SMTPRecorder, int],
+) -> None:
+    """Registrations -> close -> batches -> tender -> matching -> approval -> one installer
+    accepts, another declines -> re-matching -> approval -> survey -> quote -> the resident
+    accepts -> installed -> confirmed; every job in the worker, every email over SMTP once."""
+    smtp = smtp_server[0]
+    with app.app_context():
+        org = factories.organisation()
+        factories.staff(org)
+        act = factories.action(org)
+        local = factories.installer(
+            org, "Dakwerk Lunetten", area="3521", offers={"roof": (4000, 5)}
+        )
+        wide = factories.installer(
+            org,
+            "Warmte en Dak Utrecht",
+            area="3500-3599",
+            offers={"roof": (4500, 5)},
+            kvk="55500001",
+        )
+        south = factories.installer(
+            org, "Isolatie Zuid", area="3524", offers={"roof": (4700, 5)}, kvk="55500002"
+        )
+        users = {i.id: factories.installer_user(i).id for i in (local, wide, south)}
+        lunetten = [
+            factories.confirmed_registration(act, postcode="3521 AB", number=n) for n in (1, 2, 3)
+        ]
+        hondsrug = [
+            factories.confirmed_registration(act, postcode="3524 BA", number=n, street="Hondsrug")
+            for n in (4, 5)
+        ]
+        ids = {
+            "action": act.id,
+            "local": local.id,
+            "wide": wide.id,
+            "south": south.id,
+            "resident": lunetten[0].user_id,
+            "registration": lunetten[0].id,
+            "hondsrug": [r.id for r in hondsrug],
+            "roof": act.measures[0].id,
+        }
+    log_in(client, "staff@example.nl")
+    worker.start()
+    desk = f"/desk/actions/{ids['action']}"
+
+    # Registration closes: the worker groups the demand.
+    assert factories.post_form(client, f"{desk}/close", {}, token_from=desk).status_code == 302
+    wait_for(lambda: all_jobs_done(app), "the batches", worker)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Batch)) == 2
+
+    # A tender round: the three installers bid on their portal.
+    tomorrow = (utcnow() + timedelta(days=1)).astimezone(AMSTERDAM).date().isoformat()
+    response = factories.post_form(
+        client,
+        f"{desk}/tender/new",
+        {
+            "installers": [ids["local"], ids["wide"], ids["south"]],
+            "deadline_on": tomorrow,
+            "deadline_at": "17:00",
+        },
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        tender = db.session.scalars(select(TenderRound)).one()
+        invitations = {i.installer_id: i.id for i in tender.invitations}
+    bidder = app.test_client()
+    for installer_id, price in (
+        (ids["local"], "39,00"),
+        (ids["wide"], "41,00"),
+        (ids["south"], "43,00"),
+    ):
+        act_as(bidder, users[installer_id])
+        url = f"/installer/tenders/{invitations[installer_id]}"
+        response = factories.post_form(
+            bidder, url, {f"price_{ids['roof']}": price, f"capacity_{ids['roof']}": "10"}
+        )
+        assert response.status_code == 302, response.get_data(as_text=True)
+    wait_for(lambda: all_jobs_done(app), "the invitations", worker)
+
+    # The deadline passes; the scheduler's next round starts matching with the bids.
+    with app.test_request_context():
+        tender = db.session.scalars(select(TenderRound)).one()
+        tender.deadline = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+        assert jobs.run_periodic_tasks()["orders.start_after_tenders"] == 1
+        db.session.remove()
+    wait_for(lambda: all_jobs_done(app), "the first matching", worker)
+    with app.app_context():
+        run = db.session.scalars(select(MatchingRun)).one()
+        assert run.status is RunStatus.PROPOSED and run.homes_covered == 5
+        run_id = run.id
+        db.session.remove()
+    run_url = f"{desk}/matching/{run_id}"
+    assert (
+        factories.post_form(client, f"{run_url}/approve", {}, token_from=run_url).status_code == 302
+    )
+    wait_for(lambda: all_jobs_done(app), "the orders and the residents' emails", worker)
+
+    with app.app_context():
+        by_installer = {o.installer_id: o.id for o in db.session.scalars(select(Order))}
+        # The cheapest local roofer takes Lunetten; the cheaper of the two in 3524 the Hondsrug.
+        assert set(by_installer) == {ids["local"], ids["wide"]}
+    installer = app.test_client()
+    act_as(installer, users[ids["local"]])
+    order_url = f"/installer/orders/{by_installer[ids['local']]}"
+    assert (
+        factories.post_form(installer, f"{order_url}/accept", {}, token_from=order_url).status_code
+        == 302
+    )
+    act_as(installer, users[ids["wide"]])
+    declined_url = f"/installer/orders/{by_installer[ids['wide']]}"
+    response = factories.post_form(
+        installer, f"{declined_url}/decline", {"reason": "Geen ploeg vrij"}, token_from=declined_url
+    )
+    assert response.status_code == 302
+    wait_for(lambda: all_jobs_done(app), "the re-matching", worker)
+    with app.app_context():
+        rematch = db.session.scalars(select(MatchingRun).order_by(MatchingRun.id.desc())).first()
+        assert rematch is not None and rematch.trigger is RunTrigger.ORDER_DECLINED
+        assert rematch.status is RunStatus.PROPOSED and rematch.homes_total == 2
+        assert {
+            r.status
+            for r in db.session.scalars(
+                select(Registration).where(Registration.id.in_(ids["hondsrug"]))
+            )
+        } == {RegistrationStatus.CONFIRMED}
+        rematch_url = f"{desk}/matching/{rematch.id}"
+        db.session.remove()
+    assert (
+        factories.post_form(
+            client, f"{rematch_url}/approve", {}, token_from=rematch_url
+        ).status_code
+        == 302
+    )
+    wait_for(lambda: all_jobs_done(app), "the second orders", worker)
+    with app.app_context():
+        new_order = db.session.scalars(
+            select(Order).where(Order.installer_id == ids["south"])
+        ).one()
+        assert len(new_order.lines) == 2
+        db.session.remove()
+
+    # The survey, the quote, the resident's yes, the installation and the confirmation.
+    act_as(installer, users[ids["local"]])
+    with app.app_context():
+        line = db.session.scalars(
+            select(OrderLine).where(OrderLine.registration_id == ids["registration"])
+        ).one()
+        line_id = line.id
+    in_three_days = (utcnow() + timedelta(days=3)).astimezone(AMSTERDAM).date().isoformat()
+    in_two_weeks = (utcnow() + timedelta(days=14)).astimezone(AMSTERDAM).date().isoformat()
+    today = utcnow().astimezone(AMSTERDAM).date().isoformat()
+    survey_url = f"/installer/lines/{line_id}/survey"
+    assert (
+        factories.post_form(
+            installer, survey_url, {"day": in_three_days, "at": "10:00", "duration": "60"}
+        ).status_code
+        == 302
+    )
+    quote_url = f"/installer/lines/{line_id}/quote"
+    response = factories.post_form(
+        installer,
+        quote_url,
+        {
+            "description_0": "Dakisolatie",
+            "quantity_0": "40",
+            "price_0": "39,00",
+            "vat_0": "9",
+            "valid_until": in_two_weeks,
+            "send": "1",
+        },
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        quote = db.session.scalars(select(Quote)).one()
+        quote_id = quote.id
+    resident = app.test_client()
+    act_as(resident, ids["resident"])
+    quote_page = f"/my/quotes/{quote_id}"
+    assert (
+        factories.post_form(resident, f"{quote_page}/accept", {}, token_from=quote_page).status_code
+        == 302
+    )
+    assert (
+        factories.post_form(
+            installer, f"/installer/lines/{line_id}/installed", {"day": today}
+        ).status_code
+        == 302
+    )
+    assert (
+        factories.post_form(resident, f"/my/lines/{line_id}/confirm", {"rating": "5"}).status_code
+        == 302
+    )
+    wait_for(lambda: all_jobs_done(app), "the last emails", worker)
+
+    with app.app_context():
+        registration = db.session.get(Registration, ids["registration"])
+        assert registration is not None and registration.status is RegistrationStatus.COMPLETED
+        assert [c.to_status.value for c in registration.history] == [
+            "pending_confirmation",
+            "confirmed",
+            "assigned",
+            "survey_planned",
+            "quoted",
+            "accepted",
+            "installed",
+            "completed",
+        ]
+        sent = db.session.scalars(select(EmailLog)).all()
+        assert {e.status for e in sent} == {EmailStatus.SENT}
+        templates = [e.template for e in sent if e.recipient.startswith("resident-3521ab-1@")]
+        for template in (
+            "registration_assigned",
+            "survey_planned",
+            "quote_sent",
+            "quote_accepted_resident",
+            "work_installed",
+        ):
+            assert templates.count(template) == 1, (template, templates)
+        assert len(smtp.envelopes) == len(sent)
     message_ids = [m["Message-ID"] for m in smtp.messages]
     assert len(message_ids) == len(set(message_ids))
