@@ -6,8 +6,15 @@ import re
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from wtforms import Field, Form, StringField
-from wtforms.validators import ValidationError
+from wtforms import Field, Form, IntegerField, StringField
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 from coop.core.address import normalise_addition, normalise_postcode
 from coop.core.formatting import MAX_AMOUNT_CENTS, AmountError, parse_euros
@@ -89,3 +96,59 @@ class EuroField(StringField):
         if cents > MAX_AMOUNT_CENTS:
             raise ValidationError(_l("Enter an amount of at most € 1.000.000."))
         self.cents = cents
+
+
+# --- a Dutch address, as the sign-up, survey and interest forms ask it -------------------------
+# Functions rather than a base class: a field's place in the form (and in its error summary) is
+# the order in which it is made, so each form makes them where it lists them.
+
+
+def postcode_field() -> StringField:
+    return StringField(
+        _l("Postcode"),
+        description=_l("For example 3521 AB."),
+        filters=[strip],
+        validators=[
+            DataRequired(_l("Enter your postcode.")),
+            Length(
+                max=10,
+                message=_l("Enter a Dutch postcode: four digits and two letters, like 1234 AB."),
+            ),
+            DutchPostcode(),
+        ],
+    )
+
+
+def house_number_field() -> IntegerField:
+    return IntegerField(
+        _l("House number"),
+        validators=[
+            InputRequired(_l("Enter your house number.")),
+            NumberRange(min=1, max=99999, message=_l("Enter a house number from 1 to 99999.")),
+        ],
+    )
+
+
+def addition_field() -> StringField:
+    return StringField(
+        _l("Addition (optional)"),
+        description=_l("For example A or 2."),
+        filters=[strip],
+        validators=[
+            Optional(),
+            Length(max=10, message=_l("An addition is at most 6 letters or digits, like A or 2.")),
+            HouseNumberAddition(),
+        ],
+    )
+
+
+def street_field() -> StringField:
+    return StringField(
+        _l("Street"),
+        filters=[strip],
+        validators=[
+            DataRequired(_l("Enter your street.")),
+            Length(max=120, message=_l("Use at most 120 characters.")),
+            PlainText(),
+        ],
+    )

@@ -23,7 +23,7 @@ from coop.core.mail import send_email
 from coop.extensions import db
 from coop.installers.models import Installer
 from coop.orders import fieldwork, services
-from coop.orders.models import MatchingRun, Order, OrderLine, Quote, SiteSurvey
+from coop.orders.models import MatchingRun, Order, OrderLine, OrderStatus, Quote, SiteSurvey
 from coop.registrations.models import Registration
 
 
@@ -171,66 +171,40 @@ def send_order_released(order_id: int, user_id: int) -> None:
 # --- installers -------------------------------------------------------------------------------
 
 
-@job("orders.send_order")
-def send_order(order_id: int) -> None:
+def _order_email(order_id: int, kind: str, *, link: bool, unanswered_only: bool = False) -> None:
+    """The installer's email about one of its orders: ``order_<kind>`` under ``order-<kind>``."""
     order = db.session.get(Order, order_id)
-    if order is None:
+    if order is None or (unanswered_only and order.status is not OrderStatus.SENT):
         return
     email_installer(
         order.installer,
-        f"order-sent:{order.id}",
-        "order_sent",
+        f"order-{kind}:{order.id}",
+        f"order_{kind}",
         order=order,
         action=order.action,
         homes=len(order.lines),
-        link=_portal_order_link(order),
+        **({"link": _portal_order_link(order)} if link else {}),
     )
+
+
+@job("orders.send_order")
+def send_order(order_id: int) -> None:
+    _order_email(order_id, "sent", link=True)
 
 
 @job("orders.send_order_reminder")
 def send_order_reminder(order_id: int) -> None:
-    order = db.session.get(Order, order_id)
-    if order is None or order.status.value != "sent":
-        return
-    email_installer(
-        order.installer,
-        f"order-reminder:{order.id}",
-        "order_reminder",
-        order=order,
-        action=order.action,
-        homes=len(order.lines),
-        link=_portal_order_link(order),
-    )
+    _order_email(order_id, "reminder", link=True, unanswered_only=True)
 
 
 @job("orders.send_order_expired")
 def send_order_expired(order_id: int) -> None:
-    order = db.session.get(Order, order_id)
-    if order is None:
-        return
-    email_installer(
-        order.installer,
-        f"order-expired:{order.id}",
-        "order_expired",
-        order=order,
-        action=order.action,
-        homes=len(order.lines),
-    )
+    _order_email(order_id, "expired", link=False)
 
 
 @job("orders.send_order_cancelled")
 def send_order_cancelled(order_id: int) -> None:
-    order = db.session.get(Order, order_id)
-    if order is None:
-        return
-    email_installer(
-        order.installer,
-        f"order-cancelled:{order.id}",
-        "order_cancelled",
-        order=order,
-        action=order.action,
-        homes=len(order.lines),
-    )
+    _order_email(order_id, "cancelled", link=False)
 
 
 @job("orders.send_household_withdrawn")

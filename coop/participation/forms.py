@@ -38,7 +38,15 @@ from coop.actions.forms import (
 )
 from coop.actions.models import Neighbourhood
 from coop.core.address import normalise_addition, normalise_postcode
-from coop.core.forms import DutchPostcode, HouseNumberAddition, PersonName, PlainText, strip
+from coop.core.forms import (
+    PersonName,
+    PlainText,
+    addition_field,
+    house_number_field,
+    postcode_field,
+    street_field,
+    strip,
+)
 from coop.core.web import localized
 from coop.participation.models import (
     SCALE_VALUES,
@@ -144,45 +152,10 @@ class ButtonForm(FlaskForm):
 class AddressFields(FlaskForm):
     """The household's address: the key of one answer or one interest per household."""
 
-    postcode = StringField(
-        _l("Postcode"),
-        description=_l("For example 3521 AB."),
-        filters=[strip],
-        validators=[
-            DataRequired(_l("Enter your postcode.")),
-            Length(
-                max=10,
-                message=_l("Enter a Dutch postcode: four digits and two letters, like 1234 AB."),
-            ),
-            DutchPostcode(),
-        ],
-    )
-    house_number = IntegerField(
-        _l("House number"),
-        validators=[
-            InputRequired(_l("Enter your house number.")),
-            NumberRange(min=1, max=99999, message=_l("Enter a house number from 1 to 99999.")),
-        ],
-    )
-    house_number_addition = StringField(
-        _l("Addition (optional)"),
-        description=_l("For example A or 2."),
-        filters=[strip],
-        validators=[
-            Optional(),
-            Length(max=10, message=_l("An addition is at most 6 letters or digits, like A or 2.")),
-            HouseNumberAddition(),
-        ],
-    )
-    street = StringField(
-        _l("Street"),
-        filters=[strip],
-        validators=[
-            DataRequired(_l("Enter your street.")),
-            Length(max=120, message=_l("Use at most 120 characters.")),
-            PlainText(),
-        ],
-    )
+    postcode = postcode_field()
+    house_number = house_number_field()
+    house_number_addition = addition_field()
+    street = street_field()
 
     def household_address(self) -> HouseholdAddress:
         return HouseholdAddress(

@@ -23,10 +23,12 @@ from coop.actions.models import Action, MeasureUnit
 from coop.core.address import normalise_addition, normalise_postcode
 from coop.core.forms import (
     DutchPhone,
-    DutchPostcode,
-    HouseNumberAddition,
     PersonName,
     PlainText,
+    addition_field,
+    house_number_field,
+    postcode_field,
+    street_field,
     strip,
 )
 from coop.core.web import localized
@@ -163,45 +165,10 @@ class RegistrationForm(DetailsForm):
             Email(_l("Enter an email address like name@example.nl."), check_deliverability=False),
         ],
     )
-    postcode = StringField(
-        _l("Postcode"),
-        description=_l("For example 3521 AB."),
-        filters=[strip],
-        validators=[
-            DataRequired(_l("Enter your postcode.")),
-            Length(
-                max=10,
-                message=_l("Enter a Dutch postcode: four digits and two letters, like 1234 AB."),
-            ),
-            DutchPostcode(),
-        ],
-    )
-    house_number = IntegerField(
-        _l("House number"),
-        validators=[
-            InputRequired(_l("Enter your house number.")),
-            NumberRange(min=1, max=99999, message=_l("Enter a house number from 1 to 99999.")),
-        ],
-    )
-    house_number_addition = StringField(
-        _l("Addition (optional)"),
-        description=_l("For example A or 2."),
-        filters=[strip],
-        validators=[
-            Optional(),
-            Length(max=10, message=_l("An addition is at most 6 letters or digits, like A or 2.")),
-            HouseNumberAddition(),
-        ],
-    )
-    street = StringField(
-        _l("Street"),
-        filters=[strip],
-        validators=[
-            DataRequired(_l("Enter your street.")),
-            Length(max=120, message=_l("Use at most 120 characters.")),
-            PlainText(),
-        ],
-    )
+    postcode = postcode_field()
+    house_number = house_number_field()
+    house_number_addition = addition_field()
+    street = street_field()
     city = StringField(
         _l("Town or city"),
         filters=[strip],
