@@ -94,6 +94,12 @@ def _register_domains(app: Flask) -> None:
     app.register_blueprint(actions_desk_bp)
     from coop.orders import jobs as _order_jobs  # noqa: F401
     from coop.orders.desk_views import bp as orders_desk_bp
+    from coop.payments import jobs as _payment_jobs  # noqa: F401
+    from coop.payments.desk_views import bp as payments_desk_bp
+    from coop.payments.views import bp as payments_bp
+
+    app.register_blueprint(payments_bp)
+    app.register_blueprint(payments_desk_bp)
     from coop.tenders import jobs as _tender_jobs  # noqa: F401
     from coop.tenders.desk_views import bp as tenders_desk_bp
 

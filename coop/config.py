@@ -101,8 +101,19 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         # Seconds the matching engine may search for a better proposal (it stops sooner when it
         # has proven the best one).
         "MATCHING_TIME_LIMIT": _int(env, "MATCHING_TIME_LIMIT", 20),
+        # With a secret key deposits go through Stripe Checkout; without, residents pay by bank
+        # transfer and staff mark what arrived ("offline" mode).
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY") or None,
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET") or None,
+        # Seconds a webhook's signed timestamp may be old (Stripe's libraries use 300).
+        "STRIPE_WEBHOOK_TOLERANCE": _int(env, "STRIPE_WEBHOOK_TOLERANCE", 300),
+        # Where the Stripe library sends its requests; tests point it at a stand-in on loopback.
+        "STRIPE_API_BASE": env.get("STRIPE_API_BASE") or None,
+        "STRIPE_TIMEOUT": _int(env, "STRIPE_TIMEOUT", 20),
+        # The library's own retries of a request that got no answer (same idempotency key).
+        "STRIPE_MAX_NETWORK_RETRIES": _int(env, "STRIPE_MAX_NETWORK_RETRIES", 2),
+        # Days after paying a deposit in which a resident can withdraw and get it back.
+        "COOLING_OFF_DAYS": _int(env, "COOLING_OFF_DAYS", 14),
     }
     if production:
         check_production(config)
@@ -123,6 +134,11 @@ def check_production(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             "COOP_ENV=production needs SECRET_KEY set to a random value of at least 32 "
             "characters (for example: python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    if config["STRIPE_SECRET_KEY"] and not config["STRIPE_WEBHOOK_SECRET"]:
+        raise ConfigError(
+            "STRIPE_SECRET_KEY is set without STRIPE_WEBHOOK_SECRET: payments would never be "
+            "confirmed. Set the signing secret of the webhook endpoint (whsec_...)"
         )
     if config["DEV_MAILBOX"]:
         raise ConfigError(

@@ -41,6 +41,7 @@ from coop.participation.models import (
     SurveyQuestion,
     SurveyResponse,
 )
+from coop.payments.models import Payment, PaymentChange, RefundRun, StripeEvent
 from coop.registrations.models import (
     Household,
     Registration,
@@ -78,11 +79,14 @@ __all__ = [
     "OrderLine",
     "Organisation",
     "OutboxJob",
+    "Payment",
+    "PaymentChange",
     "PerspectiveStatus",
     "PriceTier",
     "ProposedAssignment",
     "Quote",
     "QuoteItem",
+    "RefundRun",
     "Registration",
     "RegistrationMeasure",
     "RegistrationNote",
@@ -91,6 +95,7 @@ __all__ = [
     "SegmentUpdate",
     "SiteSurvey",
     "StatusChange",
+    "StripeEvent",
     "Survey",
     "SurveyAnswer",
     "SurveyOption",

@@ -43,7 +43,6 @@ _MESSAGES: dict[str, Any] = {
     "slug_invalid": _l("Use lower-case letters, digits and single hyphens, like samen-isoleren."),
     "window_order": _l("Registration must close after it opens."),
     "unknown_neighbourhood": _l("Choose neighbourhoods of your own organisation."),
-    "deposit_negative": _l("An amount cannot be negative."),
     "action_cancelled": _l("This action is cancelled: it cannot be changed any more."),
     "cannot_publish": _l("Only a draft action can be published; this action is %(status)s."),
     "no_measures": _l("Add at least one measure before you publish the action."),
@@ -72,7 +71,6 @@ _FIELDS = {
     "slug_invalid": "slug",
     "window_order": "closes_on",
     "unknown_neighbourhood": "neighbourhoods",
-    "deposit_negative": "deposit",
     "measure_already_offered": "measure",
     "unknown_measure": "measure",
     "price_positive": "indicative_price",
@@ -158,7 +156,6 @@ def _details(form: ActionForm) -> ActionDetails:
         contact_phone=form.contact_phone.data or None,
         postcode_areas=parse_pc4_list(form.postcode_areas.data)[0],
         neighbourhood_ids=list(form.neighbourhoods.data or []),
-        deposit_cents=form.deposit.cents or None,
         order_response_days=form.order_response_days.data,
     )
 

@@ -228,11 +228,6 @@ class ActionForm(FlaskForm):
         validators=[DataRequired(_l("Enter at least one postcode area.")), Pc4List(most=150)],
     )
     neighbourhoods = MultiCheckboxField(_l("Neighbourhoods"), coerce=int, choices=[])
-    deposit = EuroField(
-        _l("Deposit in euros (optional)"),
-        description=_l("Paid when a resident accepts the quote. Leave empty for no deposit."),
-        allow_zero=True,
-    )
     order_response_days = IntegerField(
         _l("Working days an installer has to answer an order"),
         description=_l("Without an answer in time, the order goes to another installer."),
@@ -289,7 +284,6 @@ class ActionForm(FlaskForm):
         self.closes_at.data = closes.strftime("%H:%M")
         self.postcode_areas.data = ", ".join(action.pc4_list)
         self.neighbourhoods.data = [n.id for n in action.neighbourhoods]
-        self.deposit.data = format_euros(action.deposit_cents)
         self.order_response_days.data = action.order_response_days
 
 

@@ -106,7 +106,13 @@ class Action(db.Model):  # type: ignore[name-defined]
     contact_phone: Mapped[str | None] = mapped_column(String(30))
     # Postcode areas (PC4) the action serves, comma separated; a resident finds it by postcode.
     postcode_areas: Mapped[str] = mapped_column(String(1000), default="")
+    # The deposit asked when a resident accepts a quote: a fixed amount, or a percentage of the
+    # quote (never both); neither means no deposit. Set on the desk's deposit page (payments).
     deposit_cents: Mapped[int | None] = mapped_column(Integer)
+    deposit_percent: Mapped[int | None] = mapped_column(Integer)
+    # Where residents transfer the deposit when coop runs without Stripe (offline mode).
+    deposit_iban: Mapped[str | None] = mapped_column(String(34))
+    deposit_account_name: Mapped[str | None] = mapped_column(String(70))
     # Working days an installer has to accept or decline an order of this action.
     order_response_days: Mapped[int] = mapped_column(Integer, default=5)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -128,6 +134,14 @@ class Action(db.Model):  # type: ignore[name-defined]
     __table_args__ = (
         CheckConstraint("registration_closes_at > registration_opens_at", name="window_order"),
         CheckConstraint("deposit_cents IS NULL OR deposit_cents >= 0", name="deposit_positive"),
+        # At most half in advance: a consumer cannot be held to more (article 7:26 BW).
+        CheckConstraint(
+            "deposit_percent IS NULL OR deposit_percent BETWEEN 1 AND 50",
+            name="deposit_percent_range",
+        ),
+        CheckConstraint(
+            "deposit_cents IS NULL OR deposit_percent IS NULL", name="deposit_one_kind"
+        ),
         CheckConstraint("order_response_days BETWEEN 1 AND 30", name="order_response_days_range"),
     )
 

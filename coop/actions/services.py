@@ -140,7 +140,6 @@ class ActionDetails:
     contact_phone: str | None
     postcode_areas: list[str] = field(default_factory=list)
     neighbourhood_ids: list[int] = field(default_factory=list)
-    deposit_cents: int | None = None
     order_response_days: int = 5
 
 
@@ -256,8 +255,6 @@ def _check_details(details: ActionDetails, exclude_action_id: int | None) -> Non
             raise ActionError("slug_invalid")
         if slug_taken(details.slug, exclude_action_id):
             raise ActionError("slug_taken")
-    if details.deposit_cents is not None and details.deposit_cents < 0:
-        raise ActionError("deposit_negative")
 
 
 def _apply_details(action: Action, details: ActionDetails) -> None:
@@ -272,7 +269,6 @@ def _apply_details(action: Action, details: ActionDetails) -> None:
     action.contact_email = details.contact_email
     action.contact_phone = details.contact_phone or None
     action.postcode_areas = ",".join(details.postcode_areas)
-    action.deposit_cents = details.deposit_cents
     action.order_response_days = details.order_response_days
     action.neighbourhoods = _organisation_neighbourhoods(
         action.organisation_id, details.neighbourhood_ids
@@ -420,6 +416,10 @@ def cancel_action(actor: User, action: Action, reason: str, now: datetime | None
     from coop.orders import services as orders
 
     orders.action_cancelled(action, now=now)
+    # Deposits not paid are no longer due; those paid are all refunded, by one refund run.
+    from coop.payments import services as payments
+
+    payments.action_cancelled(action, actor=actor, now=now)
     db.session.commit()
 
 

@@ -28,6 +28,7 @@ from coop.participation.models import (
     Survey,
     SurveyStatus,
 )
+from coop.payments.models import Payment
 from coop.registrations.models import Registration
 from coop.tenders.models import TenderInvitation
 
@@ -109,6 +110,18 @@ def authorize(actor: Actor, obj: Any, action: str) -> bool:
             return False
         if user.role is Role.RESIDENT:
             return obj.user_id == user.id and action in {"view", "edit", "withdraw", "export"}
+        return action in {"view", "manage"} and _staff_of(user, obj.action.organisation_id)
+    if isinstance(obj, Payment):
+        if user is None:
+            return False
+        if user.role is Role.RESIDENT:
+            # A resident's own deposit: see it and pay it (never someone else's).
+            registration = obj.registration
+            return (
+                action in {"view", "pay"}
+                and registration is not None
+                and registration.user_id == user.id
+            )
         return action in {"view", "manage"} and _staff_of(user, obj.action.organisation_id)
     if isinstance(obj, Installer):
         if action in {"view", "manage"} and _staff_of(user, obj.organisation_id):

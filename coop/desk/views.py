@@ -481,6 +481,12 @@ VERBS = {
     "update.schedule": lambda: gettext("scheduled an update"),
     "update.cancel_schedule": lambda: gettext("cancelled a scheduled update"),
     "update.send": lambda: gettext("sent an update"),
+    "action.deposit_update": lambda: gettext("changed the deposit of an action"),
+    "payment.received": lambda: gettext("marked a deposit as received"),
+    "payment.refund": lambda: gettext("refunded a deposit"),
+    "payment.refunded": lambda: gettext("marked a deposit as refunded by hand"),
+    "payment.refund_all": lambda: gettext("refunded every deposit of a cancelled action"),
+    "payment.export": lambda: gettext("exported the deposits of an action"),
 }
 
 

@@ -293,6 +293,10 @@ def accept_quote(actor: User, quote: Quote, *, now: datetime | None = None) -> Q
     quote.decided_at = now
     _move(line, LineStatus.ACCEPTED, actor, now)
     jobs.enqueue("orders.send_quote_accepted", f"quote-accepted:{quote.id}", quote_id=quote.id)
+    # Imported here: payments build on orders. The deposit is asked in this same transaction.
+    from coop.payments import services as payments
+
+    payments.request_deposit(quote, now=now)
     db.session.commit()
     log.info("quote accepted quote=%s line=%s", quote.id, line.id)
     return quote

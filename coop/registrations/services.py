@@ -375,15 +375,25 @@ def update_details(
     db.session.commit()
 
 
-def can_withdraw(registration: Registration) -> bool:
-    return registration.status in WITHDRAWABLE
+def can_withdraw(registration: Registration, now: datetime | None = None) -> bool:
+    """Until the work is agreed; after accepting a quote, within the cooling-off period (14 days
+    after accepting or paying the deposit) as long as nothing is installed."""
+    if registration.status in WITHDRAWABLE:
+        return True
+    if registration.status is RegistrationStatus.ACCEPTED:
+        # Imported here: payments build on registrations (the deposit is refunded).
+        from coop.payments import services as payments
+
+        until = payments.cooling_off_until(registration)
+        return until is not None and (now or utcnow()) <= until
+    return False
 
 
 def withdraw(
     registration: Registration, reason: str, *, actor: User, now: datetime | None = None
 ) -> None:
     now = now or utcnow()
-    if not can_withdraw(registration):
+    if not can_withdraw(registration, now):
         raise RegistrationError("not_withdrawable")
     registration.withdrawal_reason = reason
     _record(registration, RegistrationStatus.WITHDRAWN, actor=actor, now=now, note=reason)
@@ -391,6 +401,9 @@ def withdraw(
     from coop.orders import services as orders
 
     orders.registration_withdrawn(registration, now=now)
+    from coop.payments import services as payments
+
+    payments.registration_withdrawn(registration, actor=actor, now=now)
     db.session.flush()
     change_id = registration.history[-1].id
     jobs.enqueue(
@@ -587,6 +600,10 @@ def erase_resident(user: User) -> None:
         select(Registration).where(Registration.user_id == user.id)
     ).all()
     household_ids = {r.household_id for r in registrations}
+    # The deposits stay for the books, without the link to the person.
+    from coop.payments import services as payments
+
+    payments.forget_registrations([r.id for r in registrations])
     for registration in registrations:
         db.session.delete(registration)
     db.session.flush()
