@@ -875,6 +875,10 @@ def _seed_orders(
         5200,
         now,
     )
+    # The roof action asks a deposit; without Stripe keys it is paid by bank transfer.
+    roof.deposit_cents = 25000
+    roof.deposit_iban = "NL91ABNA0417164300"
+    roof.deposit_account_name = "Gemeente Utrecht, Energieloket"
     for street, pc4, letters, count in ROOF_STREETS:
         for n in range(count):
             created = now - timedelta(days=40)
@@ -929,6 +933,7 @@ def _seed_orders(
         fieldwork.accept_quote(
             line.registration.user, quote, now=_at(first_day + timedelta(days=1), 8)
         )
+    _seed_deposits(staff, lines[:4])
     declined = lines[5].quote
     assert declined is not None
     fieldwork.decline_quote(
@@ -986,3 +991,18 @@ def _seed_orders(
         note="Uitvoering vanaf maart. Vragen? Bel het energieloket: 030 286 00 00.",
         now=now - timedelta(days=1),
     )
+
+
+def _seed_deposits(staff: User, lines: list[Any]) -> None:
+    """The deposits the accepted roof quotes asked, in offline mode (bank transfers staff
+    mark): two arrived, one with another amount than asked (flagged), one still to pay."""
+    from coop.payments import services as payments
+
+    for line, story in zip(lines, ["paid", "paid", "other_amount", "to_pay"], strict=False):
+        payment = payments.deposit_of_quote(line.quote) if line.quote else None
+        if payment is None:
+            continue
+        if story == "paid":
+            payments.mark_received(staff, payment, payment.amount_cents)
+        elif story == "other_amount":
+            payments.mark_received(staff, payment, payment.amount_cents // 2)

@@ -38,6 +38,8 @@ from coop.orders.models import (
     RunStatus,
     RunTrigger,
 )
+from coop.payments.models import Payment, PaymentMode, PaymentStatus
+from coop.payments.services import reference_for
 from coop.registrations.models import (
     DwellingType,
     Household,
@@ -115,6 +117,8 @@ TARGETS: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {
         ("open_a", "run_a", "batch_b"),  # a group of another action's run
     ),
     ("neighbourhood_id",): (("nb_a",), ("nb_b",)),
+    ("payment_id",): (("pay_a",), ("pay_b",)),
+    ("action_id", "fmt"): (("open_a", "csv"), ("draft_b", "csv")),
     ("update_id",): (("upd_a",), ("upd_b",)),
     ("user_id",): (("member_a",), ("member_b",)),
     ("order_id",): (("order_a",), ("order_b",)),
@@ -422,6 +426,32 @@ EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
         ("POST", "open_a+run_b"): NOBODY,
     },
     "orders_desk.orders": by_target("GET", per_action(of_a(), of_b())),
+    # --- deposits --------------------------------------------------------------------------
+    # Without Stripe keys (the embedded default) the pay button says to transfer (302) and
+    # the webhook does not exist. pay_a/pay_b are unpaid deposits of reg_a/reg_b.
+    "payments.deposit": {
+        ("GET", "pay_a"): owner("resident_a"),
+        ("GET", "pay_b"): owner("resident_b"),
+    },
+    "payments.pay": {
+        ("POST", "pay_a"): only({"resident_a": 302}),
+        ("POST", "pay_b"): only({"resident_b": 302}),
+    },
+    "payments.stripe_webhook": {("POST", ""): everyone(404)},
+    "payments_desk.overview": by_target("GET", per_action(of_a(), of_b())),
+    # An empty post of the deposit form gets its errors.
+    "payments_desk.settings": {
+        **by_target("GET", per_action(of_a(), of_b())),
+        **by_target("POST", per_action(of_a(), of_b())),
+    },
+    "payments_desk.export": {("GET", "open_a+csv"): of_a(), ("GET", "draft_b+csv"): of_b()},
+    # Refunding everything is for cancelled actions only.
+    "payments_desk.refund_all": by_target("POST", per_action(of_a(409), of_b(409))),
+    "payments_desk.detail": {("GET", "pay_a"): of_a(), ("GET", "pay_b"): of_b()},
+    # An empty post has no amount (its error, 200); an unpaid deposit cannot be refunded (409).
+    "payments_desk.received": {("POST", "pay_a"): of_a(), ("POST", "pay_b"): of_b()},
+    "payments_desk.refund": {("POST", "pay_a"): of_a(409), ("POST", "pay_b"): of_b(409)},
+    "payments_desk.refunded": {("POST", "pay_a"): of_a(409), ("POST", "pay_b"): of_b(409)},
     "actions_desk.create_neighbourhood": {("GET", ""): ANY_STAFF, ("POST", ""): ANY_STAFF},
     # --- the installer's portal -------------------------------------------------------------
     **{
@@ -732,6 +762,16 @@ def world(app: Flask) -> dict[str, Any]:
                 f"quote_{key}": order.lines[0].quotes[0].id,
                 f"inv_{key}": invitation.id,
             }
+            payment = Payment(
+                action_id=registration.action_id,
+                registration_id=registration.id,
+                mode=PaymentMode.OFFLINE,
+                amount_cents=25000,
+            )
+            db.session.add(payment)
+            db.session.flush()
+            payment.reference = reference_for(payment.id)
+            objects[f"pay_{key}"] = payment.id
         objects |= participation_world(open_a, open_b, objects, users)
         users["installer"] = User(
             email="fitter@isolatie-a.example",
@@ -884,6 +924,9 @@ def test_every_route_answers_the_role_as_the_table_says(
                 assert registration is not None
                 assert registration.status is RegistrationStatus.CONFIRMED
                 assert [m.quantity for m in registration.measures] == [40]
+            for key in ("pay_a", "pay_b"):
+                payment = db.session.get(Payment, world["objects"][key])
+                assert payment is not None and payment.status is PaymentStatus.PENDING
 
 
 @pytest.mark.parametrize("app_config", [{"DEV_MAILBOX": False}])

@@ -76,15 +76,29 @@ class World:
         return registration.user
 
 
-def world_of(deposit_cents: int | None = 25000, deposit_percent: int | None = None) -> World:
-    org = factories.organisation()
-    staff = factories.staff(org)
-    act = factories.action(org, status=ActionStatus.CLOSED)
+def world_of(
+    deposit_cents: int | None = 25000,
+    deposit_percent: int | None = None,
+    *,
+    staff: User | None = None,
+    slug: str = "samen-isoleren",
+) -> World:
+    """A closed action asking a deposit, with an installer whose order was accepted; of
+    ``staff``'s desk, or of a new desk with a new staff member."""
+    if staff is None:
+        org = factories.organisation()
+        staff = factories.staff(org)
+    else:
+        org = staff.organisation
+        assert org is not None
+    act = factories.action(org, slug=slug, status=ActionStatus.CLOSED)
     act.deposit_cents = deposit_cents
     act.deposit_percent = deposit_percent
     act.deposit_iban = "NL91ABNA0417164300"
     act.deposit_account_name = "Energieloket Utrecht"
-    installer = factories.installer(org, "Dakwerk Utrecht BV", offers={"roof": (4200, 5)})
+    installer = factories.installer(
+        org, f"Dakwerk {slug}", offers={"roof": (4200, 5)}, kvk="71234567"
+    )
     installer_user = factories.installer_user(installer)
     now = utcnow()
     roof = next(m for m in act.measures if m.measure.code == "roof")

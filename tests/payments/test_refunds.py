@@ -81,6 +81,22 @@ def test_withdrawing_within_the_cooling_off_period_refunds_the_deposit(
     assert services.refund_one(payment.id, 1).startswith("nothing to do")
     assert len(standin.created_refunds()) == 1
 
+    # Withdrawn with Stripe's page still open and nothing paid: the deposit is no longer due,
+    # and its Checkout page is closed so that it cannot be paid any more.
+    unpaid = accept(quote_for(world))
+    url = services.start_checkout(unpaid.registration.user, unpaid)
+    registrations.withdraw(unpaid.registration, "Nee", actor=unpaid.registration.user)
+    run_jobs()
+    db.session.expire_all()
+    assert unpaid.status is PaymentStatus.CANCELLED
+    assert standin.sessions[url.rsplit("/", 1)[1]]["status"] == "expired"
+    # Erasing the account keeps the deposits for the books, without the person.
+    user_id = registration.user_id
+    registrations.erase_resident(registration.user)
+    db.session.expire_all()
+    assert payment.registration_id is None and payment.refunded_cents == 25000
+    assert db.session.get(Payment, payment.id) is not None and user_id is not None
+
 
 def test_a_retried_refund_job_reuses_its_key_and_gets_the_same_refund(
     app: Flask, world: World, standin: StripeStandIn

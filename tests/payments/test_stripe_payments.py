@@ -90,7 +90,7 @@ def test_accepting_a_quote_asks_the_deposit_and_checkout_gets_what_it_needs(
 
     # Back from Stripe the page does not pretend: it waits for the webhook.
     page = client.get(f"/my/payments/{payment.id}?from=checkout").get_data(as_text=True)
-    assert "waiting for confirmation" in page
+    assert 'id="waiting"' in page and "waiting for confirmation" in page
     assert 'data-status="pending"' in page
 
     # Stripe unreachable: a message on the page, nothing recorded, no error page.
@@ -138,7 +138,7 @@ def test_a_verified_webhook_marks_it_paid_once_whatever_arrives_twice(
     )
     assert "aanbetaling" in mail.subject.lower()
     page = client.get(f"/my/payments/{payment.id}?from=checkout").get_data(as_text=True)
-    assert 'data-status="paid"' in page and "waiting for confirmation" not in page
+    assert 'data-status="paid"' in page and 'id="waiting"' not in page
 
 
 def test_events_out_of_order_end_as_in_order(
@@ -258,7 +258,7 @@ def test_a_failed_bank_payment_can_be_tried_again_and_late_news_does_not_undo_it
     post_event(client, failed)
     assert refreshed(payment).status is PaymentStatus.FAILED
     page = client.get(f"/my/payments/{payment.id}").get_data(as_text=True)
-    assert "did not go through" in page
+    assert 'id="payment-failed"' in page
 
     retry = client.post(f"/my/payments/{payment.id}/pay", data={"csrf_token": token})
     assert retry.status_code == 303
