@@ -27,6 +27,7 @@ from werkzeug.wrappers import Response
 
 from coop.core.authz import require, resident_required
 from coop.extensions import csrf, db
+from coop.orders.models import Quote
 from coop.payments import services, stripe_gateway
 from coop.payments.forms import ButtonForm
 from coop.payments.models import Payment, PaymentMode, PaymentStatus
@@ -115,6 +116,12 @@ def stripe_webhook() -> tuple[Response, int]:
 def deposits_for(registration: Registration) -> list[Payment]:
     """The deposits of a registration, for the resident's own page."""
     return services.deposits_of(registration)
+
+
+@bp.app_template_global()
+def deposit_for_quote(quote: Quote) -> Payment | None:
+    """The deposit of a quote, for the resident's quote page (``payments/_quote_deposit.html``)."""
+    return services.deposit_of_quote(quote)
 
 
 @bp.app_template_global()

@@ -9,7 +9,7 @@ import io
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, render_template_string
 from sqlalchemy import select
 
 from coop.actions.models import Action
@@ -206,8 +206,13 @@ def test_overview_and_reconciliation_export(app: Flask, world: World) -> None:
 def test_a_percentage_deposit_is_asked_on_the_quote_total(world: World) -> None:
     world.action.deposit_cents, world.action.deposit_percent = None, 10
     db.session.commit()
-    payment = accept(quote_for(world, total_excl_vat=200000))  # 2.420,00 incl. VAT
+    quote = quote_for(world, total_excl_vat=200000)  # 2.420,00 incl. VAT
+    payment = accept(quote)
     assert payment.amount_cents == 24200
+    assert services.due_deposit(quote) == payment  # where accepting leads
+    # The part the resident's quote page includes.
+    shown = render_template_string('{% include "payments/_quote_deposit.html" %}', quote=quote)
+    assert f'href="/my/payments/{payment.id}"' in shown and 'data-status="pending"' in shown
     world.action.deposit_percent = None
     db.session.commit()
     quote = quote_for(world)
