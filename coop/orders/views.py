@@ -159,7 +159,13 @@ def _quote_page(quote: Quote, problem: str | None = None) -> str:
 
 def after_accepting(quote: Quote) -> Response:
     """Where the resident goes once the quote is accepted. The one place to hook in what must
-    follow an acceptance (such as paying a deposit)."""
+    follow an acceptance: the deposit page while a deposit is to be paid."""
+    # Imported here: payments build on orders.
+    from coop.payments import services as payments
+
+    deposit = payments.due_deposit(quote)
+    if deposit is not None:
+        return redirect(url_for("payments.deposit", payment_id=deposit.id))
     return redirect(url_for("orders.quote", quote_id=quote.id))
 
 

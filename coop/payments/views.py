@@ -125,6 +125,17 @@ def deposit_for_quote(quote: Quote) -> Payment | None:
 
 
 @bp.app_template_global()
+def deposit_asked_for(quote: Quote) -> int | None:
+    """What accepting this quote would ask as a deposit (said before the resident accepts)."""
+    return services.deposit_amount(quote.line.registration.action, quote.total_cents)
+
+
+@bp.app_template_global()
+def cooling_off_days() -> int:
+    return int(current_app.config.get("COOLING_OFF_DAYS", 14))
+
+
+@bp.app_template_global()
 def withdrawal_money(registration: Registration) -> services.WithdrawalMoney:
     return services.withdrawal_money(registration)
 

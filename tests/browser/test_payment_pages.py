@@ -50,7 +50,9 @@ def deposits(live_server: LiveServer) -> dict[str, int]:
         world = world_of(staff=staff, slug="aanbetaling-lunetten")
         ids: dict[str, int] = {"action": world.action.id}
         for name, email in RESIDENTS.items():
-            payment = accept(quote_for(world, email=email, name=name.title()))
+            quote = quote_for(world, email=email, name=name.title())
+            ids[f"{name}_quote"] = quote.id
+            payment = accept(quote)
             ids[name] = payment.id
             ids[f"{name}_registration"] = payment.registration_id or 0
         stripe = db.session.get(Payment, ids["stripe"])
@@ -84,6 +86,9 @@ def test_deposit_to_transfer_and_the_registration(
     expect(page.locator("#reference")).to_contain_text("COOP-")
     expect(page.locator("#iban")).to_have_text("NL91 ABNA 0417 1643 00")
     assert_accessible(page, "the deposit to transfer")
+    visit(page, f"/my/quotes/{deposits['transfer_quote']}", language)
+    expect(page.locator("#quote-deposit")).to_have_attribute("data-status", "pending")
+    assert_accessible(page, "the accepted quote with its deposit")
     visit(page, f"/my/registrations/{deposits['transfer_registration']}", language)
     expect(page.locator(f'#deposits a[href="/my/payments/{payment_id}"]')).to_be_visible()
     assert_accessible(page, "the registration with its deposit")

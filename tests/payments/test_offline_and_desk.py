@@ -203,13 +203,24 @@ def test_overview_and_reconciliation_export(app: Flask, world: World) -> None:
     assert client.get(f"/desk/actions/{world.action.id}/payments/export.pdf").status_code == 404
 
 
-def test_a_percentage_deposit_is_asked_on_the_quote_total(world: World) -> None:
+def test_a_percentage_deposit_is_asked_on_the_quote_total(app: Flask, world: World) -> None:
     world.action.deposit_cents, world.action.deposit_percent = None, 10
     db.session.commit()
     quote = quote_for(world, total_excl_vat=200000)  # 2.420,00 incl. VAT
-    payment = accept(quote)
-    assert payment.amount_cents == 24200
-    assert services.due_deposit(quote) == payment  # where accepting leads
+    client = app.test_client()
+    log_in(client, quote.line.registration.user)
+    page = client.get(f"/my/quotes/{quote.id}").get_data(as_text=True)
+    assert 'id="deposit-asked"' in page and "€ 242,00" in page  # said before accepting
+    response = factories.post_form(
+        client, f"/my/quotes/{quote.id}/accept", {}, token_from=f"/my/quotes/{quote.id}"
+    )
+    payment = services.deposit_of_quote(quote)
+    assert payment is not None and payment.amount_cents == 24200
+    # Accepting leads to the deposit page while it is to be paid.
+    assert response.headers["Location"] == f"/my/payments/{payment.id}"
+    assert services.due_deposit(quote) == payment
+    page = client.get(f"/my/quotes/{quote.id}").get_data(as_text=True)
+    assert 'id="quote-deposit" data-status="pending"' in page
     # The part the resident's quote page includes.
     shown = render_template_string('{% include "payments/_quote_deposit.html" %}', quote=quote)
     assert f'href="/my/payments/{payment.id}"' in shown and 'data-status="pending"' in shown
