@@ -39,7 +39,7 @@ def _redis_db() -> int:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if worker.startswith("gw") and worker[2:].isdigit():
         run = int.from_bytes(os.environ.get("PYTEST_XDIST_TESTRUNUID", "").encode()[-4:] or b"0")
-        return 1 + (run % 5) * 3 + int(worker[2:]) % 3
+        return 1 + (run % 3) * 5 + int(worker[2:]) % 5
     return 1 + os.getpid() % 15
 
 
@@ -118,10 +118,18 @@ def postgres_url() -> Iterator[str]:
 
 
 def _truncate_postgres(app: Flask) -> None:
+    """Empty the tables the previous test wrote to. Truncating all of them costs a quarter of a
+    second a test; asking first which hold rows, in one query, costs a few milliseconds."""
     with app.app_context():
-        tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+        names = [t.name for t in db.metadata.sorted_tables]
+        probe = " UNION ALL ".join(
+            f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM \"{name}\")" for name in names
+        )
         with db.engine.begin() as connection:
-            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            used = [row[0] for row in connection.execute(text(probe))]
+            if used:
+                tables = ", ".join(f'"{name}"' for name in used)
+                connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

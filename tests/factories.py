@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 from typing import Any
@@ -33,6 +34,13 @@ from coop.registrations.models import (
 )
 
 PASSWORD = "correct horse battery staple"
+
+
+@functools.cache
+def password_hash() -> str:
+    """The hash of ``PASSWORD``, made once: Argon2id is meant to be slow, and every test that
+    makes a staff member or an installer user would otherwise pay for it again."""
+    return hash_password(PASSWORD)
 
 
 def organisation(name: str = "Energieloket Utrecht") -> Organisation:
@@ -117,7 +125,7 @@ def staff(org: Organisation, email: str = "staff@example.nl") -> User:
         name="Sanne Staff",
         role=Role.STAFF,
         organisation_id=org.id,
-        password_hash=hash_password(PASSWORD),
+        password_hash=password_hash(),
     )
     db.session.add(user)
     db.session.commit()
@@ -215,7 +223,7 @@ def installer_user(company: Installer, email: str | None = None) -> User:
         name="Fatima Fitter",
         role=Role.INSTALLER,
         installer_id=company.id,
-        password_hash=hash_password(PASSWORD),
+        password_hash=password_hash(),
     )
     db.session.add(user)
     db.session.commit()

@@ -19,7 +19,6 @@ from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
 from coop.accounts.models import Role, User
-from coop.accounts.services import hash_password
 from coop.actions.models import Action, ActionStatus, Neighbourhood
 from coop.core.time import utcnow
 from coop.desk.models import SegmentUpdate
@@ -778,7 +777,7 @@ def world(app: Flask) -> dict[str, Any]:
             name="Fatima Fitter",
             role=Role.INSTALLER,
             installer_id=objects["inst_a"],
-            password_hash=hash_password(factories.PASSWORD),
+            password_hash=factories.password_hash(),
         )
         users["installer_b"] = User(
             email="planner@isolatie-b.example",

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from coop.accounts.models import LoginPurpose, LoginToken, Role, User
-from coop.accounts.services import hash_password, login_link
+from coop.accounts.services import login_link
 from coop.core import tokens
 from coop.core.models import EmailLog
 from coop.core.time import utcnow
@@ -255,7 +255,7 @@ def test_staff_and_installers_log_in_with_their_password(app: Flask, english: Fl
                 name="Fatima Fitter",
                 role=Role.INSTALLER,
                 installer_id=installer.id,
-                password_hash=hash_password(factories.PASSWORD),
+                password_hash=factories.password_hash(),
             )
         )
         db.session.commit()

@@ -126,7 +126,6 @@ class LiveServer:
 def _seed(app: Flask) -> tuple[str, int, list[int]]:
     """An open action, a resident with a confirmed registration, a staff member, an installer."""
     from coop.accounts.models import Role, User
-    from coop.accounts.services import hash_password
     from coop.actions.catalogue import ensure_catalogue
     from coop.core import jobs
     from coop.installers.models import Installer, InstallerOffer
@@ -183,7 +182,7 @@ def _seed(app: Flask) -> tuple[str, int, list[int]]:
                 name="Ilse Installer",
                 role=Role.INSTALLER,
                 installer_id=installer.id,
-                password_hash=hash_password(factories.PASSWORD),
+                password_hash=factories.password_hash(),
             )
         )
         db.session.commit()
