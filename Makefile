@@ -36,7 +36,7 @@ run: install
 
 # Two processes (the machine's two cores); a test module stays in one process, so its browser
 # and live server are started once.
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 3
 test: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
