@@ -371,19 +371,8 @@ def _by_component(
     for n_opts, items, agents in sized:
         share = (deadline - time.monotonic()) * n_opts / remaining
         remaining -= n_opts
-        item_at = {i: k for k, i in enumerate(items)}
-        agent_at = {a: k for k, a in enumerate(agents)}
         keys = [k for i in items for k in by_item[i]]
-        sub = AssignmentProblem(
-            tuple(problem.items[i] for i in items),
-            tuple(problem.agents[a] for a in agents),
-            tuple(
-                Option(item_at[o.item], agent_at[o.agent], o.cost, o.capacity_use)
-                for o in (problem.options[k] for k in keys)
-            ),
-            problem.money,
-            problem.unit,
-        )
+        sub = _part(problem, items, agents, keys)
         # A floor, so that a tiny part is not stopped before CP-SAT has even presolved it.
         part = two_phase(sub, max(0.5, share), workers, fixing)
         solution.update({keys[k]: v for k, v in part.solution.items()})
@@ -392,6 +381,25 @@ def _by_component(
         bound = None if bound is None or part.lower_bound is None else bound + part.lower_bound
     status = "OPTIMAL" if optimal else "FEASIBLE"
     return _Outcome(solution, coverage_optimal, optimal, status, bound)
+
+
+def _part(
+    problem: AssignmentProblem, items: Sequence[int], agents: Sequence[int], keys: Sequence[int]
+) -> AssignmentProblem:
+    """The problem of ``items`` and ``agents`` alone, with the options ``keys`` (indices into
+    the problem's, in that order), renumbered."""
+    item_at = {i: n for n, i in enumerate(items)}
+    agent_at = {a: n for n, a in enumerate(agents)}
+    return AssignmentProblem(
+        tuple(problem.items[i] for i in items),
+        tuple(problem.agents[a] for a in agents),
+        tuple(
+            Option(item_at[o.item], agent_at[o.agent], o.cost, o.capacity_use)
+            for o in (problem.options[k] for k in keys)
+        ),
+        problem.money,
+        problem.unit,
+    )
 
 
 def two_phase(
@@ -658,17 +666,7 @@ def _polish_by_agent_groups(
         seconds = min(POLISH_STEP_S, deadline - time.monotonic())
         if not items or seconds <= 0.01:
             return {}
-        item_at = {i: n for n, i in enumerate(items)}
-        agent_at = {g: n for n, g in enumerate(agents)}
-        sub = AssignmentProblem(
-            tuple(problem.items[i] for i in items),
-            tuple(problem.agents[g] for g in agents),
-            tuple(
-                Option(item_at[o.item], agent_at[o.agent], o.cost, o.capacity_use)
-                for o in (problem.options[k] for k in keys)
-            ),
-        )
-        mod = _build(sub, cover_all=True)
+        mod = _build(_part(problem, items, agents, keys), cover_all=True)
         key_at = {k: n for n, k in enumerate(keys)}
         _hint(mod, {key_at[option_of[i]]: -1 for i in items})
         mod.model.minimize(mod.cost)
