@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -12,7 +14,7 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from coop.accounts.models import LoginPurpose, LoginToken, Role, User
@@ -376,11 +378,40 @@ def totp_enabled(user: User) -> bool:
     return bool(user.totp_secret and user.totp_confirmed_at)
 
 
-def _code_matches(secret: str, code: str) -> bool:
+def _clock() -> float:
+    """Now, in seconds: a seam so that tests can move on to the next code's 30 seconds."""
+    return time.time()
+
+
+def _use_code(user: User, code: str) -> bool:
+    """Whether ``code`` is the user's code of now (or of a step either side, for clocks a little
+    apart) and its step has not been used before, which it then is.
+
+    A code seen over a shoulder or kept in a proxy's log must not log in a second time. The step
+    is claimed by one conditional UPDATE, so two requests with the same code at the same moment
+    cannot both pass; the caller commits."""
+    assert user.totp_secret is not None
     digits = "".join(code.split())
     if len(digits) != 6 or not digits.isdigit():
         return False
-    return bool(pyotp.TOTP(secret).verify(digits, valid_window=TOTP_VALID_WINDOW))
+    totp = pyotp.TOTP(user.totp_secret)
+    now = totp.timecode(_clock())
+    for step in range(now - TOTP_VALID_WINDOW, now + TOTP_VALID_WINDOW + 1):
+        if hmac.compare_digest(totp.generate_otp(step), digits):
+            claimed = db.session.execute(
+                update(User)
+                .where(
+                    User.id == user.id,
+                    or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+                )
+                .values(totp_last_step=step)
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            user.totp_last_step = step
+            return True
+    return False
 
 
 def begin_totp_setup(user: User) -> str:
@@ -389,6 +420,7 @@ def begin_totp_setup(user: User) -> str:
         raise AccountError("totp_already_on")
     user.totp_secret = pyotp.random_base32()
     user.totp_confirmed_at = None
+    user.totp_last_step = None
     db.session.commit()
     return user.totp_secret
 
@@ -406,7 +438,7 @@ def confirm_totp(user: User, code: str, now: datetime | None = None) -> bool:
     """Switch two-factor login on when ``code`` proves the app has the secret."""
     if totp_enabled(user) or not user.totp_secret:
         raise AccountError("totp_not_started")
-    if not _code_matches(user.totp_secret, code):
+    if not _use_code(user, code):
         return False
     user.totp_confirmed_at = now or utcnow()
     audit_org = _audit_organisation(user)
@@ -423,10 +455,11 @@ def disable_totp(user: User, code: str) -> bool:
     if not totp_enabled(user):
         raise AccountError("totp_not_on")
     assert user.totp_secret is not None
-    if not _code_matches(user.totp_secret, code):
+    if not _use_code(user, code):
         return False
     user.totp_secret = None
     user.totp_confirmed_at = None
+    user.totp_last_step = None
     audit_org = _audit_organisation(user)
     if audit_org is not None:
         audit.record(
@@ -442,7 +475,7 @@ def verify_second_factor(user_id: int, code: str) -> User | None:
     if user is None or not user.is_active or not totp_enabled(user):
         return None
     assert user.totp_secret is not None
-    if not _code_matches(user.totp_secret, code):
+    if not _use_code(user, code):
         return None
     user.last_login_at = utcnow()
     db.session.commit()

@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from coop.accounts import services
 from coop.accounts.models import LoginPurpose, LoginToken, Role, User
@@ -284,13 +285,35 @@ def test_an_expired_or_forged_invitation_does_not_work(
 # --- two-factor login -------------------------------------------------------------------------
 
 
+class Clock:
+    """The accounts service's clock, moved on by hand: each two-factor code works once, so a test
+    that uses several moves to the next 30 seconds between them."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def next_code(self, secret: str) -> str:
+        self.now += 30
+        return pyotp.TOTP(secret).at(self.now)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(services, "_clock", clock)
+    return clock
+
+
 def secret_on(page: str) -> str:
     match = re.search(r'<code id="totp-secret">([A-Z2-7]+)</code>', page)
     assert match, page
     return match.group(1)
 
 
-def enable_totp(client: FlaskClient) -> str:
+def enable_totp(client: FlaskClient, clock: Clock) -> str:
     started = factories.post_form(
         client, "/account/security/setup", {}, token_from="/account/security"
     )
@@ -305,7 +328,7 @@ def enable_totp(client: FlaskClient) -> str:
     confirmed = factories.post_form(
         client,
         "/account/security/confirm",
-        {"code": pyotp.TOTP(secret).now()},
+        {"code": clock.next_code(secret)},
         token_from="/account/security",
     )
     assert confirmed.status_code == 302
@@ -313,11 +336,11 @@ def enable_totp(client: FlaskClient) -> str:
 
 
 def test_two_factor_login_with_a_real_code(
-    app: Flask, client: FlaskClient, desk: dict[str, Any]
+    app: Flask, client: FlaskClient, desk: dict[str, Any], clock: Clock
 ) -> None:
     login(client, desk["colleague"])
     assert 'id="totp-status"' in client.get("/account/security").get_data(as_text=True)
-    secret = enable_totp(client)
+    secret = enable_totp(client, clock)
     assert "Two-factor login is on" in client.get("/account/security").get_data(as_text=True)
     client.post("/logout", data={"csrf_token": factories.csrf_token(client, "/desk/")})
 
@@ -330,7 +353,7 @@ def test_two_factor_login_with_a_real_code(
     assert wrong.status_code == 200
     assert "The code is not correct." in wrong.get_data(as_text=True)
     assert client.get("/desk/").status_code == 302
-    right = factories.post_form(client, "/staff/login/code", {"code": pyotp.TOTP(secret).now()})
+    right = factories.post_form(client, "/staff/login/code", {"code": clock.next_code(secret)})
     assert right.status_code == 302 and right.headers["Location"] == "/desk/"
     assert client.get("/desk/").status_code == 200
     # The pending step is gone once used.
@@ -344,7 +367,7 @@ def test_two_factor_login_with_a_real_code(
 
     # Switching off takes a current code too.
     login(client, desk["colleague"])
-    factories.post_form(client, "/staff/login/code", {"code": pyotp.TOTP(secret).now()})
+    factories.post_form(client, "/staff/login/code", {"code": clock.next_code(secret)})
     refused = factories.post_form(
         client, "/account/security/disable", {"code": "000000"}, token_from="/account/security"
     )
@@ -352,7 +375,7 @@ def test_two_factor_login_with_a_real_code(
     off = factories.post_form(
         client,
         "/account/security/disable",
-        {"code": pyotp.TOTP(secret).now()},
+        {"code": clock.next_code(secret)},
         token_from="/account/security",
     )
     assert off.status_code == 302
@@ -368,6 +391,51 @@ def test_two_factor_login_with_a_real_code(
             ("user.totp_off", {"totp": True}, {"totp": False}),
         ]
         assert all(secret not in str(e.after) for e in entries)
+
+
+def test_a_code_logs_in_once(
+    app: Flask, client: FlaskClient, desk: dict[str, Any], clock: Clock
+) -> None:
+    # A code read over a shoulder, or kept in a proxy's log, is no use after the login it made,
+    # not even within its own 30 seconds.
+    login(client, desk["colleague"])
+    secret = enable_totp(client, clock)
+    code = clock.next_code(secret)
+    client.post("/logout", data={"csrf_token": factories.csrf_token(client, "/desk/")})
+    login(client, desk["colleague"])
+    used = factories.post_form(client, "/staff/login/code", {"code": code})
+    assert used.status_code == 302 and used.headers["Location"] == "/desk/"
+    client.post("/logout", data={"csrf_token": factories.csrf_token(client, "/desk/")})
+
+    login(client, desk["colleague"])
+    again = factories.post_form(client, "/staff/login/code", {"code": code})
+    assert again.status_code == 200
+    assert "The code is not correct." in again.get_data(as_text=True)
+    assert client.get("/desk/").status_code == 302
+    # Nor an older one that is still within the window for clocks a little apart.
+    older = pyotp.TOTP(secret).at(clock.now - 30)
+    assert factories.post_form(client, "/staff/login/code", {"code": older}).status_code == 200
+    # The next code does.
+    nxt = factories.post_form(client, "/staff/login/code", {"code": clock.next_code(secret)})
+    assert nxt.status_code == 302 and nxt.headers["Location"] == "/desk/"
+
+
+def test_the_same_code_twice_at_the_same_moment_logs_in_once(
+    app: Flask, desk: dict[str, Any]
+) -> None:
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == desk["colleague"]))
+        assert user is not None
+        user.totp_secret = pyotp.random_base32()
+        user.totp_confirmed_at = utcnow()
+        db.session.commit()
+        code = pyotp.TOTP(user.totp_secret).now()
+        assert services._use_code(user, code)
+        db.session.commit()
+        # The other request loaded the user before this one claimed the step: what it holds
+        # in memory says "unused", and only the database knows better.
+        set_committed_value(user, "totp_last_step", None)
+        assert not services._use_code(user, code)
 
 
 @pytest.mark.parametrize(
