@@ -269,6 +269,17 @@ def withdraw(entry: InterestPledge, now: datetime | None = None) -> None:
     db.session.commit()
 
 
+def erase_pledge(entry: InterestPledge) -> None:
+    """Part of erasing a person; the caller commits. The row goes altogether: a withdrawn row
+    counts nowhere (progress, the ambassadors' lists and ``pledges_by_pc4`` skip it), so only
+    its name, email and address would remain. Under the campaign's lock, as every change to the
+    count. ``threshold_reached_at`` is left alone: a threshold reached stays reached (it was
+    announced, as with ``withdraw``), and one not reached is reached by a later pledge, counted
+    without this one. Jobs already queued for the pledge find it gone and send nothing."""
+    _lock(entry.campaign_id)
+    db.session.delete(entry)
+
+
 def pledges_by_pc4(campaign: InterestCampaign) -> list[tuple[str, int]]:
     rows = db.session.execute(
         select(InterestPledge.pc4, func.count())

@@ -219,14 +219,38 @@ def cancel_rsvp(entry: Rsvp, now: datetime | None = None) -> Rsvp | None:
     if entry.status is RsvpStatus.CANCELLED:
         db.session.rollback()
         raise ParticipationError("already_cancelled")
+    promoted = _cancel(meeting, entry, now)
+    db.session.commit()
+    log.info("rsvp cancelled id=%s promoted=%s", entry.id, promoted.id if promoted else None)
+    return promoted
+
+
+def _cancel(meeting: Meeting, entry: Rsvp, now: datetime) -> Rsvp | None:
+    """Mark the RSVP cancelled and, if it held a place before the start, give the place to the
+    first on the waiting list (the caller holds the meeting lock and commits)."""
     had_place = entry.status is RsvpStatus.CONFIRMED
     entry.status = RsvpStatus.CANCELLED
     entry.cancelled_at = now
-    promoted = None
     if had_place and meeting.starts_at > now:
-        promoted = _move_up(meeting, now)
-    db.session.commit()
-    log.info("rsvp cancelled id=%s promoted=%s", entry.id, promoted.id if promoted else None)
+        return _move_up(meeting, now)
+    return None
+
+
+def erase_rsvp(entry: Rsvp, now: datetime) -> Rsvp | None:
+    """Part of erasing a person; the caller commits. Before the start the RSVP is cancelled as
+    by the person, so the waiting list moves up; then name, email and the account link go, as
+    ``erase_past_rsvps`` does, and the row stays so the meeting's figures (who came, how many
+    cancelled) do not change. Returns whoever moved up into the place."""
+    meeting = _lock(entry.meeting)
+    # Under the lock: a cancellation or promotion that committed meanwhile is seen.
+    db.session.refresh(entry)
+    promoted = None
+    if entry.status is not RsvpStatus.CANCELLED and meeting.starts_at > now:
+        promoted = _cancel(meeting, entry, now)
+    entry.name = None
+    entry.email = None
+    entry.user_id = None
+    entry.erased_at = now
     return promoted
 
 

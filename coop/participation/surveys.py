@@ -299,6 +299,25 @@ def update_response(
     db.session.commit()
 
 
+def erase_response(response: SurveyResponse) -> None:
+    """Part of erasing a person; the caller commits. The response is deleted with its answers
+    rather than kept as anonymous answers, because:
+
+    * the address is what makes it one response per household. Answers kept without it could
+      not stop the same household from answering again, and the response rate and the figures
+      per PC4 and ownership would count it twice; answers kept with it are not erased (an
+      address is personal data).
+    * what would remain is not reliably anonymous: open answers are free text that can name
+      the writer, and PC4, ownership and the answers together can single out a household in
+      the small groups the results are about.
+
+    The results are computed from the stored responses each time (``results``, with the
+    small-numbers rule), so afterwards they are exactly those of the households still taking
+    part, as if this one had not answered. A job still queued for the response finds it gone.
+    """
+    db.session.delete(response)
+
+
 def answers_of(response: SurveyResponse) -> dict[int, AnswerValue]:
     """The stored answers in the form's shape, to fill the form for a change."""
     values: dict[int, AnswerValue] = {}

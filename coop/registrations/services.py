@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -573,8 +573,11 @@ def export_resident_data(user: User) -> dict[str, Any]:
             }
         )
     emails = db.session.scalars(
-        select(EmailLog).where(EmailLog.user_id == user.id).order_by(EmailLog.id)
+        select(EmailLog).where(_emails_to(user)).order_by(EmailLog.id)
     ).all()
+    # Imported here: participation builds on registrations (households, ownership, streets).
+    from coop.participation import privacy as participation
+
     return {
         "account": {
             "email": user.email,
@@ -585,6 +588,7 @@ def export_resident_data(user: User) -> dict[str, Any]:
             "last_login_at": iso(user.last_login_at),
         },
         "registrations": registrations,
+        "participation": participation.export_person(user),
         "emails": [
             {"subject": e.subject, "sent_at": iso(e.sent_at), "status": e.status.value}
             for e in emails
@@ -593,9 +597,21 @@ def export_resident_data(user: User) -> dict[str, Any]:
     }
 
 
+def _emails_to(user: User) -> ColumnElement[bool]:
+    """The person's emails: those logged with the account, and those sent to the address without
+    one (survey links and interest confirmations are sent to the email the form gave)."""
+    return or_(EmailLog.user_id == user.id, func.lower(EmailLog.recipient) == user.email.lower())
+
+
 def erase_resident(user: User) -> None:
-    """Erase a resident: their registrations, households nobody else registered, login links and
-    the account; the email log keeps only that a message was sent, not to whom."""
+    """Erase a resident: their registrations, households nobody else registered, their
+    participation (RSVPs, survey responses, interest, ambassador roles; see
+    ``coop.participation.privacy.erase_person``), login links and the account; the email log
+    keeps only that a message was sent, not to whom. One transaction: all of it or nothing."""
+    # Imported here: participation builds on registrations (households, ownership, streets).
+    from coop.participation import privacy as participation
+
+    participation.erase_person(user)
     registrations = db.session.scalars(
         select(Registration).where(Registration.user_id == user.id)
     ).all()
@@ -619,7 +635,7 @@ def erase_resident(user: User) -> None:
                 db.session.delete(household)
     db.session.execute(
         update(EmailLog)
-        .where(EmailLog.user_id == user.id)
+        .where(_emails_to(user))
         .values(user_id=None, recipient="erased", body_text=None)
     )
     db.session.execute(LoginToken.__table__.delete().where(LoginToken.user_id == user.id))

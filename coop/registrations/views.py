@@ -230,6 +230,6 @@ def erase() -> Any:
     if form.validate_on_submit():
         logout_user()
         services.erase_resident(user)
-        flash(gettext("Your account and all your registrations are erased."), "success")
+        flash(gettext("Your account and all your data are erased."), "success")
         return redirect(url_for("actions.index"))
     return render_template("registrations/erase.html", form=form)
