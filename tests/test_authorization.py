@@ -359,6 +359,18 @@ EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
         ("POST", "meet_b"): of_b(302),
     },
     "participation_desk.follow_up": {("POST", "meet_a"): of_a(), ("POST", "meet_b"): of_b()},
+    # An empty POST: the form's errors (edit); a cancellation without a message (cancel), and
+    # once cancelled, the edit page says so (200) and cancelling again says so (302).
+    "participation_desk.edit_meeting": {
+        **{(m, "meet_a"): of_a() for m in ("GET", "POST")},
+        **{(m, "meet_b"): of_b() for m in ("GET", "POST")},
+    },
+    "participation_desk.cancel_meeting": {
+        ("GET", "meet_a"): of_a(),
+        ("GET", "meet_b"): of_b(),
+        ("POST", "meet_a"): of_a(302),
+        ("POST", "meet_b"): of_b(302),
+    },
     "participation_desk.create_survey": {("GET", ""): ANY_STAFF, ("POST", ""): ANY_STAFF},
     "participation_desk.survey": {("GET", "survey_a"): of_a(), ("GET", "survey_b"): of_b()},
     "participation_desk.add_question": {

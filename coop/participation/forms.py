@@ -47,10 +47,12 @@ from coop.core.forms import (
     street_field,
     strip,
 )
+from coop.core.time import AMSTERDAM
 from coop.core.web import localized
 from coop.participation.models import (
     SCALE_VALUES,
     CountDimension,
+    Meeting,
     MeetingKind,
     MeetingLanguage,
     Perspective,
@@ -419,12 +421,45 @@ class MeetingForm(FlaskForm, NeighbourhoodChoice):
         if field.data and not field.data.lower().startswith("https://"):
             raise ValidationError(_l("Enter a web address starting with https://."))
 
+    def fill_from(self, meeting: Meeting) -> None:
+        """The form as the meeting is now, for changing it (times on the clocks in Amsterdam)."""
+        for name in (
+            "title_nl",
+            "title_en",
+            "description_nl",
+            "description_en",
+            "location",
+            "online_url",
+        ):
+            getattr(self, name).data = getattr(meeting, name) or ""
+        self.kind.data = meeting.kind.value
+        self.language.data = meeting.language.value
+        self.capacity.data = meeting.capacity
+        self.neighbourhood.data = str(meeting.neighbourhood_id or "")
+        starts = meeting.starts_at.astimezone(AMSTERDAM)
+        ends = meeting.ends_at.astimezone(AMSTERDAM)
+        self.starts_on.data = starts.date().isoformat()
+        self.starts_at.data = starts.strftime("%H:%M")
+        self.ends_at.data = ends.strftime("%H:%M")
+
     def moments(self) -> tuple[Any, Any]:
         day = self.starts_on.value
         assert day is not None and self.starts_at.value and self.ends_at.value
         return amsterdam_moment(day, self.starts_at.value), amsterdam_moment(
             day, self.ends_at.value
         )
+
+
+class CancelMeetingForm(FlaskForm):
+    message = TextAreaField(
+        _l("Message to the people who signed up (optional)"),
+        description=_l("For example why, and whether a new date follows. It goes in the email."),
+        filters=[strip],
+        validators=[
+            Length(max=2000, message=_l("Use at most %(n)d characters.", n=2000)),
+            NoControlCharacters(),
+        ],
+    )
 
 
 class AttendanceForm(FlaskForm):

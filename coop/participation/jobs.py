@@ -7,6 +7,7 @@ Jobs take ids, read the current state and return quietly when there is nothing t
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask_babel import force_locale
@@ -51,6 +52,8 @@ def meeting_ics(meeting: Meeting, language: str) -> tuple[str, str, bytes]:
         ends_at=meeting.ends_at,
         location=location,
         url=meeting.online_url or _meeting_link(meeting),
+        sequence=meeting.sequence,
+        cancelled=meeting.is_cancelled,
     )
     return ("meeting.ics", ICS_MIMETYPE, data)
 
@@ -74,10 +77,20 @@ def _send_to_rsvp(entry: Rsvp, template: str, key: str, *, ics: bool, **context:
     )
 
 
+def _still_on(entry: Rsvp | None) -> bool:
+    """The person still has a place or waits for one, at a meeting that still takes place
+    (once it is cancelled, only the cancellation is sent)."""
+    return (
+        entry is not None
+        and entry.status is not RsvpStatus.CANCELLED
+        and not entry.meeting.is_cancelled
+    )
+
+
 @job("participation.send_rsvp")
 def send_rsvp(rsvp_id: int, round: int, waiting: bool = False) -> None:
     entry = db.session.get(Rsvp, rsvp_id)
-    if entry is None or entry.round != round or entry.status is RsvpStatus.CANCELLED:
+    if entry is None or entry.round != round or not _still_on(entry):
         return
     # Sent as it was at the RSVP: on the waiting list stays so even if the place came since
     # (the "a place became free" email follows).
@@ -91,15 +104,52 @@ def send_rsvp_promoted(rsvp_id: int, round: int) -> None:
     entry = db.session.get(Rsvp, rsvp_id)
     if entry is None or entry.round != round or entry.status is not RsvpStatus.CONFIRMED:
         return
+    if not _still_on(entry):
+        return
     _send_to_rsvp(entry, "meeting_promoted", f"meeting-promoted:{rsvp_id}:{round}", ics=True)
 
 
 @job("participation.send_reminder")
 def send_reminder(rsvp_id: int) -> None:
     entry = db.session.get(Rsvp, rsvp_id)
-    if entry is None or entry.status is not RsvpStatus.CONFIRMED:
+    if entry is None or entry.status is not RsvpStatus.CONFIRMED or not _still_on(entry):
         return
     _send_to_rsvp(entry, "meeting_reminder", f"meeting-reminder:{rsvp_id}:{entry.round}", ics=False)
+
+
+@job("participation.send_meeting_changed")
+def send_meeting_changed(
+    rsvp_id: int, sequence: int, old_starts_at: str | None, old_place: str | None
+) -> None:
+    """The new time or place, with the calendar file as the meeting is now. An older change
+    whose email goes late still goes: it says what changed then, the file is the latest."""
+    entry = db.session.get(Rsvp, rsvp_id)
+    if entry is None or not _still_on(entry):
+        return
+    _send_to_rsvp(
+        entry,
+        "meeting_changed",
+        f"meeting-changed:{entry.meeting_id}:{sequence}:{rsvp_id}",
+        ics=True,
+        waiting=entry.status is RsvpStatus.WAITING,
+        old_starts_at=datetime.fromisoformat(old_starts_at) if old_starts_at else None,
+        old_place=old_place,
+    )
+
+
+@job("participation.send_meeting_cancelled")
+def send_meeting_cancelled(rsvp_id: int) -> None:
+    entry = db.session.get(Rsvp, rsvp_id)
+    # Whoever had a place or waited when it was cancelled, unless they cancelled since.
+    if entry is None or entry.status is RsvpStatus.CANCELLED or not entry.meeting.is_cancelled:
+        return
+    _send_to_rsvp(
+        entry,
+        "meeting_cancelled",
+        f"meeting-cancelled:{entry.meeting_id}:{rsvp_id}",
+        ics=True,
+        cancel_message=entry.meeting.cancel_message or "",
+    )
 
 
 @job("participation.send_follow_up")

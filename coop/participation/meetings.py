@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -53,9 +53,36 @@ class MeetingDetails:
     neighbourhood_id: int | None
 
 
-def create_meeting(actor: User, details: MeetingDetails, now: datetime | None = None) -> Meeting:
-    now = now or utcnow()
-    assert actor.organisation_id is not None
+# What a change is audited with; the times and places are also what people are emailed about.
+_AUDITED = [
+    "kind",
+    "title_nl",
+    "title_en",
+    "description_nl",
+    "description_en",
+    "location",
+    "online_url",
+    "starts_at",
+    "ends_at",
+    "capacity",
+    "language",
+    "neighbourhood_id",
+]
+
+
+@dataclass
+class MeetingChange:
+    """What ``update_meeting`` did: whether time or place changed (and so who is emailed), and
+    who moved up from the waiting list into the extra places."""
+
+    time_changed: bool
+    place_changed: bool
+    notified: int
+    promoted: list[Rsvp]
+
+
+def _check_details(details: MeetingDetails, now: datetime) -> None:
+    """The rules of a meeting's details, the same when planning it and when changing it."""
     if details.ends_at <= details.starts_at:
         raise ParticipationError("ends_before_start")
     if details.starts_at <= now:
@@ -64,6 +91,14 @@ def create_meeting(actor: User, details: MeetingDetails, now: datetime | None = 
         raise ParticipationError("online_needs_link")
     if details.kind is not MeetingKind.ONLINE and not details.location:
         raise ParticipationError("needs_location")
+    if details.capacity < 1:
+        raise ParticipationError("capacity_positive")
+
+
+def create_meeting(actor: User, details: MeetingDetails, now: datetime | None = None) -> Meeting:
+    now = now or utcnow()
+    assert actor.organisation_id is not None
+    _check_details(details, now)
     meeting = Meeting(organisation_id=actor.organisation_id, **details.__dict__)
     db.session.add(meeting)
     db.session.flush()
@@ -77,6 +112,124 @@ def create_meeting(actor: User, details: MeetingDetails, now: datetime | None = 
     db.session.commit()
     log.info("meeting created id=%s", meeting.id)
     return meeting
+
+
+def _attendees(meeting: Meeting) -> list[Rsvp]:
+    """Everyone who has a place or waits for one, and can still be emailed."""
+    return [
+        e
+        for e in rsvps_of(meeting)
+        if e.status in (RsvpStatus.CONFIRMED, RsvpStatus.WAITING) and e.email is not None
+    ]
+
+
+def update_meeting(
+    actor: User, meeting: Meeting, details: MeetingDetails, now: datetime | None = None
+) -> MeetingChange:
+    """Change what ``create_meeting`` set, under the same rules. A new time or place is emailed
+    to everyone with a place or on the waiting list, with a calendar file of a higher SEQUENCE;
+    more places go to the waiting list in its order; fewer places than people who have one is
+    refused, so that nobody loses a place without being asked."""
+    now = now or utcnow()
+    meeting = _lock(meeting)
+    try:
+        if meeting.cancelled_at is not None:
+            raise ParticipationError("meeting_cancelled")
+        if meeting.starts_at <= now:
+            raise ParticipationError("meeting_taken_place")
+        _check_details(details, now)
+        confirmed = _confirmed_count(meeting.id)
+        if details.capacity < confirmed:
+            raise ParticipationError("capacity_below_confirmed", confirmed=confirmed)
+    except ParticipationError:
+        db.session.rollback()  # let go of the lock
+        raise
+    before = audit.snapshot(meeting, _AUDITED)
+    for name, value in details.__dict__.items():
+        if isinstance(value, datetime):
+            # In UTC as the database gives it back, so an unchanged moment compares equal.
+            value = value.astimezone(UTC)
+        setattr(meeting, name, value)
+    after = audit.snapshot(meeting, _AUDITED)
+    old, new = audit.changed(before, after)
+    time_changed = bool({"starts_at", "ends_at"} & new.keys())
+    place_changed = bool({"location", "online_url"} & new.keys())
+    notified = 0
+    if time_changed or place_changed:
+        meeting.sequence += 1
+        db.session.flush()
+        work = [
+            (
+                f"meeting-changed:{meeting.id}:{meeting.sequence}:{entry.id}",
+                {
+                    "rsvp_id": entry.id,
+                    "sequence": meeting.sequence,
+                    # What it was, so the email can say what changed.
+                    "old_starts_at": before["starts_at"] if time_changed else None,
+                    "old_place": (before["location"] or before["online_url"])
+                    if place_changed
+                    else None,
+                },
+            )
+            for entry in _attendees(meeting)
+        ]
+        if work:
+            jobs.enqueue_many("participation.send_meeting_changed", work)
+        notified = len(work)
+    promoted: list[Rsvp] = []
+    if "capacity" in new:
+        while (first := _move_up(meeting, now)) is not None:
+            promoted.append(first)
+    if new:
+        audit.record(
+            actor, meeting.organisation_id, "meeting.update", meeting, before=old, after=new
+        )
+    db.session.commit()
+    log.info(
+        "meeting updated id=%s fields=%s notified=%d promoted=%d",
+        meeting.id,
+        sorted(new),
+        notified,
+        len(promoted),
+    )
+    return MeetingChange(time_changed, place_changed, notified, promoted)
+
+
+def cancel_meeting(
+    actor: User, meeting: Meeting, message: str = "", now: datetime | None = None
+) -> int:
+    """Call the meeting off: one email (with a cancelling calendar file) to everyone with a
+    place or on the waiting list, no reminders, no new RSVPs. Returns how many are emailed.
+    Cancelling again raises ``meeting_cancelled`` and sends nothing: the check is made under
+    the meeting's lock, and each email's dedup key names the meeting and the person."""
+    now = now or utcnow()
+    meeting = _lock(meeting)
+    if meeting.cancelled_at is not None:
+        db.session.rollback()
+        raise ParticipationError("meeting_cancelled")
+    if meeting.starts_at <= now:
+        db.session.rollback()
+        raise ParticipationError("meeting_taken_place")
+    meeting.cancelled_at = now
+    meeting.cancel_message = message or None
+    meeting.sequence += 1
+    db.session.flush()
+    work = [
+        (f"meeting-cancelled:{meeting.id}:{entry.id}", {"rsvp_id": entry.id})
+        for entry in _attendees(meeting)
+    ]
+    if work:
+        jobs.enqueue_many("participation.send_meeting_cancelled", work)
+    audit.record(
+        actor,
+        meeting.organisation_id,
+        "meeting.cancel",
+        meeting,
+        after={"message": message, "notified": len(work)},
+    )
+    db.session.commit()
+    log.info("meeting cancelled id=%s notified=%d", meeting.id, len(work))
+    return len(work)
 
 
 def get_meeting(meeting_id: int) -> Meeting | None:
@@ -98,7 +251,11 @@ def upcoming_meetings(neighbourhood_id: int, now: datetime | None = None) -> lis
     return list(
         db.session.scalars(
             select(Meeting)
-            .where(Meeting.neighbourhood_id == neighbourhood_id, Meeting.ends_at > now)
+            .where(
+                Meeting.neighbourhood_id == neighbourhood_id,
+                Meeting.ends_at > now,
+                Meeting.cancelled_at.is_(None),
+            )
             .order_by(Meeting.starts_at)
         )
     )
@@ -166,6 +323,10 @@ def rsvp(
     if meeting.starts_at <= now:
         raise ParticipationError("meeting_started")
     meeting = _lock(meeting)
+    # Under the lock: a cancellation that committed a moment ago is seen.
+    if meeting.cancelled_at is not None:
+        db.session.rollback()
+        raise ParticipationError("meeting_cancelled")
     existing = find_rsvp(meeting, email)
     if existing is not None and existing.status is not RsvpStatus.CANCELLED:
         db.session.rollback()
@@ -256,6 +417,8 @@ def erase_rsvp(entry: Rsvp, now: datetime) -> Rsvp | None:
 
 def _move_up(meeting: Meeting, now: datetime) -> Rsvp | None:
     """The first on the waiting list gets the free place (the caller holds the meeting lock)."""
+    if meeting.cancelled_at is not None:
+        return None  # a place at a meeting that does not take place is nothing to email about
     if _confirmed_count(meeting.id) >= meeting.capacity:
         return None
     first: Rsvp | None = db.session.scalar(
@@ -350,6 +513,7 @@ def send_reminders(now: datetime | None = None) -> int:
             Rsvp.email.is_not(None),
             Meeting.starts_at > now,
             Meeting.starts_at <= now + REMINDER_BEFORE,
+            Meeting.cancelled_at.is_(None),
         )
         .limit(500)
         .with_for_update(skip_locked=True)

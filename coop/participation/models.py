@@ -74,6 +74,12 @@ class Meeting(db.Model):  # type: ignore[name-defined]
     follow_up_subject: Mapped[str | None] = mapped_column(String(200))
     follow_up_body: Mapped[str | None] = mapped_column(Text)
     follow_up_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The iCalendar SEQUENCE (RFC 5545): raised with every change people are emailed about
+    # (time, place, cancellation), so calendars replace the event they imported before.
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set once when staff cancel it; the RSVPs stay as they were, for the record.
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     neighbourhood: Mapped[Neighbourhood | None] = relationship()
@@ -85,6 +91,10 @@ class Meeting(db.Model):  # type: ignore[name-defined]
         CheckConstraint("ends_at > starts_at", name="meeting_order"),
         CheckConstraint("capacity > 0", name="capacity_positive"),
     )
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.cancelled_at is not None
 
 
 class RsvpStatus(enum.StrEnum):

@@ -41,6 +41,7 @@ from coop.participation.forms import (
     AttendanceForm,
     ButtonForm,
     CampaignForm,
+    CancelMeetingForm,
     ContactForm,
     FollowUpForm,
     MeetingForm,
@@ -95,6 +96,13 @@ MESSAGES: dict[str, Callable[[], str]] = {
     "starts_in_past": lambda: gettext("Choose a moment in the future."),
     "online_needs_link": lambda: gettext("An online session needs a link."),
     "needs_location": lambda: gettext("A meeting in person needs a place."),
+    "capacity_positive": lambda: gettext("Enter a number from 1 to 10000."),
+    "meeting_taken_place": lambda: gettext(
+        "This meeting has started or has taken place, so it can no longer be changed or cancelled."
+    ),
+    "meeting_cancelled": lambda: gettext(
+        "This meeting is cancelled: signing up and changes are no longer possible."
+    ),
     "survey_not_open": lambda: gettext("This survey is closed; answers can no longer be changed."),
     "survey_not_draft": lambda: gettext("Questions can only be changed before the survey opens."),
     "no_questions": lambda: gettext("Add at least one question before opening the survey."),
@@ -603,40 +611,147 @@ def create_meeting() -> Any:
     form.set_neighbourhoods(_organisation_neighbourhoods(), optional=True)
     problem = None
     if form.validate_on_submit():
-        starts_at, ends_at = form.moments()
         try:
-            item = meetings.create_meeting(
-                current_user,
-                meetings.MeetingDetails(
-                    kind=MeetingKind(form.kind.data),
-                    title_nl=form.title_nl.data,
-                    title_en=form.title_en.data or "",
-                    description_nl=form.description_nl.data or "",
-                    description_en=form.description_en.data or "",
-                    location=form.location.data or "",
-                    online_url=form.online_url.data or "",
-                    starts_at=starts_at.astimezone(UTC),
-                    ends_at=ends_at.astimezone(UTC),
-                    capacity=int(form.capacity.data),
-                    language=MeetingLanguage(form.language.data),
-                    neighbourhood_id=form.neighbourhood_id(),
-                ),
-            )
+            item = meetings.create_meeting(current_user, _meeting_details(form))
         except ParticipationError as exc:
-            field = {
-                "ends_before_start": form.ends_at,
-                "starts_in_past": form.starts_on,
-                "online_needs_link": form.online_url,
-                "needs_location": form.location,
-            }.get(exc.code)
-            if field is not None:
-                field.errors = [message(exc)]
-            else:
-                problem = message(exc)
+            problem = _meeting_form_problem(form, exc)
         else:
             flash(gettext("The meeting is planned and open for RSVPs."), "success")
             return redirect(url_for("participation_desk.meeting", meeting_id=item.id))
     return render_template("participation/desk/meeting_form.html", form=form, problem=problem)
+
+
+def _meeting_details(form: MeetingForm) -> meetings.MeetingDetails:
+    starts_at, ends_at = form.moments()
+    return meetings.MeetingDetails(
+        kind=MeetingKind(form.kind.data),
+        title_nl=form.title_nl.data,
+        title_en=form.title_en.data or "",
+        description_nl=form.description_nl.data or "",
+        description_en=form.description_en.data or "",
+        location=form.location.data or "",
+        online_url=form.online_url.data or "",
+        starts_at=starts_at.astimezone(UTC),
+        ends_at=ends_at.astimezone(UTC),
+        capacity=int(form.capacity.data),
+        language=MeetingLanguage(form.language.data),
+        neighbourhood_id=form.neighbourhood_id(),
+    )
+
+
+def _meeting_form_problem(form: MeetingForm, exc: ParticipationError) -> str | None:
+    """Put a refused rule's message next to its field; return it if it belongs to none."""
+    field = {
+        "ends_before_start": form.ends_at,
+        "starts_in_past": form.starts_on,
+        "online_needs_link": form.online_url,
+        "needs_location": form.location,
+        "capacity_positive": form.capacity,
+        "capacity_below_confirmed": form.capacity,
+    }.get(exc.code)
+    if field is None:
+        return message(exc)
+    if exc.code == "capacity_below_confirmed":
+        field.errors = [
+            ngettext(
+                "%(num)s person already has a place: choose at least that many places. "
+                "Nobody loses a place without being asked.",
+                "%(num)s people already have a place: choose at least that many places. "
+                "Nobody loses a place without being asked.",
+                exc.details["confirmed"],
+            )
+        ]
+    else:
+        field.errors = [message(exc)]
+    return None
+
+
+@desk_bp.route("/meetings/<int:meeting_id>/edit", methods=["GET", "POST"])
+@staff_required
+def edit_meeting(meeting_id: int) -> Any:
+    item = _meeting(meeting_id, "manage")
+    form = MeetingForm()
+    form.set_neighbourhoods(_organisation_neighbourhoods(), optional=True)
+    problem = None
+    if form.validate_on_submit():
+        try:
+            change = meetings.update_meeting(current_user, item, _meeting_details(form))
+        except ParticipationError as exc:
+            problem = _meeting_form_problem(form, exc)
+            item = _meeting(meeting_id, "manage")
+        else:
+            flash(_change_message(change), "success")
+            return redirect(url_for("participation_desk.meeting", meeting_id=item.id))
+    elif not form.is_submitted():
+        form.fill_from(item)
+    return render_template(
+        "participation/desk/meeting_form.html",
+        form=form,
+        problem=problem,
+        meeting=item,
+        locked=_locked_reason(item),
+    )
+
+
+def _locked_reason(item: Meeting) -> str | None:
+    """Why the meeting can no longer be changed or cancelled, if so."""
+    if item.is_cancelled:
+        return message(ParticipationError("meeting_cancelled"))
+    if item.starts_at <= utcnow():
+        return message(ParticipationError("meeting_taken_place"))
+    return None
+
+
+def _change_message(change: meetings.MeetingChange) -> str:
+    parts = [gettext("The meeting is saved.")]
+    if change.notified:
+        parts.append(
+            ngettext(
+                "The new time or place is being emailed to %(num)s person.",
+                "The new time or place is being emailed to %(num)s people.",
+                change.notified,
+            )
+        )
+    if change.promoted:
+        parts.append(
+            ngettext(
+                "%(num)s person moved up from the waiting list.",
+                "%(num)s people moved up from the waiting list.",
+                len(change.promoted),
+            )
+        )
+    return " ".join(parts)
+
+
+@desk_bp.route("/meetings/<int:meeting_id>/cancel", methods=["GET", "POST"])
+@staff_required
+def cancel_meeting(meeting_id: int) -> Any:
+    """A page to confirm on (no script needed): the cancellation happens only on its POST."""
+    item = _meeting(meeting_id, "manage")
+    form = CancelMeetingForm()
+    if form.validate_on_submit():
+        try:
+            sent = meetings.cancel_meeting(current_user, item, form.message.data or "")
+        except ParticipationError as exc:
+            flash(message(exc), "error")
+        else:
+            flash(
+                ngettext(
+                    "The meeting is cancelled. %(num)s person is being emailed.",
+                    "The meeting is cancelled. %(num)s people are being emailed.",
+                    sent,
+                ),
+                "success",
+            )
+        return redirect(url_for("participation_desk.meeting", meeting_id=item.id))
+    counts = meetings.counts(item)
+    return render_template(
+        "participation/desk/meeting_cancel.html",
+        meeting=item,
+        form=form,
+        locked=_locked_reason(item),
+        to_email=counts[RsvpStatus.CONFIRMED] + counts[RsvpStatus.WAITING],
+    )
 
 
 def _render_desk_meeting(item: Meeting, follow_up: FollowUpForm, problem: str | None = None) -> str:
