@@ -133,6 +133,8 @@ def test_desk_participation_pages(page: Page, seeded: dict[str, int], language: 
         f"/desk/participation/surveys/{seeded['survey']}",
         f"/desk/participation/neighbourhoods/{seeded['neighbourhood']}",
         f"/desk/participation/meetings/{seeded['meeting']}",
+        f"/desk/participation/meetings/{seeded['meeting']}/edit",
+        f"/desk/participation/meetings/{seeded['meeting']}/cancel",
         f"/desk/participation/interest/{seeded['campaign']}",
         "/desk/participation/meetings/new",
     ):
