@@ -1,6 +1,6 @@
 """The core of matching: a generalized assignment problem (GAP) with optional and splittable items,
-solved exactly (or as far as the time limit allows) by OR-Tools CP-SAT; a plain GAP that CP-SAT
-does not solve in a quarter of the time goes on to a core search and a polish
+solved exactly (or as far as the time limit allows) by OR-Tools CP-SAT; a problem without split
+items that CP-SAT does not solve in a quarter of the time goes on to a core search and a polish
 (`_improve_by_core`), which on the OR-Library sets halve the distance to the best known values.
 
 Plain data in, plain data out: no Flask, no SQL. `build_problem()` in `coop.matching.domain`
@@ -299,11 +299,12 @@ def solve(
 ) -> Assignment:
     """Assign items to agents: most units covered first, then least cost. See module docstring.
 
-    A plain GAP (every item coverable, none splittable, more than SMALL options) that CP-SAT has
-    not solved in CORE_FIRST_SHARE of the cost phase gets the core search and polish for the rest
-    (``_improve_by_core``). With ``fixing`` it gets instead, after FIRST_SHARE, a Lagrangian bound
-    and reduced-cost fixing (``_improve_by_fixing``): that proves optima, but within 10 s it has not
-    been measured to find better solutions (README, Benchmarks)."""
+    A problem with no splittable item and more than SMALL options that CP-SAT has not solved in
+    CORE_FIRST_SHARE of the cost phase gets the core search and polish for the rest, at the
+    coverage phase 1 reached (``_improve_by_core``). With ``fixing``, a plain GAP (every item
+    coverable) gets instead, after FIRST_SHARE, a Lagrangian bound and reduced-cost fixing
+    (``_improve_by_fixing``): that proves optima, but within 10 s it has not been measured to find
+    better solutions (README, Benchmarks)."""
     start = time.monotonic()
     total = sum(item.size for item in problem.items)
     outcome = _Outcome({}, True, True, "NO_OPTIONS", 0)
@@ -407,10 +408,10 @@ def two_phase(
 ) -> _Outcome:
     """Maximum coverage, then minimum cost at that coverage, by CP-SAT on the whole model.
 
-    When every item can be covered, no item is splittable and the problem is not small (the plain
-    GAP), CP-SAT gets only part of the cost phase's time; if it has not proven the optimum by
-    then, the core search and polish (``_improve_by_core``) or, with ``fixing``, a Lagrangian
-    bound and reduced-cost fixing (``_improve_by_fixing``) take the rest.
+    When no item is splittable and the problem is not small, CP-SAT gets only part of the cost
+    phase's time; if it has not proven the optimum by then, the core search and polish
+    (``_improve_by_core``) or, with ``fixing`` and every item covered (the plain GAP), a
+    Lagrangian bound and reduced-cost fixing (``_improve_by_fixing``) take the rest.
     """
     whole_only = not any(item.splittable for item in problem.items)
     return _cp_two_phase(problem, time_limit_s, workers, fixing=fixing and whole_only)
@@ -442,7 +443,7 @@ def _cp_two_phase(
     _hint(mod, phase1)
     mod.model.minimize(mod.cost)
     improve = (
-        best_cover == total
+        (best_cover == total or not fixing)
         and len(problem.options) > SMALL
         and not any(item.splittable for item in problem.items)
     )
@@ -468,7 +469,13 @@ def _cp_two_phase(
         )
     if improve and not optimal:
         return _improve_by_core(
-            problem, solution, lower_bound, start + time_limit_s, workers, coverage_optimal
+            problem,
+            solution,
+            lower_bound,
+            start + time_limit_s,
+            workers,
+            coverage_optimal,
+            best_cover,
         )
     if not coverage_optimal:
         lower_bound = None  # a bound at this coverage says nothing about higher coverage
@@ -480,7 +487,7 @@ def _cp_two_phase(
 SMALL = 300
 FIRST_SHARE = 0.7  # of the cost phase's time for CP-SAT on the whole GAP before fixing
 CORE_FIRST_SHARE = 0.25  # of the cost phase's time for CP-SAT on the whole GAP before the core
-CORE_SHARE = 0.65  # of what is left then for CP-SAT on the core; the rest polishes
+CORE_SHARE = 0.4  # of what is left then for CP-SAT on the core; the rest polishes
 CORE_OPTIONS = 3  # options per item in the core: those of least LP reduced cost
 POLISH_AGENTS = 3  # agents whose items are re-assigned among themselves, exactly, per step
 POLISH_STEP_S = 0.3  # at most, per step
@@ -597,9 +604,10 @@ def _improve_by_core(
     deadline: float,
     workers: int,
     coverage_optimal: bool,
+    min_covered: int,
 ) -> _Outcome:
-    """Every item covered, none split, ``solution`` the best so far: search where good solutions
-    are, then polish.
+    """No item split, ``solution`` the best so far, covering ``min_covered`` units (every item,
+    in the plain GAP): search where good solutions are, then polish, at that coverage.
 
     The core keeps, per item, the CORE_OPTIONS options of least LP reduced cost (and the one
     ``solution`` uses): on the OR-Library sets an optimal or best-known solution lies almost
@@ -610,7 +618,9 @@ def _improve_by_core(
     when the cost reaches them."""
     ub = _objective_cost(problem, solution)
     a = _arrays(problem)
-    lp = relax.lp_relaxation(a, None, cover_all=True)
+    total = sum(item.size for item in problem.items)
+    cover_all = min_covered >= total
+    lp = relax.lp_relaxation(a, None if cover_all else min_covered, cover_all=cover_all)
     lb = max(relax.ceil_bound(lp.value), cp_bound or 0)
     if ub > lb:
         keep = set(solution)
@@ -619,10 +629,9 @@ def _improve_by_core(
             by_item[o.item].append(k)
         for ks in by_item:
             keep.update(sorted(ks, key=lambda k: lp.reduced[k])[:CORE_OPTIONS])
-        total = sum(item.size for item in problem.items)
         seconds = (deadline - time.monotonic()) * CORE_SHARE
         _status, found, _bound = _search_restricted(
-            problem, sorted(keep), solution, total, seconds, workers
+            problem, sorted(keep), solution, min_covered, seconds, workers
         )
         if found is not None and _objective_cost(problem, found) < ub:
             solution = found
@@ -649,8 +658,9 @@ def _polish_by_agent_groups(
     items they hold among them at least cost, exactly, with every option; keep what is cheaper.
     With several workers, groups of disjoint agents are solved side by side (CP-SAT releases the
     GIL). Seeded, so that runs differ only as far as the time limit makes them."""
+    # Only assigned items move, and each stays assigned: coverage does not change.
     option_of = {problem.options[k].item: k for k in solution}
-    if len(option_of) != len(problem.items) or len(problem.agents) < 2:
+    if len(problem.agents) < 2:
         return solution
     by_pair = {(o.item, o.agent): k for k, o in enumerate(problem.options)}
     group = min(POLISH_AGENTS, len(problem.agents))

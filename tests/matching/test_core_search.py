@@ -79,7 +79,9 @@ def test_core_search_improves_a_poor_start_without_claiming_too_much() -> None:
     start = greedy_start(problem)
     assert start is not None
     before = cost_and_feasible(problem, start)
-    outcome = engine._improve_by_core(problem, start, None, time.monotonic() + 3, 2, True)
+    outcome = engine._improve_by_core(
+        problem, start, None, time.monotonic() + 3, 2, True, len(problem.items)
+    )
     after = cost_and_feasible(problem, outcome.solution)
     assert after < before
     assert outcome.lower_bound is not None and outcome.lower_bound <= after
@@ -106,3 +108,29 @@ def test_solve_takes_the_core_path_on_a_plain_gap_cp_sat_has_not_solved(
     assert calls, "the core search did not run"
     assert result.covered == result.total
     assert result.lower_bound is not None and result.lower_bound <= result.cost
+
+
+def test_core_search_keeps_the_coverage_when_not_every_item_can_be_covered() -> None:
+    # Capacity for about 60 of 80 items: the search must keep the homes covered and only make
+    # them cheaper, as the batching's problems are when an area is short of installers.
+    problem = random_gap(random.Random(12), 80, 10, capacity=(25, 35))
+    load = [0] * len(problem.agents)
+    start: dict[int, int] = {}
+    for k, o in sorted(enumerate(problem.options), key=lambda t: -t[1].cost):
+        if o.item in {problem.options[j].item for j in start}:
+            continue
+        if load[o.agent] + o.capacity_use <= problem.agents[o.agent].capacity:
+            load[o.agent] += o.capacity_use
+            start[k] = -1
+    covered = len(start)
+    assert covered < len(problem.items)
+    before = sum(problem.options[k].cost for k in start)
+    outcome = engine._improve_by_core(problem, start, None, time.monotonic() + 3, 2, False, covered)
+    found = outcome.solution
+    assert len({problem.options[k].item for k in found}) == len(found) >= covered
+    load = [0] * len(problem.agents)
+    for k in found:
+        load[problem.options[k].agent] += problem.options[k].capacity_use
+    assert all(u <= a.capacity for u, a in zip(load, problem.agents, strict=True))
+    assert sum(problem.options[k].cost for k in found) < before
+    assert outcome.lower_bound is None  # coverage not proven maximal: no cost bound claimed
