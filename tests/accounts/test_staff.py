@@ -307,6 +307,18 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
+def two_factor_on(app: Flask, email: str) -> str:
+    """Two-factor login switched on for ``email`` directly in the database; its secret."""
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == email))
+        assert user is not None
+        secret = str(pyotp.random_base32())
+        user.totp_secret = secret
+        user.totp_confirmed_at = utcnow()
+        db.session.commit()
+        return secret
+
+
 def secret_on(page: str) -> str:
     match = re.search(r'<code id="totp-secret">([A-Z2-7]+)</code>', page)
     assert match, page
@@ -423,13 +435,10 @@ def test_a_code_logs_in_once(
 def test_the_same_code_twice_at_the_same_moment_logs_in_once(
     app: Flask, desk: dict[str, Any]
 ) -> None:
+    code = pyotp.TOTP(two_factor_on(app, desk["colleague"])).now()
     with app.app_context():
         user = db.session.scalar(select(User).where(User.email == desk["colleague"]))
         assert user is not None
-        user.totp_secret = pyotp.random_base32()
-        user.totp_confirmed_at = utcnow()
-        db.session.commit()
-        code = pyotp.TOTP(user.totp_secret).now()
         assert services._use_code(user, code)
         db.session.commit()
         # The other request loaded the user before this one claimed the step: what it holds
@@ -444,13 +453,7 @@ def test_the_same_code_twice_at_the_same_moment_logs_in_once(
 def test_the_code_step_is_rate_limited(
     app: Flask, client: FlaskClient, desk: dict[str, Any]
 ) -> None:
-    with app.app_context():
-        user = db.session.scalar(select(User).where(User.email == desk["colleague"]))
-        assert user is not None
-        user.totp_secret = pyotp.random_base32()
-        user.totp_confirmed_at = utcnow()
-        db.session.commit()
-        secret = user.totp_secret
+    secret = two_factor_on(app, desk["colleague"])
     assert login(client, desk["colleague"]).headers["Location"] == "/staff/login/code"
     statuses = [
         factories.post_form(client, "/staff/login/code", {"code": "000000"}).status_code
@@ -464,13 +467,7 @@ def test_the_code_step_is_rate_limited(
 
 
 def test_the_code_step_expires(app: Flask, client: FlaskClient, desk: dict[str, Any]) -> None:
-    with app.app_context():
-        user = db.session.scalar(select(User).where(User.email == desk["colleague"]))
-        assert user is not None
-        user.totp_secret = pyotp.random_base32()
-        user.totp_confirmed_at = utcnow()
-        db.session.commit()
-        secret = user.totp_secret
+    secret = two_factor_on(app, desk["colleague"])
     login(client, desk["colleague"])
     with client.session_transaction() as session:
         session["pending_2fa"]["at"] -= int(services.SECOND_STEP_TTL.total_seconds()) + 1
