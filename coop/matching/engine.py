@@ -568,7 +568,7 @@ def _improve_by_fixing(
     lag = relax.lagrangian(a, lp.item_dual, ub, seconds=left * LAGRANGIAN_SHARE)
     lb = max(relax.ceil_bound(lag.bound), relax.ceil_bound(lp.value), cp_bound or 0)
     if ub <= lb:
-        return _Outcome(solution, coverage_optimal, coverage_optimal, "OPTIMAL", ub)
+        return _after_search(solution, coverage_optimal, True, ub)
     keep = np.nonzero(relax.keep_by_lagrangian(a, lag, ub - 1))[0].tolist()
     covered_items = {problem.options[k].item for k in keep}
     optimal = False
@@ -585,15 +585,22 @@ def _improve_by_fixing(
             lb = max(lb, min(ub, relax.ceil_bound(bound)))
     else:
         optimal = True  # some item has no option left: nothing costs less than UB
-    if optimal:
-        lb = ub
-    optimal = optimal and coverage_optimal
+    return _after_search(solution, coverage_optimal, optimal, ub if optimal else lb)
+
+
+def _after_search(
+    solution: dict[int, int], coverage_optimal: bool, cost_proven: bool, bound: int
+) -> _Outcome:
+    """The outcome of a search that followed CP-SAT: optimal when its cost is proven least and
+    the coverage most; a cost bound only at a proven coverage (at a lower one it says nothing
+    about the cost of covering more)."""
+    optimal = cost_proven and coverage_optimal
     return _Outcome(
         solution,
         coverage_optimal,
         optimal,
         "OPTIMAL" if optimal else "FEASIBLE",
-        lb if coverage_optimal else None,
+        bound if coverage_optimal else None,
     )
 
 
@@ -637,14 +644,7 @@ def _improve_by_core(
             solution = found
         solution = _polish_by_agent_groups(problem, solution, deadline, workers, lb)
         ub = _objective_cost(problem, solution)
-    optimal = coverage_optimal and ub <= lb
-    return _Outcome(
-        solution,
-        coverage_optimal,
-        optimal,
-        "OPTIMAL" if optimal else "FEASIBLE",
-        (ub if optimal else lb) if coverage_optimal else None,
-    )
+    return _after_search(solution, coverage_optimal, ub <= lb, min(ub, lb))
 
 
 def _polish_by_agent_groups(
