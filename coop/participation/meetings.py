@@ -10,7 +10,7 @@ meeting is never overbooked and the waiting list moves up exactly once per free 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
@@ -53,21 +53,9 @@ class MeetingDetails:
     neighbourhood_id: int | None
 
 
-# What a change is audited with; the times and places are also what people are emailed about.
-_AUDITED = [
-    "kind",
-    "title_nl",
-    "title_en",
-    "description_nl",
-    "description_en",
-    "location",
-    "online_url",
-    "starts_at",
-    "ends_at",
-    "capacity",
-    "language",
-    "neighbourhood_id",
-]
+# What a change is audited with: every detail; the times and places are also what people are
+# emailed about.
+_AUDITED = [f.name for f in fields(MeetingDetails)]
 
 
 @dataclass
@@ -123,6 +111,15 @@ def _attendees(meeting: Meeting) -> list[Rsvp]:
     ]
 
 
+def change_refused(meeting: Meeting, now: datetime | None = None) -> str | None:
+    """Why staff can no longer change or cancel the meeting (an error code), or None."""
+    if meeting.cancelled_at is not None:
+        return "meeting_cancelled"
+    if meeting.starts_at <= (now or utcnow()):
+        return "meeting_taken_place"
+    return None
+
+
 def update_meeting(
     actor: User, meeting: Meeting, details: MeetingDetails, now: datetime | None = None
 ) -> MeetingChange:
@@ -133,10 +130,8 @@ def update_meeting(
     now = now or utcnow()
     meeting = _lock(meeting)
     try:
-        if meeting.cancelled_at is not None:
-            raise ParticipationError("meeting_cancelled")
-        if meeting.starts_at <= now:
-            raise ParticipationError("meeting_taken_place")
+        if (refused := change_refused(meeting, now)) is not None:
+            raise ParticipationError(refused)
         _check_details(details, now)
         confirmed = _confirmed_count(meeting.id)
         if details.capacity < confirmed:
@@ -204,12 +199,9 @@ def cancel_meeting(
     the meeting's lock, and each email's dedup key names the meeting and the person."""
     now = now or utcnow()
     meeting = _lock(meeting)
-    if meeting.cancelled_at is not None:
-        db.session.rollback()
-        raise ParticipationError("meeting_cancelled")
-    if meeting.starts_at <= now:
-        db.session.rollback()
-        raise ParticipationError("meeting_taken_place")
+    if (refused := change_refused(meeting, now)) is not None:
+        db.session.rollback()  # let go of the lock
+        raise ParticipationError(refused)
     meeting.cancelled_at = now
     meeting.cancel_message = message or None
     meeting.sequence += 1

@@ -695,11 +695,8 @@ def edit_meeting(meeting_id: int) -> Any:
 
 def _locked_reason(item: Meeting) -> str | None:
     """Why the meeting can no longer be changed or cancelled, if so."""
-    if item.is_cancelled:
-        return message(ParticipationError("meeting_cancelled"))
-    if item.starts_at <= utcnow():
-        return message(ParticipationError("meeting_taken_place"))
-    return None
+    refused = meetings.change_refused(item)
+    return message(ParticipationError(refused)) if refused else None
 
 
 def _change_message(change: meetings.MeetingChange) -> str:
