@@ -7,7 +7,10 @@ WORKDIR /app
 COPY pyproject.toml README.md babel.cfg ./
 COPY coop ./coop
 RUN pip install --no-cache-dir . \
- && pybabel compile -d coop/translations
+ && pybabel compile -d coop/translations \
+ && python -c "from coop.matching.branch import warm_up; warm_up()"
+# The line above compiles the matching's branch and bound into Numba's cache in the installed
+# package, so that the first match in a container does not spend 20 s compiling.
 COPY templates ./templates
 COPY migrations ./migrations
 COPY worker.py ./

@@ -8,7 +8,7 @@ capacity exceeded, cost recomputed from the file), and prints one line per probl
 
 then the worst gap and the longest time. Exits non-zero when a solution is invalid.
 
-    python bench/gap.py ../shared/data/gap/gap?.txt [--solutions DIR] [--time-limit S] [--fixing]
+    python bench/gap.py ../shared/data/gap/gap?.txt [--solutions DIR] [--time-limit S]
 """
 
 from __future__ import annotations
@@ -109,11 +109,6 @@ def main(argv: list[str] | None = None) -> int:
         default=9.0,
         help="solver seconds per problem (default 9, to stay within 10)",
     )
-    parser.add_argument(
-        "--fixing",
-        action="store_true",
-        help="let the engine add a Lagrangian bound and reduced-cost fixing (solve(fixing=True))",
-    )
     args = parser.parse_args(argv)
     if args.solutions:
         args.solutions.mkdir(parents=True, exist_ok=True)
@@ -124,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         refs = REFERENCE.get(path.stem, ())
         for number, gap in enumerate(read_gaps(path), start=1):
             started = time.perf_counter()
-            result = solve(to_problem(gap), time_limit_s=args.time_limit, fixing=args.fixing)
+            result = solve(to_problem(gap), time_limit_s=args.time_limit)
             seconds = time.perf_counter() - started
             longest = max(longest, seconds)
             agents = result.agent_of_each_item()

@@ -1,7 +1,10 @@
 """The core of matching: a generalized assignment problem (GAP) with optional and splittable items,
-solved exactly (or as far as the time limit allows) by OR-Tools CP-SAT; a problem without split
-items that CP-SAT does not solve in a quarter of the time goes on to a core search and a polish
-(`_improve_by_core`), which on the OR-Library sets halve the distance to the best known values.
+solved exactly (or as far as the time limit allows) by OR-Tools CP-SAT. A problem without split
+items that CP-SAT does not solve in a quarter of the time goes on to one of two searches: where
+every item can be covered (the plain GAP), branch and bound on the Lagrangian bound
+(`coop.matching.branch`, `_improve_by_branching`), which proves the OR-Library types A-C optimal
+and comes within 0.11% of the best known on type D; elsewhere a core search and a polish
+(`_improve_by_core`).
 
 Plain data in, plain data out: no Flask, no SQL. `build_problem()` in `coop.matching.domain`
 turns demand groups and installers into an `AssignmentProblem`; `bench/gap.py` feeds the
@@ -294,22 +297,18 @@ class _Outcome:
     lower_bound: int | None
 
 
-def solve(
-    problem: AssignmentProblem, time_limit_s: float = 10.0, workers: int = 2, fixing: bool = False
-) -> Assignment:
+def solve(problem: AssignmentProblem, time_limit_s: float = 10.0, workers: int = 2) -> Assignment:
     """Assign items to agents: most units covered first, then least cost. See module docstring.
 
     A problem with no splittable item and more than SMALL options that CP-SAT has not solved in
-    CORE_FIRST_SHARE of the cost phase gets the core search and polish for the rest, at the
-    coverage phase 1 reached (``_improve_by_core``). With ``fixing``, a plain GAP (every item
-    coverable) gets instead, after FIRST_SHARE, a Lagrangian bound and reduced-cost fixing
-    (``_improve_by_fixing``): that proves optima, but within 10 s it has not been measured to find
-    better solutions (README, Benchmarks)."""
+    FIRST_SHARE of the cost phase gets, for the rest, branch and bound where every item is covered
+    and it has at most BRANCH_MAX_OPTIONS options (``_improve_by_branching``), and otherwise the
+    core search and polish at the coverage phase 1 reached (``_improve_by_core``)."""
     start = time.monotonic()
     total = sum(item.size for item in problem.items)
     outcome = _Outcome({}, True, True, "NO_OPTIONS", 0)
     if problem.options:
-        outcome = _by_component(problem, time_limit_s, workers, fixing)
+        outcome = _by_component(problem, time_limit_s, workers)
     results, cost, covered = _results(problem, outcome.solution)
     return Assignment(
         results=tuple(results),
@@ -349,14 +348,12 @@ def _components(problem: AssignmentProblem) -> list[tuple[list[int], list[int]]]
     return [p for p in parts.values() if p[1]]  # items nobody can serve need no solver
 
 
-def _by_component(
-    problem: AssignmentProblem, time_limit_s: float, workers: int, fixing: bool = False
-) -> _Outcome:
+def _by_component(problem: AssignmentProblem, time_limit_s: float, workers: int) -> _Outcome:
     """Solve each connected part on its own, with time in proportion to its options, the
     smallest first so that time they do not use goes to the larger ones."""
     parts = _components(problem)
     if len(parts) <= 1:
-        return two_phase(problem, time_limit_s, workers, fixing)
+        return two_phase(problem, time_limit_s, workers)
     deadline = time.monotonic() + time_limit_s
     by_item: list[list[int]] = [[] for _ in problem.items]
     for k, o in enumerate(problem.options):
@@ -375,7 +372,7 @@ def _by_component(
         keys = [k for i in items for k in by_item[i]]
         sub = _part(problem, items, agents, keys)
         # A floor, so that a tiny part is not stopped before CP-SAT has even presolved it.
-        part = two_phase(sub, max(0.5, share), workers, fixing)
+        part = two_phase(sub, max(0.5, share), workers)
         solution.update({keys[k]: v for k, v in part.solution.items()})
         coverage_optimal &= part.coverage_optimal
         optimal &= part.optimal
@@ -403,24 +400,14 @@ def _part(
     )
 
 
-def two_phase(
-    problem: AssignmentProblem, time_limit_s: float, workers: int, fixing: bool = False
-) -> _Outcome:
+def two_phase(problem: AssignmentProblem, time_limit_s: float, workers: int) -> _Outcome:
     """Maximum coverage, then minimum cost at that coverage, by CP-SAT on the whole model.
 
-    When no item is splittable and the problem is not small, CP-SAT gets only part of the cost
-    phase's time; if it has not proven the optimum by then, the core search and polish
-    (``_improve_by_core``) or, with ``fixing`` and every item covered (the plain GAP), a
-    Lagrangian bound and reduced-cost fixing (``_improve_by_fixing``) take the rest.
+    When no item is splittable and the problem is not small, CP-SAT gets only FIRST_SHARE of the
+    cost phase's time; if it has not proven the optimum by then, the rest goes to branch and bound
+    on the Lagrangian bound where every item is covered (``_improve_by_branching``), and otherwise
+    to the core search and polish (``_improve_by_core``).
     """
-    whole_only = not any(item.splittable for item in problem.items)
-    return _cp_two_phase(problem, time_limit_s, workers, fixing=fixing and whole_only)
-
-
-def _cp_two_phase(
-    problem: AssignmentProblem, time_limit_s: float, workers: int, fixing: bool = False
-) -> _Outcome:
-    """CP-SAT on the whole model: maximum coverage, then minimum cost at that coverage."""
     start = time.monotonic()
     total = sum(item.size for item in problem.items)
     mod = _build(problem)
@@ -442,14 +429,9 @@ def _cp_two_phase(
         mod.model.add(mod.covered >= best_cover)
     _hint(mod, phase1)
     mod.model.minimize(mod.cost)
-    improve = (
-        (best_cover == total or not fixing)
-        and len(problem.options) > SMALL
-        and not any(item.splittable for item in problem.items)
-    )
+    improve = len(problem.options) > SMALL and not any(item.splittable for item in problem.items)
     left = time_limit_s - (time.monotonic() - start)
-    first_share = FIRST_SHARE if fixing else CORE_FIRST_SHARE
-    s = _solver(left * first_share if improve else left, workers)
+    s = _solver(left * FIRST_SHARE if improve else left, workers)
     st = s.solve(mod.model)
     lower_bound: int | None
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -463,8 +445,9 @@ def _cp_two_phase(
         lower_bound = _cost_bound(problem, mod, s, solution, optimal)
     else:  # out of time before a first solution: keep phase 1's (it is feasible)
         solution, optimal, status, lower_bound = phase1, False, "FEASIBLE", None
-    if improve and not optimal and fixing:  # from CP-SAT's solution, or phase 1's if none
-        return _improve_by_fixing(
+    branching = best_cover == total and len(problem.options) <= BRANCH_MAX_OPTIONS
+    if improve and not optimal and branching:  # from CP-SAT's solution, or phase 1's
+        return _improve_by_branching(
             problem, solution, lower_bound, start + time_limit_s, workers, coverage_optimal
         )
     if improve and not optimal:
@@ -483,15 +466,19 @@ def _cp_two_phase(
 
 
 # Below SMALL options (feasible item-agent pairs) CP-SAT proves the optimum quickly by itself,
-# and the core search, bound and fixing would only cost time.
+# and the searches that follow it would only cost time.
 SMALL = 300
-FIRST_SHARE = 0.7  # of the cost phase's time for CP-SAT on the whole GAP before fixing
-CORE_FIRST_SHARE = 0.25  # of the cost phase's time for CP-SAT on the whole GAP before the core
+FIRST_SHARE = 0.25  # of the cost phase's time for CP-SAT on the whole model before what follows
 CORE_SHARE = 0.4  # of what is left then for CP-SAT on the core; the rest polishes
 CORE_OPTIONS = 3  # options per item in the core: those of least LP reduced cost
 POLISH_AGENTS = 3  # agents whose items are re-assigned among themselves, exactly, per step
 POLISH_STEP_S = 0.3  # at most, per step
-LAGRANGIAN_SHARE = 0.25  # of what is left then, at most, for the Lagrangian bound
+LAGRANGIAN_SHARE = 0.15  # of what is left after CP-SAT, at most, for the Lagrangian bound
+TARGET_SLACK = 0.004  # above the bound: the first target of the branch and bound
+FIRST_TARGET_SHARE = 0.5  # of what is left, at most, to find a first solution by branching
+# Above this many options a node of the branch and bound costs tens of milliseconds and a first
+# solution more than the time there is; the core search and polish do better there.
+BRANCH_MAX_OPTIONS = 10_000
 
 
 def _arrays(problem: AssignmentProblem) -> relax.Arrays:
@@ -548,7 +535,7 @@ def _search_restricted(
     return name, found, float(s.best_objective_bound)
 
 
-def _improve_by_fixing(
+def _improve_by_branching(
     problem: AssignmentProblem,
     solution: dict[int, int],
     cp_bound: int | None,
@@ -556,36 +543,57 @@ def _improve_by_fixing(
     workers: int,
     coverage_optimal: bool,
 ) -> _Outcome:
-    """Every item covered, ``solution`` the best so far (cost UB): a Lagrangian bound LB, then
-    CP-SAT on the options that can still be in a solution costing at most UB - 1.
+    """Every item covered, ``solution`` the best so far (cost UB): branch and bound on the
+    Lagrangian bound LB (`coop.matching.branch`), asking for a solution costing at most a target.
 
-    That restricted problem holds every better solution, so its optimum (if below UB) is the
-    optimum, and if it has none below UB, UB is; either way the result is proven optimal."""
-    a = _arrays(problem)
+    The first target lies TARGET_SLACK above LB: a target far above the optimum fixes nothing and
+    leaves the search without guidance, one just above it finds a solution in a few hundred nodes.
+    Each solution found sets the next target one below its cost; a target proven out of reach
+    raises LB. So the result is proven optimal once no solution below UB exists, and else is the
+    best found by the deadline. If the first target finds nothing in FIRST_TARGET_SHARE of the
+    time (large parts of real actions, with many agents), the polish gets the rest."""
+    from coop.matching import branch  # Numba: loaded only where matching runs, not in the web app
+
     ub = _objective_cost(problem, solution)
+    a = _arrays(problem)
     lp = relax.lp_relaxation(a, None, cover_all=True)
-    left = deadline - time.monotonic()
-    lag = relax.lagrangian(a, lp.item_dual, ub, seconds=left * LAGRANGIAN_SHARE)
-    lb = max(relax.ceil_bound(lag.bound), relax.ceil_bound(lp.value), cp_bound or 0)
-    if ub <= lb:
-        return _after_search(solution, coverage_optimal, True, ub)
-    keep = np.nonzero(relax.keep_by_lagrangian(a, lag, ub - 1))[0].tolist()
-    covered_items = {problem.options[k].item for k in keep}
-    optimal = False
-    if len(covered_items) == len(problem.items):
-        total = sum(item.size for item in problem.items)
-        st, found, bound = _search_restricted(
-            problem, keep, solution, total, deadline - time.monotonic(), workers
+    cost, use, capacity = relax.dense(a)
+    allowed = np.isfinite(cost)
+    cost = np.where(allowed, cost, 0.0)
+    seconds = (deadline - time.monotonic()) * LAGRANGIAN_SHARE
+    bound, multipliers = branch.lagrangian(
+        cost, use, capacity, allowed, lp.item_dual, float(ub), seconds
+    )
+    lb = max(relax.ceil_bound(bound), relax.ceil_bound(lp.value), cp_bound or 0)
+    option_at = {(o.item, o.agent): k for k, o in enumerate(problem.options)}
+    found_any = False
+    while lb < ub and deadline - time.monotonic() > 0.05:
+        target = min(ub - 1, lb + max(1, int(lb * TARGET_SLACK)))
+        seconds = deadline - time.monotonic()
+        status, agent_of, _nodes = branch.at_most(
+            cost,
+            use,
+            capacity,
+            allowed,
+            multipliers,
+            target,
+            seconds if found_any else seconds * FIRST_TARGET_SHARE,
         )
-        if found is not None and _objective_cost(problem, found) < ub:
+        if agent_of is not None:
+            found_any = True
+            found = {option_at[i, int(g)]: -1 for i, g in enumerate(agent_of)}
+            if not _within_capacity(problem, found) or _objective_cost(problem, found) > target:
+                raise RuntimeError("branch and bound returned an assignment it should not have")
             solution, ub = found, _objective_cost(problem, found)
-        if st in ("OPTIMAL", "INFEASIBLE"):
-            optimal = True
-        elif bound is not None:
-            lb = max(lb, min(ub, relax.ceil_bound(bound)))
-    else:
-        optimal = True  # some item has no option left: nothing costs less than UB
-    return _after_search(solution, coverage_optimal, optimal, ub if optimal else lb)
+        elif status == branch.NONE:
+            lb = target + 1
+        else:
+            break  # out of time
+    if ub > lb and deadline - time.monotonic() > 0.05:
+        # No solution near the bound in time (large parts, many agents): polish what there is.
+        solution = _polish_by_agent_groups(problem, solution, deadline, workers, lb)
+        ub = _objective_cost(problem, solution)
+    return _after_search(solution, coverage_optimal, ub <= lb, min(ub, lb))
 
 
 def _after_search(
@@ -696,6 +704,13 @@ def _polish_by_agent_groups(
                     option_of.update(found)
                     cost -= before - after
     return {k: -1 for k in option_of.values()}
+
+
+def _within_capacity(problem: AssignmentProblem, solution: Mapping[int, int]) -> bool:
+    load = [0] * len(problem.agents)
+    for k in solution:
+        load[problem.options[k].agent] += problem.options[k].capacity_use
+    return all(used <= a.capacity for used, a in zip(load, problem.agents, strict=True))
 
 
 def _values(mod: _Model, s: cp_model.CpSolver) -> dict[int, int]:

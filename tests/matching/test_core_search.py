@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from coop.matching import engine, solve
-from tests.matching.test_relax import CASES, optimal_solutions, random_gap
+from tests.matching.test_branch import CASES, optimal_solutions, random_gap
 
 
 def greedy_start(problem: engine.AssignmentProblem) -> dict[int, int] | None:
@@ -88,26 +88,37 @@ def test_core_search_improves_a_poor_start_without_claiming_too_much() -> None:
     assert outcome.optimal == (outcome.lower_bound == after)
 
 
-def test_solve_takes_the_core_path_on_a_plain_gap_cp_sat_has_not_solved(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # CP-SAT gets (almost) no time on the whole problem: it cannot prove this one optimal in a
-    # hundredth of a second, so the rest of the time goes to the core search and the polish.
+def spy_on(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
     calls: list[int] = []
-    original = engine._improve_by_core
+    original = getattr(engine, name)
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "_improve_by_core", spy)
-    monkeypatch.setattr(engine, "CORE_FIRST_SHARE", 0.0)
+    monkeypatch.setattr(engine, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("branch_max", [10_000, 0])
+def test_solve_takes_branching_on_a_plain_gap_cp_sat_has_not_solved_and_else_the_core(
+    branch_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CP-SAT gets no time on the whole problem, so it cannot prove this one optimal: the rest
+    # of the time goes to the branch and bound, or, above BRANCH_MAX_OPTIONS, to the core search.
+    branching = spy_on(monkeypatch, "_improve_by_branching")
+    core = spy_on(monkeypatch, "_improve_by_core")
+    monkeypatch.setattr(engine, "FIRST_SHARE", 0.0)
+    monkeypatch.setattr(engine, "BRANCH_MAX_OPTIONS", branch_max)
     problem = random_gap(random.Random(5), 100, 20, capacity=(40, 50))
-    assert len(problem.options) > engine.SMALL
+    assert engine.SMALL < len(problem.options) <= 10_000
     result = solve(problem, time_limit_s=2)
-    assert calls, "the core search did not run"
+    assert (bool(branching), bool(core)) == ((True, False) if branch_max else (False, True))
     assert result.covered == result.total
     assert result.lower_bound is not None and result.lower_bound <= result.cost
+    index = {(o.item, o.agent): k for k, o in enumerate(problem.options)}
+    chosen = {index[i, r.shares[0].agent]: -1 for i, r in enumerate(result.results)}
+    assert cost_and_feasible(problem, chosen) == result.cost
 
 
 def test_core_search_keeps_the_coverage_when_not_every_item_can_be_covered() -> None:
