@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.gap import check, read_gaps, to_problem
 from coop.matching import (
     Agent,
     AssignmentProblem,
@@ -257,37 +258,9 @@ def test_build_problem_prices_and_capacity_use() -> None:
     assert (option.cost, option.capacity_use) == (4500 * 2100, 38)
 
 
-def read_first_gap(path: Path) -> tuple[list[list[int]], list[list[int]], list[int]]:
-    numbers = [int(x) for x in path.read_text().split()]
-    m, n = numbers[1], numbers[2]
-    pos = 3
-    cost = [numbers[pos + i * n : pos + (i + 1) * n] for i in range(m)]
-    pos += m * n
-    res = [numbers[pos + i * n : pos + (i + 1) * n] for i in range(m)]
-    pos += m * n
-    return cost, res, numbers[pos : pos + m]
-
-
 def test_or_library_gapa_problem_1_reaches_its_optimum() -> None:
-    cost, res, cap = read_first_gap(GAPA_1)
-    m, n = len(cap), len(cost[0])
-    problem = AssignmentProblem(
-        items=tuple(Item(str(j)) for j in range(n)),
-        agents=tuple(Agent(str(i), cap[i]) for i in range(m)),
-        options=tuple(
-            Option(j, i, cost[i][j], res[i][j])
-            for j in range(n)
-            for i in range(m)
-            if res[i][j] <= cap[i]
-        ),
-    )
-    result = solve(problem, time_limit_s=10)
-    agents = result.agent_of_each_item()
-    assert None not in agents
-    load = [0] * m
-    for j, i in enumerate(agents):
-        assert i is not None
-        load[i] += res[i][j]
-    assert all(load[i] <= cap[i] for i in range(m))
-    assert sum(cost[i][j] for j, i in enumerate(agents) if i is not None) == result.cost == 1698
+    gap = read_gaps(GAPA_1)[0]
+    result = solve(to_problem(gap), time_limit_s=10)
+    # bench.gap's check: every job assigned once, no capacity exceeded; it returns the cost.
+    assert check(gap, result.agent_of_each_item()) == result.cost == 1698
     assert result.optimal
