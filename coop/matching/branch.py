@@ -6,11 +6,12 @@ OR-Library types B and C it lies within one to three units of the optimum. With 
 above it, forcing an option in raises the bound above T for most options, so they are fixed out;
 what is left is tiny but tight, and CP-SAT and HiGHS, searching it with only the LP bound, take 5 to
 15 s to decide it. A depth-first search that recomputes the Lagrangian bound and the fixing at
-every node decides it in a fraction of that, because a wrong branch lifts the bound above T at
-once.
+every node decides it in 0.03-0.4 s, because a wrong branch lifts the bound above T at once. With
+T a little above the bound on the hard type D it is also the best way found to a good solution:
+the first dive down the clearest options ends in one within about 0.2% of the best known.
 
-Compiled with Numba: a node costs a few dozen knapsack passes per agent, which in Python would be
-a hundred times slower.
+Compiled with Numba: a node costs several knapsack passes per agent (a few milliseconds on 20
+agents x 200 items), which in Python would be a hundred times slower.
 
 Dense matrices, agents x items: ``cost`` (float64), ``use`` (int64), ``allowed`` (bool: the option
 may still be used); ``capacity`` (int64 per agent); ``multipliers`` (per item) from the root's
@@ -30,7 +31,11 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 FOUND, NONE, UNKNOWN = 0, 1, 2
+# Costs are integers, so a bound above T means nothing costs T or less; the tolerance only absorbs
+# rounding in sums of floats, which grows with the size of the costs (euro cents of whole actions),
+# and stays below half a unit so that it never lets a cost of T + 1 pass for T.
 EPS = 1e-6
+RELATIVE_EPS = 1e-9
 NODE_ITERATIONS = 4  # subgradient steps per node, at most: the parent's multipliers are close
 NODE_STALL = 2  # steps without a better bound before the step halves
 
@@ -76,6 +81,7 @@ def _candidates(
     i: int,
     room: int,
 ) -> tuple[IntArray, int]:
+    """The free items agent i's knapsack may take: allowed, of positive profit, fitting its room."""
     n = cost.shape[1]
     items = np.empty(n, dtype=np.int64)
     count = 0
@@ -245,6 +251,7 @@ def _node(
     Returns (NONE: nothing at most target here; FOUND: ``allowed`` holds one option per item;
     UNKNOWN: branch on item j, agent i first)."""
     m, n = cost.shape
+    limit = target + min(0.5, EPS + RELATIVE_EPS * abs(target))
     taken = np.zeros(n, dtype=np.int64)
     taker = np.zeros(n, dtype=np.int64)
     for _round in range(4):
@@ -252,7 +259,7 @@ def _node(
         if not possible:
             return NONE, -1, -1
         if not free.any():
-            return (FOUND if base <= target + EPS else NONE), -1, -1
+            return (FOUND if base <= limit else NONE), -1, -1
         best = -np.inf
         best_u = u.copy()
         step = 1.0
@@ -268,7 +275,7 @@ def _node(
                 if stall >= stall_limit:
                     step /= 2
                     stall = 0
-            if best > target + EPS:
+            if best > limit:
                 return NONE, -1, -1
             norm = 0.0
             for j in range(n):
@@ -291,7 +298,7 @@ def _node(
         removed = 0
         for i in range(m):
             for j in range(n):
-                if allowed[i, j] and free[j] and forced[i, j] > target + EPS:
+                if allowed[i, j] and free[j] and forced[i, j] > limit:
                     allowed[i, j] = False
                     removed += 1
         if removed == 0:

@@ -23,6 +23,7 @@ IntArray = npt.NDArray[np.int64]
 # Tolerances: HiGHS works to about 1e-7; bounds are rounded up only after this much slack so that
 # a value of 1234.9999999 counts as 1235 and not 1236.
 EPS = 1e-6
+RELATIVE_EPS = 1e-9  # rounding in float sums grows with the costs; at most half a unit in all
 
 
 @dataclass(frozen=True)
@@ -95,4 +96,4 @@ def dense(a: Arrays) -> tuple[FloatArray, IntArray, IntArray]:
 
 def ceil_bound(value: float) -> int:
     """Costs are integers: a bound of 6176.04 means at least 6177."""
-    return math.ceil(value - EPS)
+    return math.ceil(value - min(0.5, EPS + RELATIVE_EPS * abs(value)))

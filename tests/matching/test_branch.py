@@ -93,9 +93,22 @@ def test_fixing_keeps_every_option_of_every_optimal_solution(seed: int) -> None:
             assert forced[o.agent, o.item] <= best + 1e-6, (seed, pick, k)
 
 
-@pytest.mark.parametrize("seed", CASES[:20])
-def test_the_search_finds_a_solution_at_the_optimum_and_proves_none_below(seed: int) -> None:
-    problem = random_gap(random.Random(seed), 7, 3)
+def scaled(problem: AssignmentProblem, factor: int, rng: random.Random) -> AssignmentProblem:
+    """Costs the size of euro cents for whole actions (10^8-10^9), where float sums round."""
+    options = tuple(
+        Option(o.item, o.agent, o.cost * factor + rng.randrange(factor // 10 or 1), o.capacity_use)
+        for o in problem.options
+    )
+    return AssignmentProblem(problem.items, problem.agents, options)
+
+
+@pytest.mark.parametrize(
+    ("seed", "factor"), [(s, 1) for s in CASES[:20]] + [(s, 10**7) for s in CASES[:6]]
+)
+def test_the_search_finds_a_solution_at_the_optimum_and_proves_none_below(
+    seed: int, factor: int
+) -> None:
+    problem = scaled(random_gap(random.Random(seed), 7, 3), factor, random.Random(seed))
     best, _ = optimal_solutions(problem)
     assert best is not None
     cost, use, capacity, allowed = matrices(problem)
