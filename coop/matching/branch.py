@@ -31,6 +31,7 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 FOUND, NONE, UNKNOWN = 0, 1, 2
+ABOVE, WHOLE = 1, 2  # how a subgradient ascent ended early
 # Costs are integers, so a bound above T means nothing costs T or less; the tolerance only absorbs
 # rounding in sums of floats, which grows with the size of the costs (euro cents of whole actions),
 # and stays below half a unit so that it never lets a cost of T + 1 pass for T.
@@ -38,6 +39,8 @@ EPS = 1e-6
 RELATIVE_EPS = 1e-9
 NODE_ITERATIONS = 4  # subgradient steps per node, at most: the parent's multipliers are close
 NODE_STALL = 2  # steps without a better bound before the step halves
+ROOT_ITERATIONS = 100_000  # at the root the clock and the step size end the ascent
+ROOT_STALL = 8
 
 
 @numba.njit(cache=True)
@@ -122,6 +125,58 @@ def _lagrangian_value(
                 taken[items[t]] += 1
                 taker[items[t]] = i
     return value
+
+
+@numba.njit(cache=True, nogil=True)
+def _ascend(
+    cost: FloatArray,
+    use: IntArray,
+    allowed: BoolArray,
+    free: BoolArray,
+    room: IntArray,
+    base: float,
+    u: FloatArray,
+    aim: float,
+    stop_above: float,
+    iterations: int,
+    stall_limit: int,
+    seconds: float,
+    taker: IntArray,
+) -> tuple[float, FloatArray, int]:
+    """Subgradient steps on L(u) from ``u`` (Polyak's rule towards ``aim``, the step halved after
+    ``stall_limit`` steps without a better bound), at most ``iterations`` or ``seconds``.
+
+    Returns (best bound, its multipliers, ABOVE if the bound passed ``stop_above``, WHOLE if the
+    knapsacks took every free item exactly once, the agent per item then in ``taker``, else 0)."""
+    n = cost.shape[1]
+    deadline = _now() + seconds  # from here: the first call may first spend seconds compiling
+    taken = np.zeros(n, dtype=np.int64)
+    best, best_u = -np.inf, u.copy()
+    step, stall = 1.0, 0
+    for it in range(iterations):
+        if step < 1e-4 or (it % 16 == 15 and _now() > deadline):
+            break
+        value = _lagrangian_value(cost, use, allowed, free, room, base, u, taken, taker)
+        if value > best + 1e-9:
+            best, stall = value, 0
+            best_u[:] = u
+        else:
+            stall += 1
+            if stall >= stall_limit:
+                step, stall = step / 2, 0
+        if best > stop_above:
+            return best, best_u, ABOVE
+        norm = 0.0
+        for j in range(n):
+            if free[j]:
+                norm += (1.0 - taken[j]) ** 2
+        if norm == 0:
+            return best, best_u, WHOLE
+        scale = step * (aim - value) / norm
+        for j in range(n):
+            if free[j]:
+                u[j] += scale * (1.0 - taken[j])
+    return best, best_u, 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -252,7 +307,6 @@ def _node(
     UNKNOWN: branch on item j, agent i first)."""
     m, n = cost.shape
     limit = target + min(0.5, EPS + RELATIVE_EPS * abs(target))
-    taken = np.zeros(n, dtype=np.int64)
     taker = np.zeros(n, dtype=np.int64)
     for _round in range(4):
         possible, free, room, base = _settle(cost, use, capacity, allowed)
@@ -260,39 +314,29 @@ def _node(
             return NONE, -1, -1
         if not free.any():
             return (FOUND if base <= limit else NONE), -1, -1
-        best = -np.inf
-        best_u = u.copy()
-        step = 1.0
-        stall = 0
-        for _it in range(iterations):
-            value = _lagrangian_value(cost, use, allowed, free, room, base, u, taken, taker)
-            if value > best + 1e-9:
-                best = value
-                best_u[:] = u
-                stall = 0
-            else:
-                stall += 1
-                if stall >= stall_limit:
-                    step /= 2
-                    stall = 0
-            if best > limit:
-                return NONE, -1, -1
-            norm = 0.0
+        _best, best_u, outcome = _ascend(
+            cost,
+            use,
+            allowed,
+            free,
+            room,
+            base,
+            u,
+            target + 1.0,
+            limit,
+            iterations,
+            stall_limit,
+            np.inf,
+            taker,
+        )
+        if outcome == ABOVE:
+            return NONE, -1, -1
+        if outcome == WHOLE:  # a complete assignment, within room, costing at most the target
             for j in range(n):
                 if free[j]:
-                    g = 1.0 - taken[j]
-                    norm += g * g
-            if norm == 0:
-                # The knapsacks take every free item once: a complete assignment costing L.
-                for j in range(n):
-                    if free[j]:
-                        allowed[:, j] = False
-                        allowed[taker[j], j] = True
-                return FOUND, -1, -1
-            scale = step * (target + 1.0 - value) / norm
-            for j in range(n):
-                if free[j]:
-                    u[j] += scale * (1.0 - taken[j])
+                    allowed[:, j] = False
+                    allowed[taker[j], j] = True
+            return FOUND, -1, -1
         u[:] = best_u
         forced = _forced_bounds(cost, use, allowed, free, room, base, u)
         removed = 0
@@ -379,48 +423,6 @@ def _search(
     return NONE, allowed, nodes
 
 
-@numba.njit(cache=True, nogil=True)
-def _lagrangian(
-    cost: FloatArray,
-    use: IntArray,
-    capacity: IntArray,
-    allowed: BoolArray,
-    u: FloatArray,
-    target: float,
-    seconds: float,
-) -> tuple[float, FloatArray]:
-    n = cost.shape[1]
-    deadline = _now() + seconds
-    free = np.ones(n, dtype=np.bool_)
-    taken = np.zeros(n, dtype=np.int64)
-    taker = np.zeros(n, dtype=np.int64)
-    best, best_u = -np.inf, u.copy()
-    step, stall, it = 1.0, 0, 0
-    while step > 1e-4:
-        it += 1
-        if it % 16 == 0 and _now() > deadline:
-            break
-        value = _lagrangian_value(cost, use, allowed, free, capacity, 0.0, u, taken, taker)
-        if value > best + 1e-9:
-            best, stall = value, 0
-            best_u[:] = u
-        else:
-            stall += 1
-            if stall >= 8:
-                step, stall = step / 2, 0
-        if best >= target - EPS:
-            break
-        norm = 0.0
-        for j in range(n):
-            norm += (1.0 - taken[j]) ** 2
-        if norm == 0:
-            break
-        scale = step * (target - value) / norm
-        for j in range(n):
-            u[j] += scale * (1.0 - taken[j])
-    return best, best_u
-
-
 def lagrangian(
     cost: FloatArray,
     use: IntArray,
@@ -432,16 +434,24 @@ def lagrangian(
 ) -> tuple[float, FloatArray]:
     """The Lagrangian bound of the whole problem and its multipliers, by subgradient steps
     (Polyak's rule towards ``target``, halved when the bound stalls) from ``start`` (the LP's item
-    duals): the same as `relax.lagrangian`, compiled."""
-    return _lagrangian(
+    duals); stops early once the bound reaches ``target`` (nothing to gain beyond)."""
+    n = cost.shape[1]
+    best, multipliers, _outcome = _ascend(
         np.where(allowed, cost, 0.0),
         use.astype(np.int64),
-        capacity.astype(np.int64),
         allowed,
+        np.ones(n, dtype=np.bool_),
+        capacity.astype(np.int64),
+        0.0,
         start.astype(np.float64).copy(),
         float(target),
+        float(target) - 2 * EPS,
+        ROOT_ITERATIONS,
+        ROOT_STALL,
         seconds,
+        np.zeros(n, dtype=np.int64),
     )
+    return best, multipliers
 
 
 def at_most(
