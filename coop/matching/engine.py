@@ -302,8 +302,8 @@ def solve(problem: AssignmentProblem, time_limit_s: float = 10.0, workers: int =
 
     A problem with no splittable item and more than SMALL options that CP-SAT has not solved in
     FIRST_SHARE of the cost phase gets, for the rest, branch and bound where every item is covered
-    and it has at most BRANCH_MAX_OPTIONS options (``_improve_by_branching``), and otherwise the
-    core search and polish at the coverage phase 1 reached (``_improve_by_core``)."""
+    and its knapsack tables stay within BRANCH_MAX_CELLS (``_improve_by_branching``), and otherwise
+    the core search and polish at the coverage phase 1 reached (``_improve_by_core``)."""
     start = time.monotonic()
     total = sum(item.size for item in problem.items)
     outcome = _Outcome({}, True, True, "NO_OPTIONS", 0)
@@ -445,7 +445,7 @@ def two_phase(problem: AssignmentProblem, time_limit_s: float, workers: int) -> 
         lower_bound = _cost_bound(problem, mod, s, solution, optimal)
     else:  # out of time before a first solution: keep phase 1's (it is feasible)
         solution, optimal, status, lower_bound = phase1, False, "FEASIBLE", None
-    branching = best_cover == total and len(problem.options) <= BRANCH_MAX_OPTIONS
+    branching = best_cover == total and _knapsack_cells(problem) <= BRANCH_MAX_CELLS
     if improve and not optimal and branching:  # from CP-SAT's solution, or phase 1's
         return _improve_by_branching(
             problem, solution, lower_bound, start + time_limit_s, workers, coverage_optimal
@@ -476,9 +476,11 @@ POLISH_STEP_S = 0.3  # at most, per step
 LAGRANGIAN_SHARE = 0.15  # of what is left after CP-SAT, at most, for the Lagrangian bound
 TARGET_SLACK = 0.004  # above the bound: the first target of the branch and bound
 FIRST_TARGET_SHARE = 0.5  # of what is left, at most, to find a first solution by branching
-# Above this many options a node of the branch and bound costs tens of milliseconds and a first
-# solution more than the time there is; the core search and polish do better there.
-BRANCH_MAX_OPTIONS = 10_000
+# A node of the branch and bound fills, per agent, knapsack tables of (its options) x (capacity + 1)
+# cells. Above this many in all a node costs tens of milliseconds (and the tables memory), and a
+# first solution more than the time there is: the core search and polish do better there. The
+# OR-Library's largest take 1.6 million; the parts of the scale benchmark at most 0.95 million.
+BRANCH_MAX_CELLS = 5_000_000
 
 
 def _arrays(problem: AssignmentProblem) -> relax.Arrays:
@@ -704,6 +706,13 @@ def _polish_by_agent_groups(
                     option_of.update(found)
                     cost -= before - after
     return {k: -1 for k in option_of.values()}
+
+
+def _knapsack_cells(problem: AssignmentProblem) -> int:
+    options = [0] * len(problem.agents)
+    for o in problem.options:
+        options[o.agent] += 1
+    return sum(n * (a.capacity + 1) for n, a in zip(options, problem.agents, strict=True))
 
 
 def _within_capacity(problem: AssignmentProblem, solution: Mapping[int, int]) -> bool:

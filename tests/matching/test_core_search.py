@@ -100,18 +100,20 @@ def spy_on(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
     return calls
 
 
-@pytest.mark.parametrize("branch_max", [10_000, 0])
+@pytest.mark.parametrize("branch_max", [5_000_000, 0])
 def test_solve_takes_branching_on_a_plain_gap_cp_sat_has_not_solved_and_else_the_core(
     branch_max: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # CP-SAT gets no time on the whole problem, so it cannot prove this one optimal: the rest
-    # of the time goes to the branch and bound, or, above BRANCH_MAX_OPTIONS, to the core search.
+    # of the time goes to the branch and bound, or, above BRANCH_MAX_CELLS, to the core search.
+    assert branch_max in (0, engine.BRANCH_MAX_CELLS)
     branching = spy_on(monkeypatch, "_improve_by_branching")
     core = spy_on(monkeypatch, "_improve_by_core")
     monkeypatch.setattr(engine, "FIRST_SHARE", 0.0)
-    monkeypatch.setattr(engine, "BRANCH_MAX_OPTIONS", branch_max)
+    monkeypatch.setattr(engine, "BRANCH_MAX_CELLS", branch_max)
     problem = random_gap(random.Random(5), 100, 20, capacity=(40, 50))
-    assert engine.SMALL < len(problem.options) <= 10_000
+    assert len(problem.options) > engine.SMALL
+    assert engine._knapsack_cells(problem) <= 5_000_000
     result = solve(problem, time_limit_s=2)
     assert (bool(branching), bool(core)) == ((True, False) if branch_max else (False, True))
     assert result.covered == result.total
