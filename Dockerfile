@@ -9,8 +9,9 @@ COPY coop ./coop
 RUN pip install --no-cache-dir . \
  && pybabel compile -d coop/translations \
  && python -c "from coop.matching.branch import warm_up; warm_up()"
-# The line above compiles the matching's branch and bound into Numba's cache in the installed
-# package, so that the first match in a container does not spend 20 s compiling.
+# The line above compiles the matching's branch and bound into Numba's cache beside the source
+# the containers run (/app/coop), so that the first match in a container does not spend 20 s
+# compiling.
 COPY templates ./templates
 COPY migrations ./migrations
 COPY worker.py ./

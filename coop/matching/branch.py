@@ -26,17 +26,14 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from coop.matching import relax
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 FOUND, NONE, UNKNOWN = 0, 1, 2
 ABOVE, WHOLE = 1, 2  # how a subgradient ascent ended early
-# Costs are integers, so a bound above T means nothing costs T or less; the tolerance only absorbs
-# rounding in sums of floats, which grows with the size of the costs (euro cents of whole actions),
-# and stays below half a unit so that it never lets a cost of T + 1 pass for T.
-EPS = 1e-6
-RELATIVE_EPS = 1e-9
 NODE_ITERATIONS = 4  # subgradient steps per node, at most: the parent's multipliers are close
 NODE_STALL = 2  # steps without a better bound before the step halves
 ROOT_ITERATIONS = 100_000  # at the root the clock and the step size end the ascent
@@ -298,15 +295,16 @@ def _node(
     allowed: BoolArray,
     u: FloatArray,
     target: float,
+    limit: float,
     iterations: int,
     stall_limit: int,
 ) -> tuple[int, int, int]:
     """Bound, fix and decide one node, changing ``allowed`` and ``u`` in place.
 
-    Returns (NONE: nothing at most target here; FOUND: ``allowed`` holds one option per item;
+    ``limit`` is ``target`` plus the rounding tolerance: a bound above it proves nothing here
+    costs ``target`` or less. Returns (NONE: nothing at most target here; FOUND: ``allowed`` holds one option per item;
     UNKNOWN: branch on item j, agent i first)."""
     m, n = cost.shape
-    limit = target + min(0.5, EPS + RELATIVE_EPS * abs(target))
     taker = np.zeros(n, dtype=np.int64)
     for _round in range(4):
         possible, free, room, base = _settle(cost, use, capacity, allowed)
@@ -373,6 +371,7 @@ def _search(
     allowed: BoolArray,
     u: FloatArray,
     target: float,
+    limit: float,
     seconds: float,
     iterations: int,
     stall_limit: int,
@@ -394,7 +393,7 @@ def _search(
         top -= 1
         here = stack_allowed[top].copy()
         hu = stack_u[top].copy()
-        status, j, i = _node(cost, use, capacity, here, hu, target, iterations, stall_limit)
+        status, j, i = _node(cost, use, capacity, here, hu, target, limit, iterations, stall_limit)
         if status == FOUND:
             return FOUND, here, nodes
         if status == NONE:
@@ -445,7 +444,7 @@ def lagrangian(
         0.0,
         start.astype(np.float64).copy(),
         float(target),
-        float(target) - 2 * EPS,
+        float(target) - relax.tolerance(target),
         ROOT_ITERATIONS,
         ROOT_STALL,
         seconds,
@@ -473,6 +472,7 @@ def at_most(
         allowed.copy(),
         multipliers.astype(np.float64).copy(),
         float(target),
+        target + relax.tolerance(target),
         seconds,
         NODE_ITERATIONS,
         NODE_STALL,
@@ -484,7 +484,7 @@ def at_most(
 
 def warm_up() -> None:
     """Compile (or load from Numba's cache) every function on a tiny problem: the first compile
-    takes about 15 s, which `make install` and the image build pay instead of the first match."""
+    takes about 20 s, which `make install` and the image build pay instead of the first match."""
     cost = np.array([[1.0, 2.0], [2.0, 1.0]])
     use = np.ones((2, 2), dtype=np.int64)
     capacity = np.array([1, 1], dtype=np.int64)

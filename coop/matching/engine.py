@@ -3,7 +3,7 @@ solved exactly (or as far as the time limit allows) by OR-Tools CP-SAT. A proble
 items that CP-SAT does not solve in a quarter of the time goes on to one of two searches: where
 every item can be covered (the plain GAP), branch and bound on the Lagrangian bound
 (`coop.matching.branch`, `_improve_by_branching`), which proves the OR-Library types A-C optimal
-and comes within 0.11% of the best known on type D; elsewhere a core search and a polish
+and comes within 0.2% of the best known on type D; elsewhere a core search and a polish
 (`_improve_by_core`).
 
 Plain data in, plain data out: no Flask, no SQL. `build_problem()` in `coop.matching.domain`
@@ -561,7 +561,6 @@ def _improve_by_branching(
     lp = relax.lp_relaxation(a, None, cover_all=True)
     cost, use, capacity = relax.dense(a)
     allowed = np.isfinite(cost)
-    cost = np.where(allowed, cost, 0.0)
     seconds = (deadline - time.monotonic()) * LAGRANGIAN_SHARE
     bound, multipliers = branch.lagrangian(
         cost, use, capacity, allowed, lp.item_dual, float(ub), seconds
@@ -584,9 +583,10 @@ def _improve_by_branching(
         if agent_of is not None:
             found_any = True
             found = {option_at[i, int(g)]: -1 for i, g in enumerate(agent_of)}
-            if not _within_capacity(problem, found) or _objective_cost(problem, found) > target:
+            found_cost = _objective_cost(problem, found)
+            if not _within_capacity(problem, found) or found_cost > target:
                 raise RuntimeError("branch and bound returned an assignment it should not have")
-            solution, ub = found, _objective_cost(problem, found)
+            solution, ub = found, found_cost
         elif status == branch.NONE:
             lb = target + 1
         else:

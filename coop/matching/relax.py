@@ -21,9 +21,10 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 # Tolerances: HiGHS works to about 1e-7; bounds are rounded up only after this much slack so that
-# a value of 1234.9999999 counts as 1235 and not 1236.
+# a value of 1234.9999999 counts as 1235 and not 1236. Rounding in sums of floats grows with the
+# costs (euro cents of whole actions reach 10^9), hence the relative part (`tolerance`).
 EPS = 1e-6
-RELATIVE_EPS = 1e-9  # rounding in float sums grows with the costs; at most half a unit in all
+RELATIVE_EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,12 @@ def dense(a: Arrays) -> tuple[FloatArray, IntArray, IntArray]:
     return cost, use, a.capacity.astype(np.int64)
 
 
+def tolerance(value: float) -> float:
+    """How far a bound computed in floats may lie above its true value near ``value``. Costs are
+    integers, so it stays below half a unit: it must never let a cost of T + 1 pass for T."""
+    return min(0.5, EPS + RELATIVE_EPS * abs(value))
+
+
 def ceil_bound(value: float) -> int:
     """Costs are integers: a bound of 6176.04 means at least 6177."""
-    return math.ceil(value - min(0.5, EPS + RELATIVE_EPS * abs(value)))
+    return math.ceil(value - tolerance(value))
