@@ -664,7 +664,10 @@ class Choice:
 
 def choices_for(run: MatchingRun, batch: Batch) -> list[Choice]:
     """Installers that offer the batch's measure in its area and were not declined for it,
-    with their capacity left after the rest of this proposal."""
+    with their capacity left after the rest of this proposal.
+
+    ``capacity_left`` is the room for this batch: the homes the proposal now gives an installer
+    in this very batch are not taken off, as moving the batch frees them."""
     tender = db.session.get(TenderRound, run.tender_round_id) if run.tender_round_id else None
     offers = candidates(
         run.action,
