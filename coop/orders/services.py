@@ -1103,12 +1103,21 @@ def remind_unanswered_orders(now: datetime | None = None) -> int:
 
 
 def start_matching_after_tenders(now: datetime | None = None) -> int:
-    """When a round's deadline passes, match with its bids (once per round)."""
+    """When a round's deadline passes, match with its bids (once per round).
+
+    Cancelled rounds are never picked. A round that a newer one replaced before this ran (the
+    scheduler was down at its deadline) is marked done without a run: matching waits for the
+    newer round's deadline, and uses its bids (``start_run`` takes the newest round that was
+    not cancelled, and refuses while that one is still taking bids).
+    """
     now = now or utcnow()
     started = 0
     for tender in tenders.rounds_past_deadline(now):
         tender.matching_started_at = now
         action = tender.action
+        current = tenders.latest_round(action)
+        if current is None or current.id != tender.id:
+            continue
         if action.status is ActionStatus.CLOSED and open_run(action) is None:
             start_run(None, action, RunTrigger.TENDER_CLOSED, now=now, commit=False)
             started += 1

@@ -390,3 +390,33 @@ def test_invitations_not_yet_sent_when_the_round_is_cancelled_are_not_sent(
     jobs.dispatcher().run_pending()
     assert emails("tender_invitation") == []
     assert emails("tender_cancelled") == sorted([*desk["emails"][:2], *desk["user_emails"]])
+
+
+def test_a_round_replaced_by_a_newer_one_before_the_scheduler_saw_its_deadline(
+    ctx: Flask, desk: dict[str, Any]
+) -> None:
+    """The scheduler was down when round 1 closed; staff opened round 2 meanwhile. The next
+    scheduler round neither fails (every round again) nor matches with round 1's bids: matching
+    waits for round 2's deadline."""
+    staff = db.session.get(User, desk["staff"])
+    action = db.session.get(Action, desk["action"])
+    bidder = db.session.get(User, desk["users"][0])
+    assert staff is not None and action is not None and bidder is not None
+    start = utcnow() - timedelta(hours=3)
+    first = tenders.open_round(
+        staff, action, desk["roofers"][:1], deadline=start + timedelta(hours=2), now=start
+    )
+    tenders.submit_bid(bidder, first.invitations[0], {desk["roof"]: BidInput(3900, 3)}, now=start)
+    second = tenders.open_round(
+        staff, action, desk["roofers"][:2], deadline=utcnow() + timedelta(days=2)
+    )
+    assert jobs.run_periodic_tasks()["orders.start_after_tenders"] == 0
+    assert db.session.scalar(select(func.count()).select_from(MatchingRun)) == 0
+    db.session.refresh(first)
+    assert first.matching_started_at is not None  # handled: not looked at again
+
+    second.deadline = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    assert jobs.run_periodic_tasks()["orders.start_after_tenders"] == 1
+    run = db.session.scalars(select(MatchingRun)).one()
+    assert run.tender_round_id == second.id
