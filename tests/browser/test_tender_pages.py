@@ -142,6 +142,7 @@ def test_the_form_with_nothing_ticked_then_errors_then_whom_it_goes_to(
     assert_accessible(page, "the tender form with the choice kept after an error")
 
     page.locator("#deadline_on").fill(tomorrow())
+    page.locator("#note").fill("Uitvoering vanaf maart.\nVragen? Bel 030 286 00 00.")
     submit(page)
     heading(page, {"nl": "Uitnodigingen controleren", "en": "Check the invitations"}[language])
     expect(page.locator("#invitees tbody tr")).to_have_count(2)
@@ -152,6 +153,9 @@ def test_the_form_with_nothing_ticked_then_errors_then_whom_it_goes_to(
     submit(page, "#change-invitations")
     ticked = [box.is_checked() for box in installer_boxes(page).all()]
     assert ticked == [False, True, False, False, True, False]
+    # The note went through the confirmation's hidden field with its line break.
+    note = page.locator("#note").input_value().replace("\r\n", "\n")
+    assert note == "Uitvoering vanaf maart.\nVragen? Bel 030 286 00 00."
 
 
 def test_a_cancelled_round(page: Page, tender_world: dict[str, int], language: str) -> None:
