@@ -1,4 +1,5 @@
-"""The ``coop`` command: demo data, staff accounts, the scheduler round, the dev server."""
+"""The ``coop`` command: demo data, a new desk's organisation and staff accounts, the scheduler
+round, the dev server."""
 
 from __future__ import annotations
 
@@ -22,7 +23,15 @@ def main() -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (demo, catalogue, create_staff, sweep, scheduler, serve):
+    for command in (
+        demo,
+        catalogue,
+        create_organisation,
+        create_staff,
+        sweep,
+        scheduler,
+        serve,
+    ):
         app.cli.add_command(command)
 
 
@@ -58,27 +67,89 @@ def demo(registrations: int) -> None:
     click.echo(f"residents by email link; the development mailbox is at {base}/dev/mailbox)")
 
 
+@click.command("create-organisation")
+@click.option("--name", required=True, help="e.g. 'Energieloket Utrecht'")
+@click.option("--municipality", required=True, help="the municipality it works in")
+@click.option("--email", required=True, help="the desk's general email address")
+@click.option(
+    "--kind",
+    type=click.Choice(["municipality", "cooperative"]),
+    default="municipality",
+    show_default=True,
+    help="a municipality's energy desk or a residents' energy cooperative",
+)
+@click.option("--phone", default=None, help="the desk's phone number (optional)")
+@with_appcontext
+def create_organisation(
+    name: str, municipality: str, email: str, kind: str, phone: str | None
+) -> None:
+    """Create an energy desk or cooperative and print its id (for `coop create-staff`).
+
+    Safe to run again: an organisation of the same name is not made twice; its id is printed.
+    """
+    from coop.accounts.models import OrganisationKind
+    from coop.accounts.setup import SetupError
+    from coop.accounts.setup import create_organisation as create
+
+    try:
+        result = create(name, municipality, email, kind=OrganisationKind(kind), phone=phone)
+    except SetupError as error:
+        raise click.ClickException(str(error)) from error
+    organisation = result.value
+    if result.created:
+        click.echo(
+            f"Organisation {organisation.name!r} created with id {organisation.id}.", err=True
+        )
+    else:
+        click.echo(
+            f"Organisation {organisation.name!r} exists already with id {organisation.id}; "
+            "nothing changed.",
+            err=True,
+        )
+    # Only the id on standard output, so that a script can keep it: ORG=$(coop create-...)
+    click.echo(organisation.id)
+
+
 @click.command("create-staff")
 @click.option("--email", required=True)
 @click.option("--name", required=True)
-@click.option("--organisation-id", type=int, required=True)
-@click.password_option()
+@click.option("--organisation-id", type=int, required=True, help="from create-organisation")
+@click.option("--admin", is_flag=True, help="a desk admin: invites colleagues, reads the audit log")
+@click.option(
+    "--password",
+    default=None,
+    envvar="COOP_STAFF_PASSWORD",
+    help="at least 12 characters; asked for (hidden, twice) when neither this option nor "
+    "COOP_STAFF_PASSWORD is given",
+)
 @with_appcontext
-def create_staff(email: str, name: str, organisation_id: int, password: str) -> None:
-    """Create a staff account for an organisation."""
-    from coop.accounts.models import Role, User
-    from coop.accounts.services import hash_password, normalise_email
+def create_staff(
+    email: str, name: str, organisation_id: int, admin: bool, password: str | None
+) -> None:
+    """Create a staff account (with --admin a desk admin) that logs in with a password.
 
-    user = User(
-        email=normalise_email(email),
-        name=name,
-        role=Role.STAFF,
-        organisation_id=organisation_id,
-        password_hash=hash_password(password),
-    )
-    db.session.add(user)
-    db.session.commit()
-    click.echo(f"staff account {user.email} created")
+    Safe to run again: a staff account with this email at this organisation is left as it is.
+    """
+    from coop.accounts.setup import SetupError, check_staff
+    from coop.accounts.setup import create_staff as create
+
+    try:
+        # The input is checked before the password is asked, so nobody types it for nothing.
+        existing = check_staff(email, name, organisation_id)
+        if existing is None and password is None:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        result = create(email, name, organisation_id, password or "", admin=admin)
+    except SetupError as error:
+        raise click.ClickException(str(error)) from error
+    user = result.value
+    kind = "desk admin" if user.is_desk_admin else "staff"
+    if result.created:
+        click.echo(f"{kind} account {user.email} created (organisation {organisation_id}).")
+    else:
+        click.echo(
+            f"{kind} account {user.email} exists already at organisation {organisation_id}; "
+            "nothing changed (its password neither)."
+        )
 
 
 @click.command()

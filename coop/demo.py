@@ -316,9 +316,11 @@ def seed_demo(registrations: int = 300, seed: int = 2026) -> list[tuple[str, str
         role=Role.STAFF,
         organisation=desk,
         password_hash=hash_password(DEMO_PASSWORD),
+        # The desk's admin, as the first account of a new desk is: team and audit log too.
+        is_desk_admin=True,
     )
     db.session.add(staff)
-    logins = [("staff", staff.email, DEMO_PASSWORD)]
+    logins = [("desk admin", staff.email, DEMO_PASSWORD)]
     for company, kvk, city, area, offers in INSTALLERS:
         installer = Installer(
             organisation=desk,

@@ -415,6 +415,15 @@ EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
         ("GET", "draft_b+round_b"): of_b(),
         ("GET", "open_a+round_b"): NOBODY,
     },
+    # POSTs without a date or a message: the form's errors, nothing changed.
+    **{
+        endpoint: {
+            **{(m, "open_a+round_a"): of_a() for m in ("GET", "POST")},
+            **{(m, "draft_b+round_b"): of_b() for m in ("GET", "POST")},
+            **{(m, "open_a+round_b"): NOBODY for m in ("GET", "POST")},
+        }
+        for endpoint in ("tenders_desk.change_deadline", "tenders_desk.cancel_round")
+    },
     "orders_desk.matching": by_target("GET", per_action(of_a(), of_b())),
     "orders_desk.start_matching": by_target("POST", per_action(of_a(409), of_b(409))),
     **{

@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from coop.accounts.models import User
 from coop.demo import DEMO_ORDER_INSTALLER, seed_demo
 from coop.extensions import db
 from coop.installers.models import Installer
@@ -28,6 +29,10 @@ def database_url(tmp_path: Path, sqlite_template: Path) -> str:
 def test_the_demo_seeds_orders_at_every_step(ctx: Flask) -> None:
     logins = seed_demo(registrations=30)
     assert logins is not None and len(logins) == 7
+    # The desk's employee is its admin: the team and the audit log are in the menu.
+    role, email, _password = logins[0]
+    employee = db.session.scalars(select(User).where(User.email == email)).one()
+    assert role == "desk admin" and employee.is_staff and employee.is_desk_admin
     installer = db.session.scalars(
         select(Installer).where(Installer.company_name == DEMO_ORDER_INSTALLER)
     ).one()

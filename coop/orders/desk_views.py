@@ -237,7 +237,9 @@ def reassign(action_id: int, run_id: int, batch_id: int) -> str | Response | tup
                     "Homes for %(installer)s (%(price)s per unit, room for %(left)d)",
                     installer=c.installer.company_name,
                     price=money(c.unit_price_cents),
-                    left=c.capacity_left + current.get(c.installer.id, 0),
+                    # Already the room for this group: only the proposal's other groups are
+                    # taken off (adding this group's current homes again counted them twice).
+                    left=c.capacity_left,
                 ),
             )
             for c in choices

@@ -664,7 +664,10 @@ class Choice:
 
 def choices_for(run: MatchingRun, batch: Batch) -> list[Choice]:
     """Installers that offer the batch's measure in its area and were not declined for it,
-    with their capacity left after the rest of this proposal."""
+    with their capacity left after the rest of this proposal.
+
+    ``capacity_left`` is the room for this batch: the homes the proposal now gives an installer
+    in this very batch are not taken off, as moving the batch frees them."""
     tender = db.session.get(TenderRound, run.tender_round_id) if run.tender_round_id else None
     offers = candidates(
         run.action,
@@ -1100,12 +1103,21 @@ def remind_unanswered_orders(now: datetime | None = None) -> int:
 
 
 def start_matching_after_tenders(now: datetime | None = None) -> int:
-    """When a round's deadline passes, match with its bids (once per round)."""
+    """When a round's deadline passes, match with its bids (once per round).
+
+    Cancelled rounds are never picked. A round that a newer one replaced before this ran (the
+    scheduler was down at its deadline) is marked done without a run: matching waits for the
+    newer round's deadline, and uses its bids (``start_run`` takes the newest round that was
+    not cancelled, and refuses while that one is still taking bids).
+    """
     now = now or utcnow()
     started = 0
     for tender in tenders.rounds_past_deadline(now):
         tender.matching_started_at = now
         action = tender.action
+        current = tenders.latest_round(action)
+        if current is None or current.id != tender.id:
+            continue
         if action.status is ActionStatus.CLOSED and open_run(action) is None:
             start_run(None, action, RunTrigger.TENDER_CLOSED, now=now, commit=False)
             started += 1

@@ -8,7 +8,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.validators import DataRequired, Length, StopValidation, ValidationError
 
 from coop.actions.forms import (
     LocalDateField,
@@ -22,12 +22,24 @@ from coop.installers.models import Installer
 from coop.tenders.services import MAX_CAPACITY_HOMES, BidInput
 
 
+class _AtLeastOne:
+    """Like ``DataRequired``, without its "required" flag: that would put ``required`` on every
+    box of the group, telling a screen reader (and the browser) that each one must be ticked."""
+
+    def __call__(self, form: Any, field: Any) -> None:
+        if not field.data:
+            raise StopValidation(str(_l("Choose at least one installer.")))
+
+
 class TenderForm(FlaskForm):
+    # Nothing is ticked at first: whom to invite is the choice staff make here.
     installers = MultiCheckboxField(
         _l("Installers to invite"),
         coerce=int,
         choices=[],
-        validators=[DataRequired(_l("Choose at least one installer."))],
+        # An id outside the registry gets the service's own message, in the user's language.
+        validate_choice=False,
+        validators=[_AtLeastOne()],
     )
     deadline_on = LocalDateField(
         _l("Bids close on"), validators=[DataRequired(_l("Enter the date bids close."))]
@@ -53,6 +65,36 @@ class TenderForm(FlaskForm):
     def deadline(self) -> datetime:
         assert self.deadline_on.value and self.deadline_at.value
         return amsterdam_moment(self.deadline_on.value, self.deadline_at.value)
+
+
+class DeadlineForm(FlaskForm):
+    """A later deadline for a round that is taking bids."""
+
+    deadline_on = LocalDateField(
+        _l("New closing date"), validators=[DataRequired(_l("Enter the date bids close."))]
+    )
+    deadline_at = LocalTimeField(
+        _l("At"),
+        default="17:00",
+        validators=[DataRequired(_l("Enter the time bids close, like 17:00."))],
+    )
+
+    def deadline(self) -> datetime:
+        assert self.deadline_on.value and self.deadline_at.value
+        return amsterdam_moment(self.deadline_on.value, self.deadline_at.value)
+
+
+class CancelRoundForm(FlaskForm):
+    message = TextAreaField(
+        _l("Message to the invited installers"),
+        description=_l("Why the round is cancelled, and whether a new one follows."),
+        filters=[strip],
+        validators=[
+            DataRequired(_l("Say why the round is cancelled: the installers read it.")),
+            Length(max=2000, message=_l("Use at most 2000 characters.")),
+            NoControlCharacters(),
+        ],
+    )
 
 
 # --- the installer's bid -------------------------------------------------------------------------

@@ -32,6 +32,8 @@ class TenderRound(db.Model):  # type: ignore[name-defined]
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     opened_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Why staff cancelled the round; the invited installers read it in their email.
+    cancel_message: Mapped[str | None] = mapped_column(Text)
     # Set once, by whoever first starts matching after the deadline (the scheduler or staff).
     matching_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

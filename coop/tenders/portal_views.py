@@ -29,6 +29,7 @@ bp = Blueprint("tenders_portal", __name__, url_prefix="/installer/tenders")
 MESSAGES: dict[str, Any] = {
     "not_yours": _l("This invitation is for another company."),
     "deadline_passed": _l("The deadline has passed: the bid can no longer be changed."),
+    "round_cancelled": _l("The energy desk cancelled this tender round: it takes no bids."),
     "no_measures": _l("Enter a price and a number of homes for at least one measure."),
     "unknown_measure": _l("Bid only on the measures of this action."),
     "price_out_of_range": _l("Enter a price per unit above € 0 and at most € 1.000.000."),
@@ -93,7 +94,7 @@ def bid(invitation_id: int) -> Any:
             )
             return redirect(url_for("tenders_portal.bid", invitation_id=invitation.id))
     elif not open_for_bids and form.is_submitted():
-        problem = str(MESSAGES["deadline_passed"])
+        problem = str(MESSAGES["deadline_passed" if tender.active else "round_cancelled"])
         status = 409
     action = tender.action
     page = render_template(

@@ -1,6 +1,11 @@
 """The rules of a tender round: staff invite installers once registration has closed; each
 invited installer bids a unit price and a capacity per measure before the deadline and may
 revise its bid until then; nobody else sees a bid before the deadline.
+
+While a round takes bids, staff may move its deadline later (never earlier: an installer may be
+counting on the time it was given; to shorten a round, cancel it and open a new one) and may
+cancel it until matching has started with its bids. The invited installers get an email either
+way; a cancelled round takes no bids and starts no matching.
 """
 
 from __future__ import annotations
@@ -76,6 +81,69 @@ def get_invitation(invitation_id: int) -> TenderInvitation | None:
     return db.session.get(TenderInvitation, invitation_id)
 
 
+@dataclass(frozen=True)
+class Invitee:
+    """An installer staff are about to invite, with the addresses the invitation goes to."""
+
+    installer: Installer
+    addresses: list[str]
+
+
+def preview_round(
+    action: Action,
+    installer_ids: list[int],
+    deadline: datetime,
+    *,
+    now: datetime | None = None,
+) -> list[Invitee]:
+    """Who would be emailed if staff opened this round, for them to check before sending.
+
+    The same rules as ``open_round`` (raising the same ``TenderError``), so that what staff
+    confirm can be sent; nothing is written.
+    """
+    # Imported here: the orders jobs import the orders services, which import this module.
+    from coop.orders.jobs import installer_recipients
+
+    installers = _check_new_round(action, installer_ids, deadline, now or utcnow())
+    return [
+        Invitee(
+            installer, [address for address, _language, _user in installer_recipients(installer)]
+        )
+        for installer in sorted(installers, key=lambda i: (i.company_name.lower(), i.id))
+    ]
+
+
+def _check_new_round(
+    action: Action, installer_ids: list[int], deadline: datetime, now: datetime
+) -> list[Installer]:
+    if action.status is not ActionStatus.CLOSED:
+        raise TenderError("action_not_closed")
+    current = latest_round(action)
+    if current is not None and current.sealed(now):
+        raise TenderError("round_running")
+    if not installer_ids:
+        raise TenderError("no_installers")
+    if deadline < now + MIN_BIDDING_TIME:
+        raise TenderError("deadline_too_soon")
+    if deadline > now + MAX_BIDDING_TIME:
+        raise TenderError("deadline_too_late")
+    return _registry_installers(action, installer_ids)
+
+
+def _registry_installers(action: Action, installer_ids: list[int]) -> list[Installer]:
+    installers = list(
+        db.session.scalars(
+            select(Installer).where(
+                Installer.id.in_(installer_ids),
+                Installer.organisation_id == action.organisation_id,
+            )
+        )
+    )
+    if len(installers) != len(set(installer_ids)):
+        raise TenderError("unknown_installer")
+    return installers
+
+
 def open_round(
     actor: User,
     action: Action,
@@ -88,27 +156,7 @@ def open_round(
     """Invite installers of the desk's registry to bid for a closed action."""
     now = now or utcnow()
     lock_row(action)  # one round at a time per action
-    if action.status is not ActionStatus.CLOSED:
-        raise TenderError("action_not_closed")
-    current = latest_round(action)
-    if current is not None and current.sealed(now):
-        raise TenderError("round_running")
-    if not installer_ids:
-        raise TenderError("no_installers")
-    if deadline < now + MIN_BIDDING_TIME:
-        raise TenderError("deadline_too_soon")
-    if deadline > now + MAX_BIDDING_TIME:
-        raise TenderError("deadline_too_late")
-    installers = list(
-        db.session.scalars(
-            select(Installer).where(
-                Installer.id.in_(installer_ids),
-                Installer.organisation_id == action.organisation_id,
-            )
-        )
-    )
-    if len(installers) != len(set(installer_ids)):
-        raise TenderError("unknown_installer")
+    installers = _check_new_round(action, installer_ids, deadline, now)
     tender = TenderRound(
         action_id=action.id,
         deadline=deadline,
@@ -138,6 +186,81 @@ def open_round(
     )
     db.session.commit()
     log.info("tender round opened id=%s action=%s", tender.id, action.id)
+    return tender
+
+
+def change_deadline(
+    actor: User, tender: TenderRound, deadline: datetime, *, now: datetime | None = None
+) -> TenderRound:
+    """Give the installers more time: the new deadline is later than the current one, and the
+    round is still taking bids. Every invited installer gets an email with the new deadline."""
+    now = now or utcnow()
+    # Locked, so that the scheduler's start of matching at the old deadline and this change do
+    # not both happen (it locks the round too, and skips a round that is locked).
+    lock_row(tender)
+    if not tender.active:
+        raise TenderError("round_cancelled")
+    if not tender.sealed(now) or tender.matching_started_at is not None:
+        raise TenderError("deadline_passed")
+    if deadline <= tender.deadline:
+        raise TenderError("deadline_not_later")
+    if deadline < now + MIN_BIDDING_TIME:
+        raise TenderError("deadline_too_soon")
+    if deadline > now + MAX_BIDDING_TIME:
+        raise TenderError("deadline_too_late")
+    before = tender.deadline
+    tender.deadline = deadline
+    for invitation in tender.invitations:
+        # A deadline only ever moves later, so the key (with the new deadline) never repeats.
+        jobs.enqueue(
+            "tenders.send_deadline_changed",
+            f"tender-deadline:{invitation.id}:{int(deadline.timestamp())}",
+            invitation_id=invitation.id,
+            deadline=deadline.isoformat(),
+        )
+    audit.record(
+        actor,
+        tender.action.organisation_id,
+        "tender.deadline",
+        tender,
+        before={"deadline": before.isoformat()},
+        after={"deadline": deadline.isoformat()},
+    )
+    db.session.commit()
+    log.info("tender round deadline moved id=%s deadline=%s", tender.id, deadline.isoformat())
+    return tender
+
+
+def cancel_round(
+    actor: User, tender: TenderRound, message: str, *, now: datetime | None = None
+) -> TenderRound:
+    """End a round before matching has used its bids: no more bids, no matching at its deadline,
+    and every invited installer gets an email with ``message``."""
+    now = now or utcnow()
+    lock_row(tender)  # against the scheduler starting matching at this very moment
+    if not tender.active:
+        raise TenderError("round_cancelled")
+    if tender.matching_started_at is not None:
+        raise TenderError("matching_started")
+    if not message.strip():
+        raise TenderError("message_required")
+    tender.cancelled_at = now
+    tender.cancel_message = message.strip()
+    for invitation in tender.invitations:
+        jobs.enqueue(
+            "tenders.send_cancelled",
+            f"tender-cancelled:{invitation.id}",
+            invitation_id=invitation.id,
+        )
+    audit.record(
+        actor,
+        tender.action.organisation_id,
+        "tender.cancel",
+        tender,
+        after={"action_id": tender.action_id, "message": tender.cancel_message},
+    )
+    db.session.commit()
+    log.info("tender round cancelled id=%s action=%s", tender.id, tender.action_id)
     return tender
 
 
@@ -177,7 +300,11 @@ def submit_bid(
     # Locked, so that a bid saved at the last second and the deadline's matching do not race.
     lock_row(invitation)
     tender = invitation.round
-    if not tender.active or not tender.sealed(now):
+    # Read again under the lock: staff may have cancelled the round or moved its deadline.
+    db.session.refresh(tender)
+    if not tender.active:
+        raise TenderError("round_cancelled")
+    if not tender.sealed(now):
         raise TenderError("deadline_passed")
     offered = {m.id for m in tender.action.measures}
     if not bids:

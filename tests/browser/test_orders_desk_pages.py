@@ -189,7 +189,7 @@ def test_run_in_progress_moves_its_progress_bar(
 
 
 def test_proposal_and_moving_a_group_with_an_error(
-    page: Page, after_registration: dict[str, int], language: str
+    page: Page, live_server: LiveServer, after_registration: dict[str, int], language: str
 ) -> None:
     run_path = desk(after_registration, "first", f"/matching/{after_registration['proposal']}")
     visit(page, run_path, language)
@@ -197,6 +197,19 @@ def test_proposal_and_moving_a_group_with_an_error(
     expect(page.locator("#proposal tbody tr")).to_have_count(1)
     assert_accessible(page, "a proposal")
     visit(page, f"{run_path}/batches/{after_registration['batch']}", language)
+    # Each installer's room for this group, as the rule counts it (the group's own homes once).
+    with live_server.app.app_context():
+        run = db.session.get(MatchingRun, after_registration["proposal"])
+        assert run is not None
+        group = next(g for g in orders.proposal(run) if g.batch.id == after_registration["batch"])
+        room = {c.installer.id: c.capacity_left for c in orders.choices_for(run, group.batch)}
+        holder = group.parts[0].installer_id
+    assert holder in room
+    word = {"nl": "ruimte voor", "en": "room for"}[language]
+    for installer_id, left in room.items():
+        expect(page.locator(f'label[for="homes_{installer_id}"]')).to_contain_text(
+            f"{word} {left})"
+        )
     field = f"homes_{after_registration['local']}"
     page.locator(f"#{field}").fill("twee")
     submit(page)

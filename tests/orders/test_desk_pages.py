@@ -73,7 +73,12 @@ def test_a_tender_round_from_invitation_to_bids_side_by_side(
     response = factories.post_form(
         client,
         url,
-        {"installers": [desk["a"], desk["b"]], "deadline_on": tomorrow, "deadline_at": "17:00"},
+        {
+            "installers": [desk["a"], desk["b"]],
+            "deadline_on": tomorrow,
+            "deadline_at": "17:00",
+            "step": "send",  # the confirmation's button (tests/tenders/test_desk_rounds.py)
+        },
     )
     assert response.status_code == 302
     bids_url = response.headers["Location"]

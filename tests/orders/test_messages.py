@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from coop.orders import fieldwork, portal_views, services, views
+from coop.tenders import desk_views as tender_desk_views
 from coop.tenders import portal_views as tender_views
 from coop.tenders import services as tender_services
 
@@ -52,6 +53,16 @@ def codes_raised(*functions: Callable[..., Any]) -> set[str]:
             id="resident",
         ),
         pytest.param(tender_views.MESSAGES, (tender_services.submit_bid,), id="bid"),
+        pytest.param(
+            tender_desk_views._MESSAGES,
+            (
+                tender_services._check_new_round,
+                tender_services._registry_installers,
+                tender_services.change_deadline,
+                tender_services.cancel_round,
+            ),
+            id="tender-desk",
+        ),
     ],
 )
 def test_every_refusal_has_a_message(

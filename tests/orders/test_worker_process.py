@@ -375,6 +375,7 @@ def test_the_whole_chain_from_registrations_to_installed_work(
             "installers": [ids["local"], ids["wide"], ids["south"]],
             "deadline_on": tomorrow,
             "deadline_at": "17:00",
+            "step": "send",  # the confirmation's button: whom it goes to was checked
         },
     )
     assert response.status_code == 302
