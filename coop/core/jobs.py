@@ -21,11 +21,11 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from flask import Flask, current_app, has_app_context
-from sqlalchemy import event, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import event, func, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from coop.core.models import JobStatus, OutboxJob
+from coop.core.models import JobStatus, OutboxJob, PeriodicTaskState
 from coop.core.time import utcnow
 from coop.extensions import db
 
@@ -331,19 +331,83 @@ def sweep(now: datetime | None = None, limit: int = 500) -> int:
     return len(ids)
 
 
+SWEEP_TASK = "outbox.sweep"
+
+
 def run_periodic_tasks() -> dict[str, int]:
-    """One round of the scheduler: every periodic task, then the outbox sweep."""
+    """One round of the scheduler: every periodic task, then the outbox sweep.
+
+    Returns how much each did (-1: it failed). How each fared is written to the database, so
+    that ``/healthz`` names a failing task until a round of it succeeds again.
+    """
     done: dict[str, int] = {}
+    errors: dict[str, str | None] = {}
     for name, task in sorted(_periodic.items()):
-        try:
-            done[name] = task()
-        except Exception:
-            db.session.rollback()
-            log.exception("periodic task %s failed", name)
-            done[name] = -1
+        done[name], errors[name] = _run_task(name, task)
     dispatcher().run_pending()
-    done["outbox.sweep"] = sweep()
+    done[SWEEP_TASK], errors[SWEEP_TASK] = _run_task(SWEEP_TASK, sweep)
+    _record_round(errors)
     return done
+
+
+def _run_task(name: str, task: Callable[[], int]) -> tuple[int, str | None]:
+    try:
+        return task(), None
+    except Exception as exc:
+        db.session.rollback()
+        log.exception("periodic task %s failed", name)
+        return -1, f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def _record_round(errors: dict[str, str | None]) -> None:
+    """Write each task's outcome; a database that cannot take it (an outage) only logs."""
+    now = utcnow()
+    try:
+        states = {
+            state.name: state
+            for state in db.session.scalars(
+                select(PeriodicTaskState).where(PeriodicTaskState.name.in_(list(errors)))
+            )
+        }
+        for name, error in sorted(errors.items()):
+            state = states.get(name)
+            if state is None:
+                state = PeriodicTaskState(name=name, failures=0)
+                db.session.add(state)
+            state.last_run_at = now
+            if error is None:
+                state.last_success_at = now
+                state.failing_since = None
+                state.failures = 0
+                state.last_error = None
+            else:
+                state.failing_since = state.failing_since or now
+                state.failures = (state.failures or 0) + 1
+                state.last_error = error
+        db.session.commit()
+    except SQLAlchemyError as exc:
+        # Two schedulers writing a task's first row at once, or the database away: the next
+        # round writes it again.
+        db.session.rollback()
+        log.warning("could not record the scheduler round: %s", type(exc).__name__)
+
+
+def failing_tasks() -> list[PeriodicTaskState]:
+    """Periodic tasks whose last round failed (only tasks this code still has)."""
+    known = [*_periodic, SWEEP_TASK]
+    return list(
+        db.session.scalars(
+            select(PeriodicTaskState)
+            .where(PeriodicTaskState.name.in_(known), PeriodicTaskState.failing_since.is_not(None))
+            .order_by(PeriodicTaskState.name)
+        )
+    )
+
+
+def last_round_at() -> datetime | None:
+    """When a scheduler round last recorded anything (None: no round ever ran)."""
+    latest: datetime | None = db.session.scalar(select(func.max(PeriodicTaskState.last_run_at)))
+    return latest
 
 
 def enqueue_once(name: str, key: str, **args: Any) -> OutboxJob | None:

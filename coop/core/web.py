@@ -24,6 +24,7 @@ from sqlalchemy import func, select, text
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from coop.core import jobs
 from coop.core.formatting import local_date, local_datetime, money
 from coop.core.models import EmailLog, JobStatus, OutboxJob
 from coop.core.time import utcnow
@@ -182,6 +183,25 @@ def healthz() -> tuple[Response, int]:
         )
         report["database"] = {"ok": True, "backend": db.engine.dialect.name}
         report["outbox"] = {"pending": pending, "failed": failed}
+        # The scheduler is another process: it writes how each task fared, we read it here.
+        failing = jobs.failing_tasks()
+        last_round = jobs.last_round_at()
+        report["periodic"] = {
+            "ok": not failing,
+            "last_round": last_round.isoformat() if last_round else None,
+            "failing": [
+                {
+                    "task": state.name,
+                    "since": state.failing_since.isoformat() if state.failing_since else None,
+                    "rounds": state.failures,
+                    # The exception's class only: this page is public.
+                    "error": (state.last_error or "").partition(":")[0],
+                }
+                for state in failing
+            ],
+        }
+        if failing:
+            healthy = False
     except Exception as exc:
         healthy = False
         report["database"] = {"ok": False, "error": type(exc).__name__}
