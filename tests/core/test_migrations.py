@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from coop.extensions import db
 from tests.conftest import ROOT
@@ -84,3 +84,23 @@ def test_running_migrations_keeps_the_apps_loggers(migrated: Flask) -> None:
     jobs_log = logging.getLogger("coop.core.jobs")
     upgrade(directory=str(MIGRATIONS))
     assert not jobs_log.disabled
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_tables_never_give_an_id_twice(migrated: Flask) -> None:
+    # Without AUTOINCREMENT SQLite gives a new row the id of a deleted last row, and keys made
+    # of ids ("login-link:<id>", Stripe idempotency keys) would repeat. A new table's migration
+    # passes sqlite_autoincrement=True to create_table, as the models do.
+    with db.engine.connect() as connection:
+        tables = connection.execute(
+            text("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+        ).all()
+    inspector = inspect(db.engine)
+    with_id = [
+        (name, sql)
+        for name, sql in tables
+        if not name.startswith("sqlite_")
+        and inspector.get_pk_constraint(name)["constrained_columns"] == ["id"]
+    ]
+    assert len(with_id) > 40
+    assert [name for name, sql in with_id if "AUTOINCREMENT" not in sql] == []
