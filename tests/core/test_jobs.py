@@ -280,13 +280,18 @@ def run_rq_burst(app: Flask, redis_url: str, monkeypatch: pytest.MonkeyPatch) ->
     from redis import Redis
     from rq import Queue, SimpleWorker
 
+    from coop.core.worker import PromptStop
+
+    class BurstWorker(PromptStop, SimpleWorker):  # ends without RQ's wait of up to a minute
+        pass
+
     monkeypatch.setattr(jobs, "_worker_app", app)
     # The worker installs its own SIGINT/SIGTERM handlers; give pytest its own back afterwards.
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     connection = Redis.from_url(redis_url)
     try:
         queue = Queue(app.config["RQ_QUEUE"], connection=connection)
-        SimpleWorker([queue], connection=connection).work(burst=True)
+        BurstWorker([queue], connection=connection).work(burst=True)
     finally:
         connection.close()
         for sig, handler in handlers.items():
@@ -432,6 +437,47 @@ class TestRedisOutage:
         assert len(smtp.envelopes) == 1
         [message] = smtp.to("anna@example.nl")
         assert message["Message-ID"] == message_id
+
+    def test_a_sweep_right_after_an_outage_hands_over_what_redis_lost(
+        self,
+        app: Flask,
+        client: FlaskClient,
+        own_redis: ControllableRedis,
+        smtp_server: tuple[SMTPRecorder, int],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        smtp = smtp_server[0]
+        own_redis.start()
+        with app.app_context():
+            act = factories.action()
+            data = factories.registration_form(act)
+        response = factories.post_form(client, f"/actions/{act.slug}/register", data)
+        assert response.status_code == 302
+        with app.app_context():
+            [row] = outbox_rows()
+            assert row.dispatched_at is not None  # in Redis, waiting for a worker
+            handed_at = row.dispatched_at
+            # While Redis holds it, the sweep leaves it to the worker.
+            assert jobs.sweep(now=later()) == 0
+
+        # Redis goes away before a worker took the job, and comes back without its data.
+        own_redis.stop()
+        with app.app_context():
+            assert jobs.sweep(now=later()) == 0  # cannot ask, cannot hand over: it waits
+        own_redis.start()
+        with app.app_context():
+            # Long before OUTBOX_REDISPATCH_AFTER has passed, the job is handed over again.
+            assert jobs.sweep(now=later()) == 1
+            [row] = outbox_rows()
+            assert row.dispatched_at is not None and row.dispatched_at > handed_at
+            assert jobs.sweep(now=later()) == 0  # Redis holds it again
+        assert rq_queue(app, own_redis.url).count == 1
+        run_rq_burst(app, own_redis.url, monkeypatch)
+        with app.app_context():
+            [row] = outbox_rows()
+            assert row.status is JobStatus.DONE
+            assert jobs.sweep(now=later()) == 0
+        assert len(smtp.to("anna@example.nl")) == 1
 
 
 # --- keys never repeat: SQLite gives no id twice -------------------------------------------
