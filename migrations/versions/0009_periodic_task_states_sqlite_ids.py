@@ -19,6 +19,7 @@ depends_on = None
 
 
 def upgrade():
+    _refuse_with_sqlite_foreign_keys_on()
     op.create_table('periodic_task_states',
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('last_run_at', sa.DateTime(), nullable=False),
@@ -32,6 +33,7 @@ def upgrade():
 
 
 def downgrade():
+    _refuse_with_sqlite_foreign_keys_on()
     _sqlite_autoincrement(False)
     op.drop_table('periodic_task_states')
 
@@ -42,14 +44,13 @@ def _sqlite_autoincrement(on):
     bind = op.get_bind()
     if bind.dialect.name != 'sqlite':
         return
-    # Copying a table drops the old one; with foreign keys on, that would delete (cascade) the
-    # rows that refer to it. env.py turns them off for migrations; refuse to run otherwise.
-    if bind.exec_driver_sql('PRAGMA foreign_keys').scalar():
-        raise RuntimeError('SQLite foreign keys must be off while migrating (see migrations/env.py)')
     tables = bind.execute(sa.text(
         "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
         "AND name != 'alembic_version' ORDER BY name"
     )).all()
+    # Foreign keys were never enforced on SQLite: rows may refer to rows long gone. The copy must
+    # not add to them (it keeps every row as it is).
+    broken_before = len(bind.exec_driver_sql('PRAGMA foreign_key_check').all())
     inspector = sa.inspect(bind)
     for name, sql in tables:
         if inspector.get_pk_constraint(name)['constrained_columns'] != ['id']:
@@ -59,5 +60,14 @@ def _sqlite_autoincrement(on):
         with op.batch_alter_table(name, recreate='always', table_kwargs={'sqlite_autoincrement': on}):
             pass
     problems = bind.exec_driver_sql('PRAGMA foreign_key_check').all()
-    if problems:
+    if len(problems) > broken_before:
         raise RuntimeError(f'foreign keys broken by copying the tables: {problems[:5]}')
+
+
+def _refuse_with_sqlite_foreign_keys_on():
+    """Copying a table drops the old one; with foreign keys on, that would delete (cascade) the
+    rows that refer to it. env.py turns them off while migrating; refuse before changing
+    anything otherwise (SQLite does not undo DDL)."""
+    bind = op.get_bind()
+    if bind.dialect.name == 'sqlite' and bind.exec_driver_sql('PRAGMA foreign_keys').scalar():
+        raise RuntimeError('SQLite foreign keys must be off while migrating (see migrations/env.py)')
