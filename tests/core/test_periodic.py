@@ -223,6 +223,7 @@ WITHOUT_FOLLOW_UP = {
 }
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_every_periodic_task_has_a_scenario(app: Flask) -> None:
     registered = {*jobs._periodic, jobs.SWEEP_TASK}
     missing = sorted(registered - set(SCENARIOS))
