@@ -6,7 +6,10 @@ WORKDIR /app
 
 COPY pyproject.toml README.md babel.cfg ./
 COPY coop ./coop
-RUN pip install --no-cache-dir . \
+# Installed in place (-e): every entry point (the `coop` command, gunicorn, `python worker.py`)
+# then runs the one copy in /app/coop, beside the templates/ and migrations/ it finds from
+# there. A plain `pip install .` would put a second copy in site-packages, without them.
+RUN pip install --no-cache-dir -e . \
  && pybabel compile -d coop/translations \
  && python -c "from coop.matching.branch import warm_up; warm_up()"
 # The line above compiles the matching's branch and bound into Numba's cache beside the source

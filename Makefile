@@ -7,7 +7,7 @@ COMPILED := $(VENV)/.compiled-stamp
 PO := $(wildcard coop/translations/*/LC_MESSAGES/messages.po)
 MO := $(PO:.po=.mo)
 
-.PHONY: install run test lint format translations extract-messages bench clean
+.PHONY: install run test test-image lint format translations extract-messages bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ run: install
 PYTEST_WORKERS ?= 3
 test: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+# The container image's layout without Docker (tests/test_image.py): the Dockerfile's steps in a
+# fresh virtualenv, then each compose service's command. About two minutes; .ci/run runs it.
+test-image: install
+	$(BIN)/python -m pytest -p no:xdist -m image tests/test_image.py $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

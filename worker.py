@@ -2,7 +2,9 @@
 
 The worker runs RQ's scheduler too, so retries with a pause (Retry intervals) are re-queued,
 and its maintenance re-queues jobs of workers that died (SIGKILL) once their heartbeat expires.
-Jobs only carry outbox ids; the database row says what to do and whether it was done.
+It waits for Redis, and when Redis goes away it waits for it to come back and goes on
+(coop/core/worker.py). Jobs only carry outbox ids; the database row says what to do and
+whether it was done.
 """
 
 from __future__ import annotations
@@ -11,11 +13,8 @@ import argparse
 import logging
 import sys
 
-from redis import Redis
-from rq import Queue, Worker
-
 from coop import create_app
-from coop.core.jobs import set_worker_app
+from coop.core.worker import run_worker
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,22 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     app = create_app()
-    redis_url = app.config.get("REDIS_URL")
-    if not redis_url:
+    if not app.config.get("REDIS_URL"):
         print("REDIS_URL is not set: without it coop runs jobs in-process.", file=sys.stderr)
         return 2
-    set_worker_app(app)
-    connection = Redis.from_url(redis_url)
-    queue = Queue(app.config["RQ_QUEUE"], connection=connection)
-    worker = Worker(
-        [queue],
-        connection=connection,
-        name=args.name,
-        maintenance_interval=args.maintenance_interval,
-    )
     logging.getLogger("rq.worker").setLevel(logging.INFO)
-    worker.work(burst=args.burst, with_scheduler=True)
-    return 0
+    return run_worker(
+        app,
+        burst=args.burst,
+        maintenance_interval=args.maintenance_interval,
+        name=args.name,
+    )
 
 
 if __name__ == "__main__":

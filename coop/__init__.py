@@ -18,12 +18,28 @@ from coop.extensions import babel, csrf, db, limiter, login_manager, mail, migra
 __all__ = ["create_app"]
 
 
+def source_folder(name: str) -> str:
+    """``templates/`` or ``migrations/``, which sit beside the package in the source tree.
+
+    coop runs from its source tree (``pip install -e .``, as ``make install`` and the image do).
+    A copy of the package installed elsewhere (``pip install .``) has neither: say so at once
+    rather than fail on the first page or migration.
+    """
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), name)
+    if not os.path.isdir(path):
+        raise RuntimeError(
+            f"{path} does not exist: this copy of coop ({os.path.dirname(__file__)}) was installed "
+            "away from its source tree; install it in place with `pip install -e .`"
+        )
+    return path
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from the environment; ``config`` overrides (tests use it)."""
     app = Flask(
         __name__,
         instance_relative_config=True,
-        template_folder=os.path.join(os.path.dirname(os.path.dirname(__file__)), "templates"),
+        template_folder=source_folder("templates"),
     )
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(load_config(app.instance_path))
@@ -37,7 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(
         app,
         db,
-        directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"),
+        directory=source_folder("migrations"),
         render_as_batch=True,
         compare_type=True,
         render_item=render_migration_item,

@@ -161,22 +161,37 @@ def sweep() -> None:
     click.echo(" ".join(f"{k}={v}" for k, v in run_periodic_tasks().items()))
 
 
-@click.command()
-@click.option("--every", default=60, show_default=True, help="seconds between rounds")
-@with_appcontext
-def scheduler(every: int) -> None:
-    """Run the scheduler round forever (one per deployment is enough; more are harmless)."""
+def scheduler_round(app: Flask) -> dict[str, int] | None:
+    """One round in a fresh session; what failed is logged and recorded for /healthz by
+    ``run_periodic_tasks``, and the loop that calls this goes on."""
     from coop.core.jobs import run_periodic_tasks
 
-    while True:
+    with app.app_context():
         try:
             done = run_periodic_tasks()
             log.info("scheduler round %s", done)
+            return done
         except Exception:
             db.session.rollback()
             log.exception("scheduler round failed")
+            return None
         finally:
             db.session.remove()
+
+
+@click.command()
+@click.option("--every", default=60, show_default=True, help="seconds between rounds")
+@click.option("--rounds", default=0, show_default=True, help="stop after this many (0: never)")
+@with_appcontext
+def scheduler(every: int, rounds: int) -> None:
+    """Run the scheduler round forever (one per deployment is enough; more are harmless)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    done = 0
+    while True:
+        scheduler_round(app)
+        done += 1
+        if rounds and done >= rounds:
+            return
         time.sleep(every)
 
 
@@ -188,17 +203,9 @@ def serve(host: str, port: int) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def rounds() -> None:
-        from coop.core.jobs import run_periodic_tasks
-
         while True:
             time.sleep(60)
-            with app.app_context():
-                try:
-                    run_periodic_tasks()
-                except Exception:
-                    log.exception("scheduler round failed")
-                finally:
-                    db.session.remove()
+            scheduler_round(app)
 
     threading.Thread(target=rounds, name="coop-scheduler", daemon=True).start()
     click.echo(f"coop is running at http://{host}:{port}/ (Ctrl+C stops it)")

@@ -125,7 +125,14 @@ def _engine_options(database_url: str) -> dict[str, Any]:
         # Jobs run in the same process as requests on the embedded default; wait for the
         # write lock rather than failing at once.
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+    # A database that does not answer (a failover, a network cut) is given up after 5 s, so the
+    # page says "try again in a minute" (503) before the proxy or gunicorn give up on us.
+    return {
+        "pool_pre_ping": True,
+        "pool_size": 5,
+        "max_overflow": 10,
+        "connect_args": {"connect_timeout": 5},
+    }
 
 
 def check_production(config: Mapping[str, Any]) -> None:

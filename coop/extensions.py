@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import request
 from flask_babel import Babel
 from flask_limiter import Limiter
@@ -11,7 +13,7 @@ from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -27,6 +29,15 @@ class Base(DeclarativeBase):
             "pk": "pk_%(table_name)s",
         }
     )
+
+    @classmethod
+    def __table_cls__(cls, *args: Any, **kwargs: Any) -> Table:
+        # SQLite gives a new row the id of a deleted last row unless the table is AUTOINCREMENT;
+        # ids make outbox keys ("login-link:47") and Stripe idempotency keys, which must never
+        # repeat. Every table is AUTOINCREMENT there (migration 0009); other databases' sequences
+        # never go back anyway.
+        kwargs.setdefault("sqlite_autoincrement", True)
+        return Table(*args, **kwargs)
 
 
 db = SQLAlchemy(model_class=Base)

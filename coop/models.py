@@ -11,7 +11,7 @@ from coop.actions.models import (
     Neighbourhood,
     PriceTier,
 )
-from coop.core.models import EmailLog, OutboxJob
+from coop.core.models import EmailLog, OutboxJob, PeriodicTaskState
 from coop.desk.models import AuditEntry, SegmentUpdate, UpdateDelivery
 from coop.installers.models import Installer, InstallerOffer
 from coop.orders.models import (
@@ -81,6 +81,7 @@ __all__ = [
     "OutboxJob",
     "Payment",
     "PaymentChange",
+    "PeriodicTaskState",
     "PerspectiveStatus",
     "PriceTier",
     "ProposedAssignment",

@@ -90,10 +90,24 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
+        # SQLite alters a table by copying it into a new one and dropping the old: with foreign
+        # keys on, the drop would delete (cascade) every row that refers to it. Off while
+        # migrating (a PRAGMA only takes effect outside a transaction), as it was afterwards.
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            foreign_keys = connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
-        with context.begin_transaction():
-            context.run_migrations()
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if sqlite:
+                connection.rollback()
+                connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+                connection.commit()
 
 
 if context.is_offline_mode():

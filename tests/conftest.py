@@ -5,11 +5,13 @@ Under CI=true a missing PostgreSQL, Redis or Chromium fails the run instead of s
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
@@ -277,8 +279,17 @@ class SMTPRecorder:
     def __init__(self) -> None:
         self.envelopes: list[Any] = []
         self.reply: str | None = None  # set to e.g. "451 try later" to refuse messages
+        # Set to an unset Event to keep senders waiting at DATA (``holding`` counts them) until
+        # it is set: a job caught in the middle of sending.
+        self.hold: threading.Event | None = None
+        self.holding = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.hold is not None:
+            self.holding += 1
+            while not self.hold.is_set():
+                await asyncio.sleep(0.02)
+            self.holding -= 1
         if self.reply:
             return self.reply
         self.envelopes.append(envelope)

@@ -21,11 +21,11 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from flask import Flask, current_app, has_app_context
-from sqlalchemy import event, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import event, func, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from coop.core.models import JobStatus, OutboxJob
+from coop.core.models import JobStatus, OutboxJob, PeriodicTaskState
 from coop.core.time import utcnow
 from coop.extensions import db
 
@@ -42,6 +42,8 @@ _periodic: dict[str, Callable[[], int]] = {}
 RQ_RETRY_INTERVALS = [10, 60, 300, 900]
 # A just-committed row is handed over by the commit itself; the sweep leaves it alone this long.
 HANDOVER_GRACE = timedelta(seconds=10)
+# How many rows handed over lately one sweep asks the queue about (one round trip for all).
+LOST_CHECK_LIMIT = 5000
 _PENDING_KEY = "coop_outbox_new"
 
 
@@ -123,6 +125,8 @@ class Dispatcher(Protocol):
 
     def run_pending(self) -> int: ...
 
+    def lost(self, job_ids: list[int]) -> list[int]: ...
+
 
 @dataclass
 class InlineDispatcher:
@@ -155,6 +159,9 @@ class InlineDispatcher:
             ran += 1
         return ran
 
+    def lost(self, job_ids: list[int]) -> list[int]:
+        return []  # nothing is handed to another process
+
 
 @dataclass
 class RQDispatcher:
@@ -182,7 +189,7 @@ class RQDispatcher:
                 queue.enqueue(
                     "coop.core.jobs.run_job",
                     job_id,
-                    job_id=f"coop-outbox-{job_id}",
+                    job_id=rq_job_id(job_id),
                     retry=Retry(max=len(RQ_RETRY_INTERVALS), interval=RQ_RETRY_INTERVALS),
                     job_timeout=self.app.config.get("RQ_JOB_TIMEOUT", 600),
                     result_ttl=3600,
@@ -204,6 +211,27 @@ class RQDispatcher:
 
     def run_pending(self) -> int:
         return 0
+
+    def lost(self, job_ids: list[int]) -> list[int]:
+        """The jobs handed over that Redis no longer holds (it restarted without its data, or
+        lost them otherwise); none while Redis cannot be asked."""
+        from redis.exceptions import RedisError
+        from rq.job import Job
+
+        try:
+            connection = self.queue().connection
+            with connection.pipeline(transaction=False) as pipeline:
+                for job_id in job_ids:
+                    pipeline.exists(Job.key_for(rq_job_id(job_id)))
+                held = pipeline.execute()
+        except RedisError as exc:
+            log.warning("queue unreachable, cannot check the jobs handed over: %s", exc)
+            return []
+        return [job_id for job_id, there in zip(job_ids, held, strict=True) if not there]
+
+
+def rq_job_id(job_id: int) -> str:
+    return f"coop-outbox-{job_id}"
 
 
 def dispatcher(app: Flask | None = None) -> Dispatcher:
@@ -308,42 +336,123 @@ def _record_failure(job_id: int, exc: Exception) -> None:
 
 
 def sweep(now: datetime | None = None, limit: int = 500) -> int:
-    """Hand over every due job that never reached a worker or did not finish in time."""
+    """Hand over every due job that never reached a worker, did not finish in time, or was
+    handed to a queue that no longer holds it (Redis restarted empty after an outage)."""
     now = now or utcnow()
     stale = now - timedelta(seconds=current_app.config["OUTBOX_REDISPATCH_AFTER"])
+    due = (
+        OutboxJob.status == JobStatus.PENDING,
+        OutboxJob.run_after <= now,
+        OutboxJob.created_at <= now - HANDOVER_GRACE,
+    )
     ids = list(
         db.session.scalars(
             select(OutboxJob.id)
-            .where(
-                OutboxJob.status == JobStatus.PENDING,
-                OutboxJob.run_after <= now,
-                OutboxJob.created_at <= now - HANDOVER_GRACE,
-                or_(OutboxJob.dispatched_at.is_(None), OutboxJob.dispatched_at <= stale),
-            )
+            .where(*due, or_(OutboxJob.dispatched_at.is_(None), OutboxJob.dispatched_at <= stale))
             .order_by(OutboxJob.id)
             .limit(limit)
         )
     )
+    # Handed over lately: normally waiting in the queue or running. Ask the queue.
+    handed = list(
+        db.session.scalars(
+            select(OutboxJob.id)
+            .where(*due, OutboxJob.dispatched_at > stale)
+            .order_by(OutboxJob.id)
+            .limit(LOST_CHECK_LIMIT)
+        )
+    )
     db.session.rollback()
+    if handed:
+        lost = dispatcher().lost(handed)
+        if lost:
+            log.warning(
+                "%d job(s) handed over are no longer in the queue: handed over again", len(lost)
+            )
+        ids = sorted({*ids, *lost})
     if ids:
         dispatcher().hand_over(ids)
         dispatcher().run_pending()
     return len(ids)
 
 
+SWEEP_TASK = "outbox.sweep"
+
+
 def run_periodic_tasks() -> dict[str, int]:
-    """One round of the scheduler: every periodic task, then the outbox sweep."""
+    """One round of the scheduler: every periodic task, then the outbox sweep.
+
+    Returns how much each did (-1: it failed). How each fared is written to the database, so
+    that ``/healthz`` names a failing task until a round of it succeeds again.
+    """
     done: dict[str, int] = {}
+    errors: dict[str, str | None] = {}
     for name, task in sorted(_periodic.items()):
-        try:
-            done[name] = task()
-        except Exception:
-            db.session.rollback()
-            log.exception("periodic task %s failed", name)
-            done[name] = -1
+        done[name], errors[name] = _run_task(name, task)
     dispatcher().run_pending()
-    done["outbox.sweep"] = sweep()
+    done[SWEEP_TASK], errors[SWEEP_TASK] = _run_task(SWEEP_TASK, sweep)
+    _record_round(errors)
     return done
+
+
+def _run_task(name: str, task: Callable[[], int]) -> tuple[int, str | None]:
+    try:
+        return task(), None
+    except Exception as exc:
+        db.session.rollback()
+        log.exception("periodic task %s failed", name)
+        return -1, f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def _record_round(errors: dict[str, str | None]) -> None:
+    """Write each task's outcome; a database that cannot take it (an outage) only logs."""
+    now = utcnow()
+    try:
+        states = {
+            state.name: state
+            for state in db.session.scalars(
+                select(PeriodicTaskState).where(PeriodicTaskState.name.in_(list(errors)))
+            )
+        }
+        for name, error in sorted(errors.items()):
+            state = states.get(name)
+            if state is None:
+                state = PeriodicTaskState(name=name, failures=0)
+                db.session.add(state)
+            state.last_run_at = now
+            if error is None:
+                state.last_success_at = now
+                state.failing_since = None
+                state.failures = 0
+                state.last_error = None
+            else:
+                state.failing_since = state.failing_since or now
+                state.failures = (state.failures or 0) + 1
+                state.last_error = error
+        db.session.commit()
+    except SQLAlchemyError as exc:
+        # Two schedulers writing a task's first row at once, or the database away: the next
+        # round writes it again.
+        db.session.rollback()
+        log.warning("could not record the scheduler round: %s", type(exc).__name__)
+
+
+def failing_tasks() -> list[PeriodicTaskState]:
+    """Periodic tasks whose last round failed (only tasks this code still has)."""
+    known = [*_periodic, SWEEP_TASK]
+    return list(
+        db.session.scalars(
+            select(PeriodicTaskState)
+            .where(PeriodicTaskState.name.in_(known), PeriodicTaskState.failing_since.is_not(None))
+            .order_by(PeriodicTaskState.name)
+        )
+    )
+
+
+def last_round_at() -> datetime | None:
+    """When a scheduler round last recorded anything (None: no round ever ran)."""
+    latest: datetime | None = db.session.scalar(select(func.max(PeriodicTaskState.last_run_at)))
+    return latest
 
 
 def enqueue_once(name: str, key: str, **args: Any) -> OutboxJob | None:

@@ -78,3 +78,19 @@ class EmailLog(db.Model):  # type: ignore[name-defined]
     body_text: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PeriodicTaskState(db.Model):  # type: ignore[name-defined]
+    """How each periodic task fared in its last round, written by whichever process ran the
+    round (``coop scheduler``, ``coop sweep``, ``coop serve``'s thread), so that ``/healthz`` on
+    every web node can say which task is failing until a round of it succeeds again."""
+
+    __tablename__ = "periodic_task_states"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_run_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set by the first failed round after a success, cleared by the next success.
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # rounds failed in a row
+    last_error: Mapped[str | None] = mapped_column(Text)

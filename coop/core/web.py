@@ -12,6 +12,7 @@ from flask import (
     Flask,
     abort,
     current_app,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -21,9 +22,11 @@ from flask import (
 from flask_babel import get_locale, gettext
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from coop.core import jobs
 from coop.core.formatting import local_date, local_datetime, money
 from coop.core.models import EmailLog, JobStatus, OutboxJob
 from coop.core.time import utcnow
@@ -31,6 +34,9 @@ from coop.extensions import db, login_manager
 
 log = logging.getLogger(__name__)
 bp = Blueprint("core", __name__)
+
+# Seconds a client is asked to wait when the database is away (a restart or a failover).
+DATABASE_RETRY_AFTER = 60
 
 _CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -108,6 +114,47 @@ def init_app(app: Flask) -> None:
         title, message = _error_text(500)
         return render_template("errors/error.html", code=500, title=title, message=message), 500
 
+    @app.errorhandler(DBAPIError)
+    def _database_error(error: DBAPIError) -> tuple[str, int, dict[str, str]] | tuple[str, int]:
+        if not database_unreachable(error):
+            return _unexpected(error)
+        return database_away_page(error)
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """The database cannot be reached or dropped the connection (restart, failover, network),
+    as opposed to a query it refused: a matter of waiting, not a bug."""
+    return isinstance(error, OperationalError | InterfaceError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    )
+
+
+def database_away_page(error: BaseException) -> tuple[str, int, dict[str, str]]:
+    """503 with Retry-After, on a page that needs no database (the user stays anonymous)."""
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:
+        db.session.remove()
+    log.error(
+        "database unreachable on %s %s: %s",
+        request.method,
+        request.path,
+        str(error).splitlines()[0] if str(error) else type(error).__name__,
+    )
+    # Flask-Login would ask the database for the logged-in user while the page is drawn.
+    g._login_user = login_manager.anonymous_user()
+    page = render_template(
+        "errors/error.html",
+        code=503,
+        title=gettext("Briefly unavailable"),
+        message=gettext(
+            "We cannot reach our database at the moment. Please try again in a minute. "
+            "If you had filled in a form, check afterwards whether it arrived before you "
+            "send it again."
+        ),
+    )
+    return page, 503, {"Retry-After": str(DATABASE_RETRY_AFTER)}
+
 
 def _error_text(code: int) -> tuple[str, str]:
     texts = {
@@ -182,6 +229,25 @@ def healthz() -> tuple[Response, int]:
         )
         report["database"] = {"ok": True, "backend": db.engine.dialect.name}
         report["outbox"] = {"pending": pending, "failed": failed}
+        # The scheduler is another process: it writes how each task fared, we read it here.
+        failing = jobs.failing_tasks()
+        last_round = jobs.last_round_at()
+        report["periodic"] = {
+            "ok": not failing,
+            "last_round": last_round.isoformat() if last_round else None,
+            "failing": [
+                {
+                    "task": state.name,
+                    "since": state.failing_since.isoformat() if state.failing_since else None,
+                    "rounds": state.failures,
+                    # The exception's class only: this page is public.
+                    "error": (state.last_error or "").partition(":")[0],
+                }
+                for state in failing
+            ],
+        }
+        if failing:
+            healthy = False
     except Exception as exc:
         healthy = False
         report["database"] = {"ok": False, "error": type(exc).__name__}

@@ -1066,7 +1066,9 @@ def expire_orders(now: datetime | None = None) -> int:
             .where(Order.status == OrderStatus.SENT, Order.respond_by < now)
             .order_by(Order.id)
             .limit(100)
-            .with_for_update(skip_locked=True)
+            # OF orders: the eager joins to batch and installer are outer joins, whose nullable
+            # side PostgreSQL refuses to lock.
+            .with_for_update(skip_locked=True, of=Order)
         )
     )
     for order in due:
@@ -1092,7 +1094,7 @@ def remind_unanswered_orders(now: datetime | None = None) -> int:
                 Order.respond_by <= now + ORDER_REMINDER_BEFORE,
             )
             .limit(200)
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=True, of=Order)
         )
     )
     for order in due:

@@ -280,13 +280,18 @@ def run_rq_burst(app: Flask, redis_url: str, monkeypatch: pytest.MonkeyPatch) ->
     from redis import Redis
     from rq import Queue, SimpleWorker
 
+    from coop.core.worker import PromptStop
+
+    class BurstWorker(PromptStop, SimpleWorker):  # ends without RQ's wait of up to a minute
+        pass
+
     monkeypatch.setattr(jobs, "_worker_app", app)
     # The worker installs its own SIGINT/SIGTERM handlers; give pytest its own back afterwards.
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     connection = Redis.from_url(redis_url)
     try:
         queue = Queue(app.config["RQ_QUEUE"], connection=connection)
-        SimpleWorker([queue], connection=connection).work(burst=True)
+        BurstWorker([queue], connection=connection).work(burst=True)
     finally:
         connection.close()
         for sig, handler in handlers.items():
@@ -432,3 +437,104 @@ class TestRedisOutage:
         assert len(smtp.envelopes) == 1
         [message] = smtp.to("anna@example.nl")
         assert message["Message-ID"] == message_id
+
+    def test_a_sweep_right_after_an_outage_hands_over_what_redis_lost(
+        self,
+        app: Flask,
+        client: FlaskClient,
+        own_redis: ControllableRedis,
+        smtp_server: tuple[SMTPRecorder, int],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        smtp = smtp_server[0]
+        own_redis.start()
+        with app.app_context():
+            act = factories.action()
+            data = factories.registration_form(act)
+        response = factories.post_form(client, f"/actions/{act.slug}/register", data)
+        assert response.status_code == 302
+        with app.app_context():
+            [row] = outbox_rows()
+            assert row.dispatched_at is not None  # in Redis, waiting for a worker
+            handed_at = row.dispatched_at
+            # While Redis holds it, the sweep leaves it to the worker.
+            assert jobs.sweep(now=later()) == 0
+
+        # Redis goes away before a worker took the job, and comes back without its data.
+        own_redis.stop()
+        with app.app_context():
+            assert jobs.sweep(now=later()) == 0  # cannot ask, cannot hand over: it waits
+        own_redis.start()
+        with app.app_context():
+            # Long before OUTBOX_REDISPATCH_AFTER has passed, the job is handed over again.
+            assert jobs.sweep(now=later()) == 1
+            [row] = outbox_rows()
+            assert row.dispatched_at is not None and row.dispatched_at > handed_at
+            assert jobs.sweep(now=later()) == 0  # Redis holds it again
+        assert rq_queue(app, own_redis.url).count == 1
+        run_rq_burst(app, own_redis.url, monkeypatch)
+        with app.app_context():
+            [row] = outbox_rows()
+            assert row.status is JobStatus.DONE
+            assert jobs.sweep(now=later()) == 0
+        assert len(smtp.to("anna@example.nl")) == 1
+
+
+# --- keys never repeat: SQLite gives no id twice -------------------------------------------
+
+
+class TestKeysAfterAnErasure:
+    """Outbox keys are made of ids ("login-link:<id>"). SQLite would give the next row the id of
+    a deleted last row, and the new resident's emails would be skipped as already sent."""
+
+    @pytest.fixture
+    def app_config(self, smtp_server: tuple[SMTPRecorder, int]) -> dict[str, Any]:
+        return smtp_config(smtp_server[1])
+
+    @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+    def test_next_resident_after_an_erasure_gets_the_confirmation_and_the_login_link(
+        self, app: Flask, client: FlaskClient, smtp_server: tuple[SMTPRecorder, int]
+    ) -> None:
+        from coop.accounts.models import LoginToken
+        from tests.conftest import link_in, message_text
+
+        smtp = smtp_server[0]
+        with app.app_context():
+            act = factories.action()
+            slug = act.slug
+            anna = factories.registration_form(act)
+            bert = factories.registration_form(
+                act, name="Bert Bos", email="bert@example.nl", house_number="14"
+            )
+
+        def sign_up_confirm_and_ask_a_login_link(form: dict[str, Any]) -> list[int]:
+            address = form["email"]
+            assert factories.post_form(client, f"/actions/{slug}/register", form).status_code == 302
+            assert len(smtp.to(address)) == 1, "no confirmation"
+            [confirmation] = smtp.to(address)
+            link = link_in(message_text(confirmation)).removeprefix("http://localhost")
+            assert factories.post_form(client, link, {}).status_code == 302
+            factories.post_form(client, "/logout", {}, token_from="/my")
+            assert factories.post_form(client, "/login", {"email": address}).status_code == 302
+            assert len(smtp.to(address)) == 2, "no login link"
+            with app.app_context():
+                return list(db.session.scalars(select(LoginToken.id).order_by(LoginToken.id)))
+
+        anna_tokens = sign_up_confirm_and_ask_a_login_link(anna)
+        # Anna logs in again by her link and erases her account: her rows are deleted.
+        [_, login_link] = smtp.to("anna@example.nl")
+        path = link_in(message_text(login_link)).removeprefix("http://localhost")
+        assert factories.post_form(client, path, {}).status_code == 302
+        assert factories.post_form(client, "/my/erase", {"confirm": "y"}).status_code == 302
+        with app.app_context():
+            assert count(User) == 0
+            erased_keys = set(db.session.scalars(select(OutboxJob.key)))
+
+        bert_tokens = sign_up_confirm_and_ask_a_login_link(bert)
+        assert min(bert_tokens) > max(anna_tokens)
+        subjects = [m["Subject"] for m in smtp.to("bert@example.nl")]
+        assert len(subjects) == 2
+        with app.app_context():
+            bert_keys = set(db.session.scalars(select(OutboxJob.key))) - erased_keys
+            assert len(bert_keys) == 2
+            assert all(r.status is JobStatus.DONE for r in outbox_rows())

@@ -222,6 +222,45 @@ def test_server_saying_later_keeps_the_job_pending_and_the_retry_delivers_once(
     assert len(smtp.envelopes) == 1
 
 
+def test_a_job_dying_after_the_servers_250_sends_again_with_the_same_message_id(
+    ctx: Flask, smtp: SMTPRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one window the outbox cannot close: the SMTP server took the message (250), then
+    the job's commit never happened (the database cut, the worker killed). The retry cannot
+    know the message went out and sends it again, with the same Message-ID, so that mail
+    systems (and people) can recognise and drop the copy. This is the README's promise."""
+    from sqlalchemy.exc import OperationalError
+
+    user = resident()
+    row = enqueue_login_link(user)
+    real_commit = db.session.commit
+    cuts = {"left": 1}
+
+    def commit_cut_once() -> None:
+        if cuts["left"]:
+            cuts["left"] -= 1
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+        real_commit()
+
+    monkeypatch.setattr(db.session, "commit", commit_cut_once)
+    assert jobs.dispatcher().run_pending() == 1
+    monkeypatch.undo()
+    assert len(smtp.envelopes) == 1  # it went out...
+    row = reloaded(row)
+    assert (row.status, row.attempts) == (JobStatus.PENDING, 1)  # ...but nothing says so
+    assert email_logs() == []
+
+    assert jobs.sweep(now=later()) == 1
+    assert reloaded(row).status is JobStatus.DONE
+    first, second = smtp.to("anna@example.nl")
+    assert first["Message-ID"] == second["Message-ID"] == message_id_for(row.key)
+    [logged] = email_logs()
+    assert logged.message_id == first["Message-ID"]
+    # Outside that window, never a third.
+    assert jobs.sweep(now=later(60)) == 0
+    assert len(smtp.envelopes) == 2
+
+
 def test_server_refusing_for_good_marks_the_email_failed_and_the_job_done(
     ctx: Flask, smtp: SMTPRecorder
 ) -> None:

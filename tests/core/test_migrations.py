@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -13,7 +14,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from coop.extensions import db
 from tests.conftest import ROOT
@@ -84,3 +85,71 @@ def test_running_migrations_keeps_the_apps_loggers(migrated: Flask) -> None:
     jobs_log = logging.getLogger("coop.core.jobs")
     upgrade(directory=str(MIGRATIONS))
     assert not jobs_log.disabled
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_tables_never_give_an_id_twice(migrated: Flask) -> None:
+    # Without AUTOINCREMENT SQLite gives a new row the id of a deleted last row, and keys made
+    # of ids ("login-link:<id>", Stripe idempotency keys) would repeat. A new table's migration
+    # passes sqlite_autoincrement=True to create_table, as the models do.
+    with db.engine.connect() as connection:
+        tables = connection.execute(
+            text("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+        ).all()
+    inspector = inspect(db.engine)
+    with_id = [
+        (name, sql)
+        for name, sql in tables
+        if not name.startswith("sqlite_")
+        and inspector.get_pk_constraint(name)["constrained_columns"] == ["id"]
+    ]
+    assert len(with_id) > 40
+    assert [name for name, sql in with_id if "AUTOINCREMENT" not in sql] == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_tables_become_autoincrement_keeping_every_row_with_foreign_keys_on(
+    migrated: Flask,
+) -> None:
+    # 0009 copies every table into an AUTOINCREMENT one. With foreign keys on (as an app may
+    # turn them on for its connections), dropping the old tables would cascade-delete the rows
+    # that refer to them, unless migrating turns them off (migrations/env.py).
+    from sqlalchemy import event, select
+
+    from coop.accounts.models import LoginPurpose, LoginToken, User
+    from coop.accounts.services import issue_login_token
+
+    downgrade(directory=str(MIGRATIONS), revision="0008")
+
+    def foreign_keys_on(connection: Any, _record: Any) -> None:
+        connection.execute("PRAGMA foreign_keys=ON")
+
+    db.session.remove()
+    db.engine.dispose()
+    event.listen(db.engine, "connect", foreign_keys_on)
+    try:
+        users = [User(email=f"r{n}@example.nl", name=f"Resident {n}") for n in range(3)]
+        db.session.add_all(users)
+        db.session.flush()
+        for user in users:
+            issue_login_token(user, LoginPurpose.LOGIN)
+        db.session.commit()
+        before = db.session.execute(select(LoginToken.id, LoginToken.user_id)).all()
+        db.session.remove()
+
+        upgrade(directory=str(MIGRATIONS))
+        assert db.session.execute(select(LoginToken.id, LoginToken.user_id)).all() == before
+        with db.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        # The last resident goes; the next one does not get their id.
+        last = max(u.id for u in db.session.scalars(select(User)))
+        db.session.delete(db.session.get(User, last))
+        db.session.commit()
+        newcomer = User(email="new@example.nl", name="Newcomer")
+        db.session.add(newcomer)
+        db.session.commit()
+        assert newcomer.id == last + 1
+    finally:
+        db.session.remove()
+        event.remove(db.engine, "connect", foreign_keys_on)
+        db.engine.dispose()

@@ -178,6 +178,79 @@ def test_unexpected_error_is_500_and_nothing_half_done_is_saved(
         assert count(User) == 0
 
 
+# --- the database away ---------------------------------------------------------------------
+
+
+def assert_try_again_later(response: Any) -> None:
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "60"
+    page = response.get_data(as_text=True)
+    assert "<h1>Briefly unavailable</h1>" in page
+    assert "Please try again in a minute." in page
+    assert "Something went wrong on our side" not in page
+    assert "psycopg" not in page and "OperationalError" not in page  # no internals shown
+    assert_security_headers(response)
+
+
+def test_database_refusing_connections_answers_503_try_again_in_a_minute() -> None:
+    from coop import create_app
+    from tests.conftest import base_config
+
+    # Nothing listens on this port: every connection is refused (PostgreSQL restarting).
+    away = create_app(
+        base_config(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/coop_away")
+    )
+    client = away.test_client()
+    english(client)
+    for url in ("/", "/actions/samen-isoleren", "/actions/samen-isoleren/register"):
+        assert_try_again_later(client.get(url))
+    # Logged in: loading the user needs the database too; the page is drawn without one.
+    with client.session_transaction() as session:
+        session["_user_id"] = "1"
+    assert_try_again_later(client.get("/my"))
+    health = client.get("/healthz")
+    assert health.status_code == 503
+    assert health.is_json
+    assert health.get_json()["database"] == {"ok": False, "error": "OperationalError"}
+    # In Dutch too.
+    client.get("/language/nl")
+    dutch = client.get("/")
+    assert dutch.status_code == 503
+    assert "over een minuut" in dutch.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_connection_cut_mid_request_answers_503_and_the_next_request_works(
+    app: Flask, client: FlaskClient, database_url: str
+) -> None:
+    """PostgreSQL ends the app's connection while a page is being made (a restart, a
+    failover): that page answers 503; the pool drops the dead connection and goes on."""
+    from sqlalchemy import create_engine, text
+
+    with app.app_context():
+        slug = factories.action().slug
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    cut = {"next": False}
+
+    @app.before_request
+    def _cut_the_connection() -> None:
+        if cut["next"]:
+            cut["next"] = False
+            pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with admin.connect() as connection:
+                connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    try:
+        english(client)
+        assert client.get(f"/actions/{slug}").status_code == 200
+        cut["next"] = True
+        assert_try_again_later(client.get(f"/actions/{slug}"))
+        assert client.get(f"/actions/{slug}").status_code == 200
+        assert client.get("/healthz").status_code == 200
+    finally:
+        admin.dispose()
+
+
 def test_post_without_csrf_token_is_refused_and_saves_nothing(
     app: Flask, client: FlaskClient
 ) -> None:

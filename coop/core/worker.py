@@ -1,0 +1,157 @@
+"""The RQ worker that runs the outbox's jobs (``python worker.py`` starts it).
+
+It outlives Redis: it waits for Redis before it starts, and when Redis goes away while it works
+(RQ's own worker then quits), it waits until Redis answers again and starts a new RQ worker.
+Nothing is lost meanwhile: jobs wait in the outbox, and the sweep hands over again what a
+restarted Redis no longer holds. Only a stop signal (or the end of a burst) ends it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from typing import Any
+
+from flask import Flask
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue, Worker
+
+from coop.core.jobs import set_worker_app
+
+log = logging.getLogger(__name__)
+
+# Seconds between attempts to reach Redis: quick at first, then every half minute.
+REDIS_WAIT = (0.5, 1, 2, 5, 10, 30)
+
+
+class PromptStop:
+    """RQ listens for its commands (``rq.command``) in a thread that polls every 60 s, and
+    redis-py 8 stops that thread by waiting for its poll: every burst and every shutdown took up
+    to a minute. Poll every second instead; it costs one round trip a second."""
+
+    connection: Redis
+    pubsub: Any
+    pubsub_thread: Any
+    pubsub_channel_name: str
+
+    def subscribe(self) -> None:
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})  # type: ignore[attr-defined]
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=1,
+            daemon=True,
+            exception_handler=self._pubsub_exception_handler,  # type: ignore[attr-defined]
+        )
+
+    def stop_listening(self) -> None:
+        """Stop the command thread also when Redis is away (RQ's teardown then fails before)."""
+        thread = getattr(self, "pubsub_thread", None)
+        if thread is None or not thread.is_alive():
+            return
+        with contextlib.suppress(RedisError):  # Redis away: the thread stops all the same
+            self.pubsub.unsubscribe()
+        thread.stop()
+
+
+class CoopWorker(PromptStop, Worker):
+    """RQ's forking worker; it remembers whether it was asked to stop (SIGTERM, SIGINT)."""
+
+    stop_signalled = False
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        self.stop_signalled = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+
+def redis_connection(url: str) -> Redis:
+    # No socket timeout: the worker blocks on the queue for minutes. Keepalive and a health
+    # check find a connection that died without a word (a network cut rather than a restart).
+    return Redis.from_url(
+        url, socket_connect_timeout=5, socket_keepalive=True, health_check_interval=30
+    )
+
+
+def wait_for_redis(connection: Redis, stop: threading.Event) -> bool:
+    """Block until Redis answers (True) or a stop is asked for (False)."""
+    attempt = 0
+    while not stop.is_set():
+        try:
+            connection.ping()
+            if attempt:
+                log.info("Redis answers again after %d attempt(s)", attempt)
+            return True
+        except RedisError as exc:
+            if attempt == 0:
+                log.warning("waiting for Redis: %s", exc)
+            delay = REDIS_WAIT[min(attempt, len(REDIS_WAIT) - 1)]
+            attempt += 1
+            stop.wait(delay)
+    return False
+
+
+def run_worker(
+    app: Flask,
+    *,
+    burst: bool = False,
+    maintenance_interval: int = 60,
+    name: str | None = None,
+) -> int:
+    """Work until stopped (or, with ``burst``, until the queue is empty); returns the exit code:
+    0, or 1 when a burst could not finish because Redis went away."""
+    set_worker_app(app)
+    stop = threading.Event()
+    incarnation = 0
+    while True:
+        _stop_on_signals(stop)
+        connection = redis_connection(app.config["REDIS_URL"])
+        if not wait_for_redis(connection, stop):
+            return 0
+        worker = CoopWorker(
+            [Queue(app.config["RQ_QUEUE"], connection=connection)],
+            connection=connection,
+            name=f"{name}-{incarnation}" if name and incarnation else name,
+            maintenance_interval=maintenance_interval,
+        )
+        failed: RedisError | None = None
+        try:
+            worker.work(burst=burst, with_scheduler=True)
+        except RedisError as exc:  # at the start or in the teardown, where RQ does not catch it
+            failed = exc
+        finally:
+            worker.stop_listening()
+            connection.close()
+        if worker.stop_signalled or stop.is_set():
+            return 0
+        if failed is None and _answers(app.config["REDIS_URL"]):
+            if burst:
+                return 0
+            # RQ quit for a reason of its own (it logged it): a worker must go on working.
+            log.error("the RQ worker quit; starting a new one")
+        else:
+            log.warning("Redis went away (%s); the worker waits for it", failed or "no answer")
+            if burst:
+                return 1
+        incarnation += 1
+
+
+def _answers(url: str) -> bool:
+    connection = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        return bool(connection.ping())
+    except RedisError:
+        return False
+    finally:
+        connection.close()
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """Between two RQ workers (RQ installs its own handlers while it works)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
