@@ -489,7 +489,8 @@ def test_erasing_within_the_cooling_off_period_refunds_a_paid_deposit(
             select(EmailLog).where(EmailLog.template == "refund_to_transfer")
         ).all()
         assert len(transfer) == 2
-        assert all(re.search(r"erased", e.body_text or "") for e in transfer)
+        assert all(re.search(r"erased|verwijderd", e.body_text or "") for e in transfer)
+        assert all("Vondellaan" not in (e.body_text or "") for e in transfer)
 
 
 def test_the_timeline_shows_each_measures_own_progress(
