@@ -167,6 +167,8 @@ def edit(registration_id: int) -> Any:
         "energy_label": household.energy_label or "",
     }
     for registration_measure in registration.measures:
+        if registration_measure.withdrawn_at is not None:
+            continue  # withdrawn: not ticked; ticking it again asks for it again
         initial[f"measure_{registration_measure.action_measure_id}"] = True
         initial[f"quantity_{registration_measure.action_measure_id}"] = (
             registration_measure.quantity

@@ -517,3 +517,51 @@ def test_the_timeline_shows_each_measures_own_progress(
     assert "Installed" in todo and "Installer assigned" not in todo
     mine = page(client.get("/my"))
     assert f'id="progress-{house.registration}-{house.roof}"' in mine
+
+
+def test_a_measure_withdrawn_before_matching_stays_withdrawn_when_details_change(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Still open for registration: the heat pump withdrawn alone is not ticked on the edit
+    form, saving the details keeps it withdrawn, and it is left out of the group price."""
+    with app.test_request_context():
+        act = factories.action()
+        registration = factories.confirmed_registration(
+            act, measures={"roof": 40, "hybrid_heat_pump": 1}, email="carla@example.nl"
+        )
+        ids = {rm.action_measure.measure.code: rm for rm in registration.measures}
+        heat_pump, roof_offer = ids["hybrid_heat_pump"].id, ids["roof"].action_measure_id
+        heat_pump_offer = ids["hybrid_heat_pump"].action_measure_id
+        registration_id, user_id = registration.id, registration.user_id
+        services.withdraw(
+            registration, "Alleen het dak", actor=registration.user, measure_ids=[heat_pump]
+        )
+        assert services.participants_by_measure(act) == {roof_offer: 1}
+    log_in(client, user_id)
+    url = f"/my/registrations/{registration_id}/edit"
+    form = page(client.get(url))
+
+    def ticked(offer: int) -> bool:
+        [box] = re.findall(rf'<input[^>]*id="measure_{offer}"[^>]*>', form)
+        return " checked" in box
+
+    assert ticked(roof_offer) and not ticked(heat_pump_offer)
+    saved = factories.post_form(
+        client,
+        url,
+        {
+            "name": "Carla",
+            "dwelling_type": "terraced",
+            "build_year": "1978",
+            "ownership": "owner",
+            f"measure_{roof_offer}": "y",
+            f"quantity_{roof_offer}": "45",
+        },
+    )
+    assert saved.status_code == 302, page(saved)
+    with app.app_context():
+        registration = db.session.get(Registration, registration_id)
+        assert registration is not None
+        by_id = {rm.id: rm for rm in registration.measures}
+        assert by_id[heat_pump].withdrawn_at is not None
+        assert registration.status is RegistrationStatus.CONFIRMED
