@@ -112,7 +112,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "STRIPE_TIMEOUT": _int(env, "STRIPE_TIMEOUT", 20),
         # The library's own retries of a request that got no answer (same idempotency key).
         "STRIPE_MAX_NETWORK_RETRIES": _int(env, "STRIPE_MAX_NETWORK_RETRIES", 2),
-        # Days after paying a deposit in which a resident can withdraw and get it back.
+        # Days after accepting a quote in which a resident can withdraw the measure and get the
+        # deposit back (counted from the acceptance: the contract; paying later does not move it).
         "COOLING_OFF_DAYS": _int(env, "COOLING_OFF_DAYS", 14),
     }
     if production:

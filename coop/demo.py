@@ -933,13 +933,13 @@ def _seed_orders(
         quote = line.quote
         assert quote is not None
         fieldwork.accept_quote(
-            line.registration.user, quote, now=_at(first_day + timedelta(days=1), 8)
+            line.household_registration.user, quote, now=_at(first_day + timedelta(days=1), 8)
         )
     _seed_deposits(staff, lines[:4])
     declined = lines[5].quote
     assert declined is not None
     fieldwork.decline_quote(
-        lines[5].registration.user,
+        lines[5].household_registration.user,
         declined,
         "We wachten nog een jaar.",
         now=_at(first_day + timedelta(days=1), 9),
@@ -947,14 +947,21 @@ def _seed_orders(
     for line in lines[:2]:
         fieldwork.mark_installed(fitter, line, today - timedelta(days=1), now=now)
     fieldwork.confirm_installation(
-        lines[0].registration.user, lines[0], 5, "Netjes en snel gewerkt, alles opgeruimd.", now=now
+        lines[0].household_registration.user,
+        lines[0],
+        5,
+        "Netjes en snel gewerkt, alles opgeruimd.",
+        now=now,
     )
     fieldwork.plan_installation(fitter, lines[2], today + timedelta(days=6), now=now)
     for index, line in enumerate(lines[6:8]):
         fieldwork.plan_survey(fitter, line, _at(today + timedelta(days=2), 10 + index), now=now)
     if len(lines) > 7:
         fieldwork.request_survey_change(
-            lines[7].registration.user, lines[7], "Die dag werk ik; liever na 16:00 uur.", now=now
+            lines[7].household_registration.user,
+            lines[7],
+            "Die dag werk ik; liever na 16:00 uur.",
+            now=now,
         )
 
     # A glazing action of the same area, closed last week: its tender is open for bids.

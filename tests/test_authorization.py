@@ -278,6 +278,8 @@ EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
     "registrations_desk.export": {("GET", "csv"): ANY_STAFF},
     "registrations_desk.detail": {("GET", "reg_a"): of_a(), ("GET", "reg_b"): of_b()},
     "registrations_desk.add_note": {("POST", "reg_a"): of_a(), ("POST", "reg_b"): of_b()},
+    # Without a choice the form comes back with its errors, and nothing is withdrawn.
+    "registrations_desk.withdraw": {("POST", "reg_a"): of_a(), ("POST", "reg_b"): of_b()},
     "registrations_desk.choose_action": {("GET", ""): ANY_STAFF},
     "registrations_desk.register": {  # a draft takes no registrations: back to the list
         **by_target("GET", per_action(of_a(), of_b(302))),

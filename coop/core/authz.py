@@ -63,6 +63,11 @@ _CONTACT_LINE = frozenset({*OPEN_LINE, LineStatus.COMPLETED})
 
 def _authorize_order_line(user: User | None, line: OrderLine, action: str) -> bool:
     order = line.order
+    registration = line.registration
+    if registration is None:
+        # Detached: the resident erased their account. The work stays in the order's figures;
+        # there is no household to visit, contact or answer for.
+        return action == "view" and _staff_of(user, order.action.organisation_id)
     if _installer_user_of(user, order.installer_id):
         if order.status not in _ORDER_WITH_HOUSEHOLDS:
             return False
@@ -71,7 +76,7 @@ def _authorize_order_line(user: User | None, line: OrderLine, action: str) -> bo
         return action in {"view", "work"}
     if user is not None and user.role is Role.RESIDENT:
         # The household's own work: survey, quote and confirmation.
-        return line.registration.user_id == user.id and action in {"view", "respond"}
+        return registration.user_id == user.id and action in {"view", "respond"}
     return action == "view" and _staff_of(user, order.action.organisation_id)
 
 

@@ -1,14 +1,26 @@
-"""Column types every domain uses: aware UTC times and string enums."""
+"""Column types every domain uses (aware UTC times and string enums), row locks, and SQLite's
+foreign keys turned on."""
 
 from __future__ import annotations
 
 import enum
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Enum
-from sqlalchemy.engine import Dialect
+from sqlalchemy import DateTime, Enum, event
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.types import TypeDecorator
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite ignores foreign keys (and their ON DELETE rules) unless each connection asks for
+    them; without this the embedded default would keep rows PostgreSQL deletes or refuses."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

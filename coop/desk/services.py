@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from coop.actions.models import Action, ActionMeasure, Measure, Neighbourhood
@@ -20,6 +20,7 @@ from coop.actions.services import MeasureOffer, measure_offers
 from coop.core.time import AMSTERDAM
 from coop.desk.models import AuditEntry
 from coop.extensions import db
+from coop.orders.models import LineStatus, OrderLine, Quote, QuoteStatus, SiteSurvey
 from coop.registrations.models import (
     JOURNEY,
     DwellingType,
@@ -124,6 +125,7 @@ DAYS_PER_DAY_CHART = 62
 
 
 _Columns = TypeVarTuple("_Columns")
+FunnelStep = tuple[RegistrationStatus, int]
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,9 @@ class Dashboard:
     by_pc4: list[tuple[str, int]] = field(default_factory=list)
     by_ownership: list[tuple[Ownership, int]] = field(default_factory=list)
     by_dwelling_type: list[tuple[DwellingType, int]] = field(default_factory=list)
-    funnel: list[tuple[RegistrationStatus, int]] = field(default_factory=list)
+    # How many households, and how many of their measures, got at least as far as each step.
+    funnel: list[FunnelStep] = field(default_factory=list)
+    measure_funnel: list[FunnelStep] = field(default_factory=list)
     participation: list[Participation] = field(default_factory=list)
     offers: list[MeasureOffer] = field(default_factory=list)  # action dashboards only
     by_action: list[tuple[Action, int]] = field(default_factory=list)  # neighbourhood only
@@ -246,7 +250,7 @@ def _common(scope: Scope, today: date | None) -> Dashboard:
     _household_breakdowns(dashboard)
     _over_time(dashboard, today)
     _by_measure(dashboard)
-    dashboard.funnel = _funnel(scope, dashboard.by_status)
+    dashboard.funnel, dashboard.measure_funnel = _funnel(scope)
     return dashboard
 
 
@@ -340,7 +344,7 @@ def _by_measure(dashboard: Dashboard) -> None:
             .select_from(RegistrationMeasure)
             .join(Registration, Registration.id == RegistrationMeasure.registration_id)
             .join(ActionMeasure, ActionMeasure.id == RegistrationMeasure.action_measure_id)
-            .where(Registration.status.not_in(LEFT))
+            .where(Registration.status.not_in(LEFT), RegistrationMeasure.withdrawn_at.is_(None))
             .group_by(ActionMeasure.measure_id)
         )
     ).all()
@@ -351,47 +355,147 @@ def _by_measure(dashboard: Dashboard) -> None:
     )
 
 
-def _funnel(
-    scope: Scope, by_status: dict[RegistrationStatus, int]
-) -> list[tuple[RegistrationStatus, int]]:
-    """How many registrations got at least as far as each step.
+def _greater(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
+    # GREATEST is not SQLite's; max(a, b) is not PostgreSQL's.
+    return case((a >= b, a), else_=b)
 
-    A registration still under way has passed every step before its current status (statuses
-    only move forward along ``JOURNEY``). One that stepped out (withdrawn, declined, expired)
-    got as far as the furthest step in its status history.
-    """
-    reached: dict[int, int] = defaultdict(int)  # furthest JOURNEY index -> registrations
-    for status, count in by_status.items():
-        if status not in LEFT:
-            reached[_RANK[status]] += count
-    rank = case(
-        {status: index for index, status in enumerate(JOURNEY)},
-        value=StatusChange.to_status,
+
+def _rank_of(column: Any) -> ColumnElement[Any]:
+    return case({status: index for index, status in enumerate(JOURNEY)}, value=column, else_=0)
+
+
+def _registration_rank() -> ColumnElement[Any]:
+    """How far a registration got as a whole: its status while under way; for one that stepped
+    out (withdrawn, declined, expired) the furthest step of its history (a declined one had a
+    quote). Only the household's own changes count, not a measure's."""
+    furthest = (
+        select(func.max(_rank_of(StatusChange.to_status)))
+        .where(
+            StatusChange.registration_id == Registration.id,
+            StatusChange.registration_measure_id.is_(None),
+        )
+        .scalar_subquery()
+    )
+    at_least = case(
+        (Registration.status == RegistrationStatus.DECLINED, _RANK[RegistrationStatus.QUOTED]),
         else_=0,
     )
-    furthest = (
-        scope.apply(
-            select(
-                Registration.status.label("status"),
-                func.coalesce(func.max(rank), 0).label("furthest"),
-            )
-            .select_from(Registration)
-            .outerjoin(StatusChange, StatusChange.registration_id == Registration.id)
-            .where(Registration.status.in_(LEFT))
-            .group_by(Registration.id, Registration.status)
+    return case(
+        (Registration.status.in_(LEFT), _greater(func.coalesce(furthest, 0), at_least)),
+        else_=_rank_of(Registration.status),
+    )
+
+
+def _line_ranks(scope: Scope) -> Any:
+    """Per household measure with order lines: the furthest step any of its lines reached,
+    from what the work left behind (a quote sent, a quote accepted, an installation day, a
+    confirmation), so a line withdrawn or cancelled later still counts up to where it got."""
+    quote = select(Quote.id).where(Quote.line_id == OrderLine.id)
+    rank = case(
+        (
+            or_(OrderLine.confirmed_at.is_not(None), OrderLine.status == LineStatus.COMPLETED),
+            _RANK[RegistrationStatus.COMPLETED],
+        ),
+        (
+            or_(OrderLine.installed_on.is_not(None), OrderLine.status == LineStatus.INSTALLED),
+            _RANK[RegistrationStatus.INSTALLED],
+        ),
+        (
+            or_(
+                quote.where(Quote.status == QuoteStatus.ACCEPTED).exists(),
+                OrderLine.status == LineStatus.ACCEPTED,
+            ),
+            _RANK[RegistrationStatus.ACCEPTED],
+        ),
+        (
+            or_(quote.exists(), OrderLine.status == LineStatus.QUOTED),
+            _RANK[RegistrationStatus.QUOTED],
+        ),
+        (
+            or_(
+                select(SiteSurvey.id).where(SiteSurvey.line_id == OrderLine.id).exists(),
+                OrderLine.status == LineStatus.SURVEY_PLANNED,
+            ),
+            _RANK[RegistrationStatus.SURVEY_PLANNED],
+        ),
+        else_=_RANK[RegistrationStatus.ASSIGNED],
+    )
+    return scope.apply(
+        select(
+            OrderLine.registration_measure_id.label("measure_id"),
+            func.max(rank).label("rank"),
         )
+        .join(Registration, Registration.id == OrderLine.registration_id)
+        .where(OrderLine.registration_measure_id.is_not(None))
+        .group_by(OrderLine.registration_measure_id)
+    ).subquery("line_ranks")
+
+
+def _funnel(scope: Scope) -> tuple[list[FunnelStep], list[FunnelStep]]:
+    """How many households, and how many of their measures, got at least as far as each step.
+
+    A measure's own progress is its order lines' (``_line_ranks``); a measure without one is as
+    far as its registration (confirmed, waiting for an installer; or imported data), and one
+    withdrawn on its own before any line at most confirmed. A household got as far as its
+    furthest measure: a roof installed counts the household as installed while its heat pump
+    is still quoted. Two GROUP BY queries, whatever the number of registrations.
+    """
+    lines = _line_ranks(scope)
+    registration_rank = _registration_rank()
+    measure_rank = case(
+        (lines.c.rank.is_not(None), lines.c.rank),
+        (
+            RegistrationMeasure.withdrawn_at.is_not(None),
+            case(
+                (
+                    registration_rank > _RANK[RegistrationStatus.CONFIRMED],
+                    _RANK[RegistrationStatus.CONFIRMED],
+                ),
+                else_=registration_rank,
+            ),
+        ),
+        else_=registration_rank,
+    )
+    per_measure = scope.apply(
+        select(measure_rank.label("rank"))
+        .select_from(RegistrationMeasure)
+        .join(Registration, Registration.id == RegistrationMeasure.registration_id)
+        .outerjoin(lines, lines.c.measure_id == RegistrationMeasure.id)
     ).subquery()
-    rows = db.session.execute(
-        select(furthest.c.status, furthest.c.furthest, func.count()).group_by(
-            furthest.c.status, furthest.c.furthest
+    measures: dict[int, int] = dict(
+        db.session.execute(
+            select(per_measure.c.rank, func.count()).group_by(per_measure.c.rank)
+        ).all()
+    )
+    per_registration = scope.apply(
+        select(
+            Registration.household_id.label("household_id"),
+            _greater(registration_rank, func.coalesce(func.max(measure_rank), 0)).label("rank"),
         )
-    ).all()
-    for status, index, count in rows:
-        status = RegistrationStatus(status)
-        reached[max(int(index), _LEFT_AT_LEAST.get(status, 0))] += count
-    return [
-        (step, sum(n for index, n in reached.items() if index >= _RANK[step])) for step in FUNNEL
-    ]
+        .select_from(Registration)
+        .outerjoin(RegistrationMeasure, RegistrationMeasure.registration_id == Registration.id)
+        .outerjoin(lines, lines.c.measure_id == RegistrationMeasure.id)
+        .group_by(Registration.id, Registration.household_id, Registration.status)
+    ).subquery()
+    # A household in two actions of a neighbourhood is one household, as far as its furthest.
+    per_household = (
+        select(func.max(per_registration.c.rank).label("rank"))
+        .group_by(per_registration.c.household_id)
+        .subquery()
+    )
+    households: dict[int, int] = dict(
+        db.session.execute(
+            select(per_household.c.rank, func.count()).group_by(per_household.c.rank)
+        ).all()
+    )
+
+    def cumulative(reached: dict[int, int]) -> list[FunnelStep]:
+        return [
+            (step, sum(int(n) for rank, n in reached.items() if int(rank) >= _RANK[step]))
+            for step in FUNNEL
+        ]
+
+    return cumulative(households), cumulative(measures)
 
 
 def _neighbourhoods_of(action: Action) -> list[Neighbourhood]:

@@ -44,7 +44,15 @@ def home() -> str:
         "desk/home.html",
         overview=services.organisation_overview(current_user.organisation_id),
         neighbourhoods=services.organisation_neighbourhoods(current_user.organisation_id),
+        # Imported here: payments build on the desk (audit, exports).
+        to_transfer=_refunds_to_transfer(current_user.organisation_id),
     )
+
+
+def _refunds_to_transfer(organisation_id: int) -> list[Any]:
+    from coop.payments import services as payments
+
+    return payments.refunds_to_transfer(organisation_id)
 
 
 @bp.get("/installer")
@@ -125,6 +133,36 @@ def _bars(
     )
 
 
+def _funnel_chart(
+    chart_id: str,
+    title: str,
+    funnel: list[tuple[RegistrationStatus, int]],
+    value_heading: str,
+    share_heading: str,
+) -> Chart:
+    registered = funnel[0][1] if funnel else 0
+    return Chart(
+        id=chart_id,
+        title=title,
+        description=_described(title),
+        label_heading=gettext("Step"),
+        value_heading=value_heading,
+        extra_headings=(share_heading,),
+        data=tuple(
+            Datum(
+                gettext("Registered")
+                if step is RegistrationStatus.PENDING_CONFIRMATION
+                else str(STATUS_LABELS[step]),
+                count,
+                _count(count),
+                (_percent(count / registered if registered else None),),
+            )
+            for step, count in funnel
+        ),
+        empty_text=gettext("No registrations yet."),
+    )
+
+
 def _charts(dashboard: services.Dashboard) -> dict[str, Chart]:
     """The dashboard's figures as charts, with translated titles and formatted numbers."""
     charts: dict[str, Chart] = {}
@@ -137,27 +175,19 @@ def _charts(dashboard: services.Dashboard) -> dict[str, Chart]:
         [(str(format_date(day, "d MMM")), count) for day, count in dashboard.over_time],
         kind="columns",
     )
-    registered = dashboard.funnel[0][1] if dashboard.funnel else 0
-    title = gettext("From registration to installation")
-    charts["funnel"] = Chart(
-        id="chart-funnel",
-        title=title,
-        description=_described(title),
-        label_heading=gettext("Step"),
-        value_heading=gettext("Registrations that got this far"),
-        extra_headings=(gettext("Share of all registrations"),),
-        data=tuple(
-            Datum(
-                gettext("Registered")
-                if step is RegistrationStatus.PENDING_CONFIRMATION
-                else str(STATUS_LABELS[step]),
-                count,
-                _count(count),
-                (_percent(count / registered if registered else None),),
-            )
-            for step, count in dashboard.funnel
-        ),
-        empty_text=gettext("No registrations yet."),
+    charts["funnel"] = _funnel_chart(
+        "chart-funnel",
+        gettext("Households: from registration to installation"),
+        dashboard.funnel,
+        gettext("Households with at least one measure this far"),
+        gettext("Share of all households"),
+    )
+    charts["measure_funnel"] = _funnel_chart(
+        "chart-funnel-measures",
+        gettext("Measures: from registration to installation"),
+        dashboard.measure_funnel,
+        gettext("Measures this far"),
+        gettext("Share of all measures"),
     )
     charts["by_measure"] = _bars(
         "chart-measure",
@@ -475,6 +505,7 @@ VERBS = {
     "registration.export": lambda: gettext("exported registrations"),
     "registration.note": lambda: gettext("added a note to a registration"),
     "registration.register_on_behalf": lambda: gettext("registered a resident on their behalf"),
+    "registration.withdraw_measures": lambda: gettext("withdrew measures on a resident's behalf"),
     "user.invite": lambda: gettext("invited a user"),
     "user.reinvite": lambda: gettext("sent an invitation again"),
     "user.password_set": lambda: gettext("set their password"),

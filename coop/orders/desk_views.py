@@ -199,6 +199,7 @@ def _run_page(action: Action, matching_run: MatchingRun, problem: str | None = N
         action=action,
         run=matching_run,
         groups=services.proposal(matching_run) if matching_run.proposals else [],
+        coverage=services.coverage(matching_run),
         button=ButtonForm(),
         problem=problem,
     )

@@ -64,7 +64,11 @@ def _installer_of(actor: User, line: OrderLine) -> None:
 
 
 def _resident_of(actor: User, line: OrderLine) -> None:
-    if actor.role is not Role.RESIDENT or line.registration.user_id != actor.id:
+    if (
+        actor.role is not Role.RESIDENT
+        or line.registration is None
+        or line.registration.user_id != actor.id
+    ):
         raise OrderError("not_yours")
 
 
@@ -83,7 +87,7 @@ def _move(line: OrderLine, to: LineStatus, actor: User, now: datetime) -> None:
     line.status = to
     line.updated_at = now
     db.session.flush()
-    sync_registration(line.registration, actor=actor, now=now)
+    sync_registration(line.household_registration, actor=actor, now=now)
 
 
 # --- the site survey --------------------------------------------------------------------------
@@ -469,12 +473,13 @@ def lines_of_registration(registration: Registration) -> list[OrderLine]:
 
 
 def lines_of_order(order: Order) -> list[OrderLine]:
-    """The households of an order in street order, as the installer drives past them."""
+    """The households of an order in street order, as the installer drives past them; the lines
+    of residents who erased their account (detached) last."""
     return list(
         db.session.scalars(
             select(OrderLine)
-            .join(Registration, Registration.id == OrderLine.registration_id)
-            .join(Household, Household.id == Registration.household_id)
+            .outerjoin(Registration, Registration.id == OrderLine.registration_id)
+            .outerjoin(Household, Household.id == Registration.household_id)
             .where(OrderLine.order_id == order.id)
             .options(
                 selectinload(OrderLine.registration).selectinload(Registration.household),
@@ -483,6 +488,7 @@ def lines_of_order(order: Order) -> list[OrderLine]:
                 selectinload(OrderLine.quotes),
             )
             .order_by(
+                OrderLine.registration_id.is_(None),
                 Household.pc4,
                 Household.street,
                 Household.house_number,
@@ -504,14 +510,15 @@ def rating_of(installer_id: int) -> tuple[float | None, int]:
 
 
 def line_context(line: OrderLine) -> dict[str, Any]:
-    """What the emails about a line need."""
+    """What the emails about a line need. A detached line (its resident erased the account)
+    has no registration and no household: only the work itself."""
     registration = line.registration
     return {
         "line": line,
         "order": line.order,
         "installer": line.order.installer,
         "registration": registration,
-        "household": registration.household,
-        "action": registration.action,
-        "measure": line.registration_measure.action_measure.measure,
+        "household": registration.household if registration is not None else None,
+        "action": line.order.action,
+        "measure": line.measure,
     }

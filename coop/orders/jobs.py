@@ -140,6 +140,7 @@ def send_proposal_ready(run_id: int, user_id: int) -> None:
         user_id=user.id,
         name=user.name,
         run=run,
+        coverage=services.coverage(run),
         action=run.action,
         footer="work",
         link=f"{_base()}/desk/actions/{run.action_id}/matching/{run.id}",
@@ -209,6 +210,9 @@ def send_order_cancelled(order_id: int) -> None:
 
 @job("orders.send_household_withdrawn")
 def send_household_withdrawn(line_id: int) -> None:
+    """The installer stops the work on one household's measure. Also after an erasure, when the
+    line is detached: the email then names the order, the measure and the dates the installer
+    knows it by, without the address."""
     line = db.session.get(OrderLine, line_id)
     if line is None:
         return
@@ -218,7 +222,9 @@ def send_household_withdrawn(line_id: int) -> None:
         installer,
         f"household-withdrawn:{line.id}",
         "household_withdrawn",
-        link=_portal_line_link(line),
+        link=_portal_order_link(line.order) if line.detached else _portal_line_link(line),
+        survey=line.surveys[-1] if line.surveys else None,
+        quote=line.quote,
         **context,
     )
 
@@ -229,7 +235,8 @@ def send_survey_change_requested(survey_id: int) -> None:
     if survey is None:
         return
     line = db.session.get(OrderLine, survey.line_id)
-    assert line is not None
+    if line is None or line.detached:
+        return
     context = fieldwork.line_context(line)
     installer = context.pop("installer")
     email_installer(
@@ -244,7 +251,7 @@ def send_survey_change_requested(survey_id: int) -> None:
 
 def _quoteemail_installer(quote_id: int, key: str, template: str) -> None:
     quote = db.session.get(Quote, quote_id)
-    if quote is None:
+    if quote is None or quote.line.detached:
         return
     context = fieldwork.line_context(quote.line)
     installer = context.pop("installer")
@@ -269,7 +276,10 @@ def send_quote_accepted(quote_id: int) -> None:
     quote = db.session.get(Quote, quote_id)
     if quote is None:
         return
-    registration, context = _resident_line_context(quote.line)
+    found = _resident_line_context(quote.line)
+    if found is None:
+        return
+    registration, context = found
     email_resident(
         registration,
         f"quote-accepted-resident:{quote.id}",
@@ -282,7 +292,7 @@ def send_quote_accepted(quote_id: int) -> None:
 @job("orders.send_confirmed")
 def send_confirmed(line_id: int) -> None:
     line = db.session.get(OrderLine, line_id)
-    if line is None:
+    if line is None or line.detached:
         return
     context = fieldwork.line_context(line)
     installer = context.pop("installer")
@@ -327,7 +337,11 @@ def send_installer_unavailable(order_id: int, registration_id: int) -> None:
     )
 
 
-def _resident_line_context(line: OrderLine) -> tuple[Registration, dict[str, Any]]:
+def _resident_line_context(line: OrderLine) -> tuple[Registration, dict[str, Any]] | None:
+    """The resident and what their email about ``line`` needs; None once they erased their
+    account (the line is detached: there is nobody to write to)."""
+    if line.detached:
+        return None
     context = fieldwork.line_context(line)
     registration = context.pop("registration")
     context.pop("action")
@@ -336,9 +350,9 @@ def _resident_line_context(line: OrderLine) -> tuple[Registration, dict[str, Any
 
 
 def survey_event(survey: SiteSurvey, line: OrderLine) -> CalendarEvent:
-    registration = line.registration
+    registration = line.household_registration
     installer = line.order.installer
-    measure = line.registration_measure.action_measure.measure
+    measure = line.measure
     return CalendarEvent(
         uid=f"survey-{line.id}@coop",
         sequence=len(line.surveys),
@@ -357,7 +371,10 @@ def send_survey_planned(survey_id: int) -> None:
         return
     line = db.session.get(OrderLine, survey.line_id)
     assert line is not None
-    registration, context = _resident_line_context(line)
+    found = _resident_line_context(line)
+    if found is None:
+        return
+    registration, context = found
     invitation = calendar_bytes([survey_event(survey, line)])
     email_resident(
         registration,
@@ -374,7 +391,10 @@ def send_quote(quote_id: int) -> None:
     quote = db.session.get(Quote, quote_id)
     if quote is None:
         return
-    registration, context = _resident_line_context(quote.line)
+    found = _resident_line_context(quote.line)
+    if found is None:
+        return
+    registration, context = found
     email_resident(registration, f"quote-sent:{quote.id}", "quote_sent", quote=quote, **context)
 
 
@@ -383,7 +403,10 @@ def send_quote_reminder(quote_id: int) -> None:
     quote = db.session.get(Quote, quote_id)
     if quote is None or quote.status.value != "sent":
         return
-    registration, context = _resident_line_context(quote.line)
+    found = _resident_line_context(quote.line)
+    if found is None:
+        return
+    registration, context = found
     email_resident(
         registration, f"quote-reminder:{quote.id}", "quote_reminder", quote=quote, **context
     )
@@ -394,7 +417,10 @@ def send_installation_planned(line_id: int) -> None:
     line = db.session.get(OrderLine, line_id)
     if line is None or line.installation_planned_on is None:
         return
-    registration, context = _resident_line_context(line)
+    found = _resident_line_context(line)
+    if found is None:
+        return
+    registration, context = found
     day = line.installation_planned_on
     event = CalendarEvent(
         uid=f"installation-{line.id}@coop",
@@ -418,7 +444,10 @@ def send_installed(line_id: int) -> None:
     line = db.session.get(OrderLine, line_id)
     if line is None:
         return
-    registration, context = _resident_line_context(line)
+    found = _resident_line_context(line)
+    if found is None:
+        return
+    registration, context = found
     email_resident(registration, f"installed:{line.id}", "work_installed", **context)
 
 

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from coop.accounts.models import User
-from coop.actions.models import Action, ActionMeasure
+from coop.actions.models import Action, ActionMeasure, Measure
 from coop.core.db import UTCDateTime, enum_type
 from coop.core.time import utcnow
 from coop.extensions import db
@@ -203,7 +203,7 @@ class LineStatus(enum.StrEnum):
     INSTALLED = "installed"  # the installer says the work is done
     COMPLETED = "completed"  # the resident confirmed it
     DECLINED = "declined"  # the resident declined the quote (or let it expire)
-    WITHDRAWN = "withdrawn"  # the resident withdrew the registration
+    WITHDRAWN = "withdrawn"  # the household withdrew this measure (or erased its account)
     CANCELLED = "cancelled"  # the order was declined or expired, or the action cancelled
 
 
@@ -225,17 +225,22 @@ class OrderLine(db.Model):  # type: ignore[name-defined]
     ``current`` is true for every line except a cancelled one: a household's measure has at
     most one current line (a unique index), so it is never ordered from two installers, and a
     cancelled line frees it for the next matching.
+
+    When the resident erases their account the line stays in the order, detached: without
+    ``registration_id`` and ``registration_measure_id`` (and without the resident's own texts),
+    so the installer's order and the books keep the work, its quote and its rating, but not
+    the person or the address.
     """
 
     __tablename__ = "order_lines"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
-    registration_id: Mapped[int] = mapped_column(
-        ForeignKey("registrations.id", ondelete="CASCADE"), index=True
+    registration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("registrations.id", ondelete="SET NULL"), index=True
     )
-    registration_measure_id: Mapped[int] = mapped_column(
-        ForeignKey("registration_measures.id", ondelete="CASCADE")
+    registration_measure_id: Mapped[int | None] = mapped_column(
+        ForeignKey("registration_measures.id", ondelete="SET NULL")
     )
     quantity: Mapped[int] = mapped_column(Integer)
     status: Mapped[LineStatus] = mapped_column(enum_type(LineStatus), default=LineStatus.ASSIGNED)
@@ -247,8 +252,8 @@ class OrderLine(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     order: Mapped[Order] = relationship(back_populates="lines")
-    registration: Mapped[Registration] = relationship()
-    registration_measure: Mapped[RegistrationMeasure] = relationship()
+    registration: Mapped[Registration | None] = relationship()
+    registration_measure: Mapped[RegistrationMeasure | None] = relationship()
     surveys: Mapped[list[SiteSurvey]] = relationship(
         cascade="all, delete-orphan", order_by="SiteSurvey.id"
     )
@@ -268,6 +273,24 @@ class OrderLine(db.Model):  # type: ignore[name-defined]
         ),
         CheckConstraint("quantity > 0", name="quantity_positive"),
     )
+
+    @property
+    def detached(self) -> bool:
+        """The resident erased their account: the line is kept without them."""
+        return self.registration_id is None
+
+    @property
+    def household_registration(self) -> Registration:
+        """The registration of the household; pages and jobs that need it leave detached lines
+        out first (a detached line has no household any more)."""
+        if self.registration is None:
+            raise LookupError(f"order line {self.id} is detached: its resident was erased")
+        return self.registration
+
+    @property
+    def measure(self) -> Measure:
+        """The measure of the line (its order's batch is one measure, also once detached)."""
+        return self.order.batch.action_measure.measure
 
     @property
     def survey(self) -> SiteSurvey | None:

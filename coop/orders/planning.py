@@ -208,9 +208,9 @@ def route_planning_table(
     def rows() -> Iterator[list[exports.Cell]]:
         reader = db.session.get(User, actor_id)
         for line in _lines_for_planning(installer_id):
-            household = line.registration.household
-            resident = line.registration.user
-            measure = line.registration_measure.action_measure.measure
+            household = line.household_registration.household
+            resident = line.household_registration.user
+            measure = line.measure
             contact = authorize(reader, line, "contact")
             survey = line.survey
             yield [
@@ -250,11 +250,15 @@ def calendar_events(installer: Installer, now: datetime | None = None) -> list[C
     )
     for order in orders:
         for line in lines_of_order(order):
-            if line.status in (LineStatus.WITHDRAWN, LineStatus.CANCELLED, LineStatus.DECLINED):
+            if line.detached or line.status in (
+                LineStatus.WITHDRAWN,
+                LineStatus.CANCELLED,
+                LineStatus.DECLINED,
+            ):
                 continue
-            household = line.registration.household
-            resident = line.registration.user
-            measure = line.registration_measure.action_measure.measure
+            household = line.household_registration.household
+            resident = line.household_registration.user
+            measure = line.measure
             what = f"{localized(measure, 'name')}, {line.quantity}"
             contact = f"{resident.name} {resident.phone or ''} {resident.email}".strip()
             survey = line.survey

@@ -309,9 +309,9 @@ def _render_line(
         template,
         line=line,
         order=line.order,
-        household=line.registration.household,
-        resident=line.registration.user,
-        measure=line.registration_measure.action_measure.measure,
+        household=line.household_registration.household,
+        resident=line.household_registration.user,
+        measure=line.measure,
         contact=authorize(current_user, line, "contact"),
         form=form,
         problem=problem,
@@ -369,7 +369,7 @@ def send_quote(line_id: int) -> Any:
 
 def _prefill_quote(form: QuoteForm, line: OrderLine) -> list[QuoteItemInput]:
     """The first row from the order: the measure, the household's quantity, the agreed price."""
-    measure = line.registration_measure.action_measure.measure
+    measure = line.measure
     item = QuoteItemInput(
         description=localized(measure, "name"),
         quantity=line.quantity,

@@ -42,8 +42,10 @@ from coop.orders.models import (
     OrderLine,
     OrderStatus,
     ProposedAssignment,
+    QuoteStatus,
     RunStatus,
     RunTrigger,
+    SurveyStatus,
 )
 from coop.registrations import services as registrations
 from coop.registrations.models import (
@@ -136,6 +138,7 @@ def unassigned_homes(action_id: int) -> list[Home]:
         .where(
             Registration.action_id == action_id,
             Registration.status.in_(MATCHABLE),
+            RegistrationMeasure.withdrawn_at.is_(None),
             ~current_line,
         )
         .order_by(
@@ -653,6 +656,46 @@ def proposal(run: MatchingRun) -> list[ProposalGroup]:
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """A run's figures in both units. The engine counts household measures ("homes" in a
+    group: a home with a roof and a heat pump is in two groups); a household counts once, as
+    covered when at least one of its measures gets an installer."""
+
+    measures: int
+    measures_covered: int
+    households: int | None  # None where it can no longer be known (an approved run)
+    households_covered: int
+
+
+def coverage(run: MatchingRun) -> Coverage | None:
+    """For the run's page and email. A proposal waiting for approval is counted as approval
+    would take it (the first homes of each group in street order); an approved run from the
+    order lines it created. None for a run without a proposal."""
+    if run.homes_total is None:
+        return None
+    if run.status is RunStatus.APPROVED:
+        lines = db.session.execute(
+            select(OrderLine.registration_id)
+            .join(Order, Order.id == OrderLine.order_id)
+            .where(Order.run_id == run.id)
+        ).all()
+        attached = {r for (r,) in lines if r is not None}
+        # A detached line (its resident erased the account) counts as a household of its own.
+        detached = sum(1 for (r,) in lines if r is None)
+        return Coverage(run.homes_total, run.homes_covered or 0, None, len(attached) + detached)
+    homes: dict[tuple[int, str], list[Home]] = defaultdict(list)
+    for home in unassigned_homes(run.action_id):
+        homes[home.action_measure_id, home.pc4].append(home)
+    everyone = {h.registration_id for group in homes.values() for h in group}
+    covered: set[int] = set()
+    for group in proposal(run):
+        waiting = homes.get((group.batch.action_measure_id, group.batch.pc4), [])
+        taken = sum(part.homes for part in group.parts)
+        covered.update(h.registration_id for h in waiting[:taken])
+    return Coverage(run.homes_total, run.homes_covered or 0, len(everyone), len(covered))
+
+
+@dataclass(frozen=True)
 class Choice:
     """An installer staff can give (part of) a batch to, with what it has left for the measure."""
 
@@ -933,7 +976,8 @@ def sync_registrations(
                 OrderLine.current.is_(True),
             )
         ):
-            lines[line.registration_id][line.registration_measure_id] = line
+            if line.registration_id is not None and line.registration_measure_id is not None:
+                lines[line.registration_id][line.registration_measure_id] = line
     changed = []
     with db.session.no_autoflush:
         for registration in wanted:
@@ -951,6 +995,8 @@ def _status_from_lines(
 ) -> RegistrationStatus:
     steps: list[RegistrationStatus] = []
     for wish in registration.measures:
+        if wish.withdrawn_at is not None:
+            continue  # withdrawn on its own: no longer part of the household's progress
         line = lines.get(wish.id)
         if line is None:
             steps.append(RegistrationStatus.CONFIRMED)
@@ -1013,12 +1059,13 @@ def _check_answer(actor: User, order: Order, now: datetime) -> None:
 
 def _release(order: Order, *, actor: User | None, now: datetime, trigger: RunTrigger) -> None:
     """Free the order's homes, tell the residents and staff, and match the homes again."""
-    registration_ids = set()
+    registration_ids: set[int] = set()
     for line in order.lines:
         if line.current and line.status in OPEN_LINE:
             line.status = LineStatus.CANCELLED
             line.current = False
-            registration_ids.add(line.registration_id)
+            if line.registration_id is not None:
+                registration_ids.add(line.registration_id)
     db.session.flush()
     released = _registrations(registration_ids)
     sync_registrations(released, actor=actor, now=now)
@@ -1130,16 +1177,54 @@ def start_matching_after_tenders(now: datetime | None = None) -> int:
 # --- the action or the registration ends -------------------------------------------------------
 
 
-def registration_withdrawn(registration: Registration, *, now: datetime) -> None:
-    """Called in the withdrawal's transaction: the installers stop work on the home."""
-    for line in current_lines(registration):
-        if line.status in OPEN_LINE:
-            line.status = LineStatus.WITHDRAWN
-            jobs.enqueue(
-                "orders.send_household_withdrawn",
-                f"household-withdrawn:{line.id}",
-                line_id=line.id,
+def end_line(line: OrderLine, *, now: datetime) -> bool:
+    """Called in a measure's withdrawal (``coop.registrations.withdrawal``): the installer stops
+    the work on this household's measure and is told. Installed work is never ended. True when
+    the line was ended by this call."""
+    lock_row(line)
+    if line.status not in OPEN_LINE or line.status is LineStatus.INSTALLED:
+        return False
+    line.status = LineStatus.WITHDRAWN
+    line.updated_at = now
+    for survey in line.surveys:
+        if survey.status in (SurveyStatus.PLANNED, SurveyStatus.CHANGE_REQUESTED):
+            survey.status = SurveyStatus.CANCELLED
+    for quote in line.quotes:
+        if quote.status is QuoteStatus.SENT:
+            # Withdrawing answers the open quote: no reminder or expiry email follows.
+            quote.status = QuoteStatus.DECLINED
+            quote.decided_at = now
+    jobs.enqueue(
+        "orders.send_household_withdrawn", f"household-withdrawn:{line.id}", line_id=line.id
+    )
+    return True
+
+
+def detach_lines(registration: Registration) -> list[OrderLine]:
+    """Before an erased resident's registration is deleted: its order lines stay in the
+    installers' orders (the work, its quote and rating, for the books), without the person,
+    the address or what the resident wrote. The work itself was ended before (``end_line``)."""
+    lines = list(
+        db.session.scalars(
+            select(OrderLine)
+            .where(OrderLine.registration_id == registration.id)
+            .options(
+                selectinload(OrderLine.surveys),
+                selectinload(OrderLine.quotes),
+                selectinload(OrderLine.review),
             )
+        )
+    )
+    for line in lines:
+        line.registration_id = None
+        line.registration_measure_id = None
+        for survey in line.surveys:
+            survey.change_request = None
+        for quote in line.quotes:
+            quote.decline_reason = None
+        if line.review is not None:
+            line.review.comment = ""
+    return lines
 
 
 def action_cancelled(action: Action, *, now: datetime) -> None:
@@ -1208,10 +1293,12 @@ class DemandFigures:
     homes_waiting: int  # matchable household measures without an installer
     batches: int
     orders_open: int  # sent, no answer yet
+    households_waiting: int = 0  # households with at least one of those measures
 
 
 def demand_figures(action: Action) -> DemandFigures:
-    waiting = len(unassigned_homes(action.id))
+    homes = unassigned_homes(action.id)
+    waiting = len(homes)
     batches = db.session.scalar(
         select(func.count()).select_from(Batch).where(Batch.action_id == action.id)
     )
@@ -1220,7 +1307,12 @@ def demand_figures(action: Action) -> DemandFigures:
         .select_from(Order)
         .where(Order.action_id == action.id, Order.status == OrderStatus.SENT)
     )
-    return DemandFigures(waiting, int(batches or 0), int(orders_open or 0))
+    return DemandFigures(
+        waiting,
+        int(batches or 0),
+        int(orders_open or 0),
+        len({h.registration_id for h in homes}),
+    )
 
 
 def measure_name(action_measure: ActionMeasure, language: str) -> str:

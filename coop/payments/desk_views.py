@@ -117,6 +117,7 @@ def _overview_page(action: Action, problem: str | None = None) -> str:
         iban=services.format_iban(action.deposit_iban),
         mode=services.current_mode(),
         runs=[services.run_progress(run) for run in services.runs_of(action)],
+        to_transfer=services.refunds_to_transfer(action.organisation_id, action.id),
         button=ButtonForm(),
         problem=problem,
     )

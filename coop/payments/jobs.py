@@ -13,11 +13,12 @@ from flask import current_app
 
 from coop.accounts.models import LoginPurpose, User
 from coop.accounts.services import issue_login_token, login_link
+from coop.actions.models import Action
 from coop.core.jobs import job
 from coop.core.mail import send_email
 from coop.extensions import db
 from coop.payments import services
-from coop.payments.models import Payment, PaymentMode
+from coop.payments.models import Payment, PaymentMode, RefundRun
 
 
 @job("payments.process_stripe_event")
@@ -91,11 +92,13 @@ def send_deposit_paid(payment_id: int) -> None:
     payment = db.session.get(Payment, payment_id)
     if payment is None or payment.paid_at is None:
         return
+    until = services.deposit_cooling_off_until(payment)
     _email_resident(
         payment,
         f"deposit-paid:{payment.id}",
         "deposit_paid",
-        cooling_off_until=payment.paid_at + services._cooling_off(),
+        # Counted from the acceptance of the quote: paid late, the period may be over already.
+        cooling_off_until=until if until is not None and payment.paid_at <= until else None,
     )
 
 
@@ -125,4 +128,57 @@ def send_deposit_flagged(payment_id: int, user_id: int) -> None:
         action=payment.action,
         footer="work",
         link=f"{current_app.config['BASE_URL']}/desk/payments/{payment.id}",
+    )
+
+
+def _email_staff(user_id: int, key: str, template: str, **context: Any) -> None:
+    user = db.session.get(User, user_id)
+    if user is None or not user.is_active:
+        return
+    send_email(
+        key=key,
+        to=user.email,
+        template=template,
+        language=user.language,
+        user_id=user.id,
+        name=user.name,
+        footer="work",
+        **context,
+    )
+
+
+@job("payments.send_refund_to_transfer")
+def send_refund_to_transfer(payment_id: int, attempt: int, user_id: int) -> None:
+    """Offline mode: a refund staff must transfer by hand (one email per refund per staff)."""
+    payment = db.session.get(Payment, payment_id)
+    if payment is None or payment.refund_attempts != attempt:
+        return
+    row = services.row_of(payment)
+    _email_staff(
+        user_id,
+        f"refund-to-transfer:{payment.id}:{attempt}:{user_id}",
+        "refund_to_transfer",
+        payment=payment,
+        row=row,
+        action=payment.action,
+        link=f"{current_app.config['BASE_URL']}/desk/payments/{payment.id}",
+    )
+
+
+@job("payments.send_run_to_transfer")
+def send_run_to_transfer(run_id: int, user_id: int) -> None:
+    """Offline mode: the refunds of a cancelled action staff must transfer by hand."""
+    run = db.session.get(RefundRun, run_id)
+    action = db.session.get(Action, run.action_id) if run is not None else None
+    if run is None or action is None:
+        return
+    count = len(services.refunds_to_transfer(action.organisation_id, action.id))
+    _email_staff(
+        user_id,
+        f"refund-run-to-transfer:{run.id}:{user_id}",
+        "refund_run_to_transfer",
+        run=run,
+        count=count,
+        action=action,
+        link=f"{current_app.config['BASE_URL']}/desk/actions/{run.action_id}/payments",
     )

@@ -10,6 +10,7 @@ re-read object) or, in offline mode, from staff who saw the transfer arrive.
 
 from __future__ import annotations
 
+import enum
 import logging
 import re
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ from coop.core.web import localized
 from coop.desk import audit
 from coop.desk.exports import Table
 from coop.extensions import db
-from coop.orders.models import LineStatus, OrderLine, Quote, QuoteStatus
+from coop.orders.models import LineStatus, Quote
 from coop.payments import stripe_gateway
 from coop.payments.models import (
     HOLDS_MONEY,
@@ -58,7 +59,7 @@ from coop.payments.stripe_gateway import (
     Refund,
     WebhookRejectedError,
 )
-from coop.registrations.models import Household, Registration, RegistrationStatus
+from coop.registrations.models import Household, Registration
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ def measure_of(payment: Payment) -> Any:
     quote = payment.quote
     if quote is None:
         return None
-    return quote.line.registration_measure.action_measure.measure
+    return quote.line.measure
 
 
 def reference_for(payment_id: int) -> str:
@@ -338,7 +339,7 @@ def request_deposit(quote: Quote, *, now: datetime) -> Payment | None:
     """Called in the transaction that accepts ``quote``: the deposit the action asks, once per
     quote, and the email telling the resident how to pay. The caller commits."""
     line = quote.line
-    registration = line.registration
+    registration = line.household_registration
     action = registration.action
     amount = deposit_amount(action, quote.total_cents)
     if amount is None:
@@ -710,6 +711,9 @@ def request_refund(
     ``refund:<id>:<n>``), in offline mode staff transfer it and say so. The caller commits."""
     if payment.status not in (PaymentStatus.PAID, PaymentStatus.FLAGGED):
         raise PaymentError("not_refundable", status=payment.status.value)
+    if reason is RefundReason.WITHDRAWN and work_installed(payment):
+        # The rule's last line of defence: installed work is never refunded on a withdrawal.
+        raise PaymentError("installed_work")
     payment.refund_reason = reason
     payment.refund_attempts += 1
     payment.refund_requested_at = now
@@ -724,6 +728,8 @@ def request_refund(
             payment_id=payment.id,
             attempt=payment.refund_attempts,
         )
+    elif payment.mode is PaymentMode.OFFLINE and run is None:
+        _tell_staff_to_transfer(payment)
 
 
 def _refund_metadata(payment: Payment) -> dict[str, str]:
@@ -1007,81 +1013,123 @@ def mark_refunded(actor: User, payment: Payment, *, now: datetime | None = None)
     db.session.commit()
 
 
-# --- withdrawal within the cooling-off period -------------------------------------------------
+# --- a measure withdrawn: its deposit ---------------------------------------------------------
+#
+# The rule (``coop.registrations.withdrawal`` applies it per measure): an accepted measure can be
+# withdrawn within COOLING_OFF_DAYS after its quote was accepted, the moment the contract is
+# made (Dutch law counts the cooling-off period of a service from the day the contract is
+# concluded, art. 6:230o BW). Paying the deposit later does not move that moment. Withdrawn
+# within it, a deposit not yet paid is no longer due and one paid is refunded in full. Installed
+# work is never withdrawn, and its deposit is never refunded on a withdrawal.
 
 
-def _current_lines(registration: Registration) -> list[OrderLine]:
-    return list(
-        db.session.scalars(
-            select(OrderLine)
-            .where(OrderLine.registration_id == registration.id, OrderLine.current.is_(True))
-            .options(selectinload(OrderLine.quotes))
+class WithdrawalEffect(enum.StrEnum):
+    """What withdrawing a measure does with its deposit (said on the page before it is done)."""
+
+    NONE = "none"  # nothing to pay or to get back (no deposit, or already settled)
+    CANCELLED = "cancelled"  # not paid yet: no longer due
+    REFUNDED = "refunded"  # paid: refunded in full
+    KEPT = "kept"  # paid, and kept: the work was installed, or the cooling-off period is over
+    DUE = "due"  # not paid, and still due: the work stays (installed, or past the cooling-off)
+
+
+def cooling_off_until(accepted_at: datetime | None) -> datetime | None:
+    """The last moment an accepted measure can be withdrawn with its deposit back."""
+    return None if accepted_at is None else accepted_at + _cooling_off()
+
+
+def accepted_at(payment: Payment) -> datetime | None:
+    """When the quote of this deposit was accepted (None once the quote is gone)."""
+    quote = payment.quote
+    return quote.decided_at if quote is not None else None
+
+
+def work_installed(payment: Payment) -> bool:
+    """Whether the work this deposit is for has been installed (or confirmed)."""
+    quote = payment.quote
+    return quote is not None and quote.line.status in (LineStatus.INSTALLED, LineStatus.COMPLETED)
+
+
+def deposit_cooling_off_until(payment: Payment) -> datetime | None:
+    """For the resident's deposit page and email: until when withdrawing the measure gives this
+    deposit back; None once the work is installed (or the quote is gone). The caller compares
+    it with the time."""
+    if work_installed(payment):
+        return None
+    return cooling_off_until(accepted_at(payment))
+
+
+def withdrawal_effect(payment: Payment | None, *, refund_allowed: bool) -> WithdrawalEffect:
+    """What withdrawing (or, for an erasure, ending) the measure of ``payment`` does with it.
+
+    ``refund_allowed``: the measure is withdrawn within its cooling-off period, and nothing is
+    installed. A refund that failed before (flagged) or one under way is left to staff."""
+    if payment is None:
+        return WithdrawalEffect.NONE
+    if payment.status in UNPAID:
+        return WithdrawalEffect.CANCELLED
+    holds = payment.status is PaymentStatus.PAID or (
+        payment.status is PaymentStatus.FLAGGED
+        and payment.flag_reason is not FlagReason.REFUND_FAILED
+    )
+    if not holds:
+        return WithdrawalEffect.NONE
+    return WithdrawalEffect.REFUNDED if refund_allowed else WithdrawalEffect.KEPT
+
+
+def measure_withdrawn(
+    payment: Payment, *, refund_allowed: bool, actor: User | None, now: datetime
+) -> WithdrawalEffect:
+    """Called in the withdrawal's transaction (``coop.registrations.withdrawal``): the deposit of
+    the withdrawn measure is cancelled when unpaid, refunded when paid and ``refund_allowed``,
+    kept otherwise. Decided again under the payment's lock, so money that arrived a moment ago
+    is refunded rather than cancelled."""
+    lock_row(payment)
+    effect = withdrawal_effect(payment, refund_allowed=refund_allowed)
+    if effect is WithdrawalEffect.CANCELLED:
+        _cancel(payment, actor=actor, now=now, note="withdrawn")
+    elif effect is WithdrawalEffect.REFUNDED:
+        request_refund(actor, payment, RefundReason.WITHDRAWN, now=now)
+    return effect
+
+
+# --- refunds staff transfer by hand (offline mode) ----------------------------------------------
+
+
+def refunds_to_transfer(organisation_id: int, action_id: int | None = None) -> list[PaymentRow]:
+    """The desk's task list: refunds asked in offline mode that staff must still transfer back
+    (and then mark as refunded), oldest first."""
+    query = (
+        select(Payment)
+        .join(Action, Action.id == Payment.action_id)
+        .where(
+            Action.organisation_id == organisation_id,
+            Payment.status == PaymentStatus.REFUNDING,
+            Payment.mode == PaymentMode.OFFLINE,
         )
+        .options(
+            selectinload(Payment.registration).selectinload(Registration.household),
+            selectinload(Payment.registration).selectinload(Registration.user),
+            selectinload(Payment.action),
+        )
+        .order_by(Payment.refund_requested_at, Payment.id)
     )
+    if action_id is not None:
+        query = query.where(Payment.action_id == action_id)
+    return [row_of(p) for p in db.session.scalars(query)]
 
 
-def cooling_off_until(registration: Registration) -> datetime | None:
-    """Until when a resident who accepted a quote can still withdraw: 14 days (COOLING_OFF_DAYS)
-    after the last acceptance or deposit payment, as long as no work is installed. None when it
-    does not apply (no accepted quote, or work done)."""
-    if registration.status is not RegistrationStatus.ACCEPTED:
-        return None
-    lines = _current_lines(registration)
-    if any(line.status in (LineStatus.INSTALLED, LineStatus.COMPLETED) for line in lines):
-        return None
-    moments = [
-        quote.decided_at
-        for line in lines
-        for quote in line.quotes
-        if quote.status is QuoteStatus.ACCEPTED and quote.decided_at is not None
-    ]
-    moments += [p.paid_at for p in deposits_of(registration) if p.paid_at is not None]
-    if not moments:
-        return None
-    return max(moments) + _cooling_off()
-
-
-def _refunded_on_withdrawal(payment: Payment, now: datetime) -> bool:
-    return (
-        payment.status in (PaymentStatus.PAID, PaymentStatus.FLAGGED)
-        and payment.paid_at is not None
-        and now - payment.paid_at <= _cooling_off()
-    )
-
-
-@dataclass(frozen=True)
-class WithdrawalMoney:
-    """What withdrawing now does with the registration's deposits (for the withdraw page)."""
-
-    refunded: list[Payment]
-    kept: list[Payment]  # paid longer ago than the cooling-off period: staff decide
-    cancelled: list[Payment]  # not paid yet: no longer due
-
-
-def withdrawal_money(registration: Registration, now: datetime | None = None) -> WithdrawalMoney:
-    now = now or utcnow()
-    refunded, kept, cancelled = [], [], []
-    for payment in deposits_of(registration):
-        if payment.status in UNPAID:
-            cancelled.append(payment)
-        elif _refunded_on_withdrawal(payment, now):
-            refunded.append(payment)
-        elif payment.status in (PaymentStatus.PAID, PaymentStatus.FLAGGED):
-            kept.append(payment)
-    return WithdrawalMoney(refunded, kept, cancelled)
-
-
-def registration_withdrawn(
-    registration: Registration, *, actor: User | None, now: datetime
-) -> None:
-    """Called in the withdrawal's transaction: deposits not paid are no longer due, deposits paid
-    within the cooling-off period are refunded."""
-    for payment in deposits_of(registration):
-        lock_row(payment)
-        if payment.status in UNPAID:
-            _cancel(payment, actor=actor, now=now, note="withdrawn")
-        elif _refunded_on_withdrawal(payment, now):
-            request_refund(actor, payment, RefundReason.WITHDRAWN, now=now)
+def _tell_staff_to_transfer(payment: Payment) -> None:
+    """Offline mode: every refund is a bank transfer staff make; each of the action's staff gets
+    one email per refund (the key holds the refund's attempt)."""
+    for user_id in _staff_ids(payment.action.organisation_id):
+        jobs.enqueue(
+            "payments.send_refund_to_transfer",
+            f"refund-to-transfer:{payment.id}:{payment.refund_attempts}:{user_id}",
+            payment_id=payment.id,
+            attempt=payment.refund_attempts,
+            user_id=user_id,
+        )
 
 
 def _cancel(payment: Payment, *, actor: User | None, now: datetime, note: str) -> None:
@@ -1140,6 +1188,15 @@ def _start_run(
     for payment in payments:
         request_refund(actor, payment, RefundReason.ACTION_CANCELLED, now=now, run=run)
     jobs.enqueue("payments.refund_action", f"refund-run:{run.id}", run_id=run.id)
+    if any(p.mode is PaymentMode.OFFLINE for p in payments):
+        # Bank transfers to make by hand: one email per run (it lists them), not one per refund.
+        for user_id in _staff_ids(action.organisation_id):
+            jobs.enqueue(
+                "payments.send_run_to_transfer",
+                f"refund-run-to-transfer:{run.id}:{user_id}",
+                run_id=run.id,
+                user_id=user_id,
+            )
     log.info("refund run started id=%s action=%s payments=%s", run.id, action.id, len(payments))
     return run
 

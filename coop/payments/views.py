@@ -8,6 +8,7 @@ from Stripe as proof. The webhook is the one route without a CSRF token: Stripe 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from flask import (
@@ -26,6 +27,7 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from coop.core.authz import require, resident_required
+from coop.core.time import utcnow
 from coop.extensions import csrf, db
 from coop.orders.models import Quote
 from coop.payments import services, stripe_gateway
@@ -69,10 +71,14 @@ def deposit(payment_id: int) -> str:
         returned=returned if returned in ("checkout", "cancelled") else None,
         form=ButtonForm(),
         iban=services.format_iban(payment.action.deposit_iban),
-        cooling_off_until=services.cooling_off_until(payment.registration)
-        if payment.registration is not None
-        else None,
+        cooling_off_until=_still_cooling_off(payment),
     )
+
+
+def _still_cooling_off(payment: Payment) -> datetime | None:
+    """Until when withdrawing the measure gives this deposit back, while that is still ahead."""
+    until = services.deposit_cooling_off_until(payment)
+    return until if until is not None and utcnow() <= until else None
 
 
 @bp.post("/my/payments/<int:payment_id>/pay")
@@ -127,17 +133,12 @@ def deposit_for_quote(quote: Quote) -> Payment | None:
 @bp.app_template_global()
 def deposit_asked_for(quote: Quote) -> int | None:
     """What accepting this quote would ask as a deposit (said before the resident accepts)."""
-    return services.deposit_amount(quote.line.registration.action, quote.total_cents)
+    return services.deposit_amount(quote.line.order.action, quote.total_cents)
 
 
 @bp.app_template_global()
 def cooling_off_days() -> int:
     return int(current_app.config.get("COOLING_OFF_DAYS", 14))
-
-
-@bp.app_template_global()
-def withdrawal_money(registration: Registration) -> services.WithdrawalMoney:
-    return services.withdrawal_money(registration)
 
 
 @bp.app_template_global()

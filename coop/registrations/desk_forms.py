@@ -1,4 +1,5 @@
-"""Forms of the staff's registration pages: the list's filters, a note, registering on behalf."""
+"""Forms of the staff's registration pages: the list's filters, a note, registering on behalf,
+withdrawing measures on a resident's behalf."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, Field, Form, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    Field,
+    Form,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
@@ -115,6 +124,25 @@ class RegistrationFilterForm(FlaskForm):
             descending=not (ok(self.direction) and self.direction.data == "asc"),
             page=max(1, min(page, 1_000_000)),
         )
+
+
+class DeskWithdrawForm(FlaskForm):
+    """Staff withdraw measures when the resident asks them to (by phone, at the desk); the same
+    rules as on the resident's own page apply."""
+
+    measures = SelectMultipleField(
+        _l("Measures to withdraw"), coerce=str, choices=[], validate_choice=False
+    )
+    reason = TextAreaField(
+        _l("The resident's reason"),
+        description=_l("The resident gets an email with it."),
+        filters=[strip],
+        validators=[
+            DataRequired(_l("Write down the resident's reason.")),
+            Length(max=1000, message=_l("Use at most 1000 characters.")),
+            NoControlCharacters(),
+        ],
+    )
 
 
 class NoteForm(FlaskForm):

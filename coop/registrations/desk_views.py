@@ -21,8 +21,10 @@ from flask_login import current_user
 from coop.core.authz import require, staff_required
 from coop.core.time import utcnow
 from coop.desk import exports
-from coop.registrations import desk_services, services
+from coop.extensions import db
+from coop.registrations import desk_services, services, withdrawal
 from coop.registrations.desk_forms import (
+    DeskWithdrawForm,
     NoteForm,
     RegistrationFilterForm,
     on_behalf_form_for,
@@ -124,11 +126,20 @@ def export(fmt: str) -> Response:
     return exports.response(table, fmt, stem="registrations")
 
 
-def _render_detail(registration: Registration, note_form: NoteForm, status: int = 200) -> Any:
+def _render_detail(
+    registration: Registration,
+    note_form: NoteForm,
+    status: int = 200,
+    withdraw_form: DeskWithdrawForm | None = None,
+    problem: str | None = None,
+) -> Any:
     return (
         render_template(
             "registrations/desk/detail.html",
             registration=registration,
+            plans=withdrawal.measure_plans(registration),
+            withdraw_form=withdraw_form or DeskWithdrawForm(formdata=None),
+            withdraw_problem=problem,
             history=desk_services.history(registration),
             notes=desk_services.notes_of(registration),
             emails=desk_services.emails_of(registration),
@@ -165,6 +176,49 @@ def add_note(registration_id: int) -> Any:
                 + "#notes-title"
             )
     return _render_detail(registration, form)
+
+
+@bp.post("/<int:registration_id>/withdraw")
+@staff_required
+def withdraw(registration_id: int) -> Any:
+    """Withdraw measures on the resident's behalf, through the same service and rules as the
+    resident's own page (an installed measure never; an accepted one within its cooling-off
+    period)."""
+    registration = _registration(registration_id)
+    form = DeskWithdrawForm()
+    offered = {p.measure.id for p in withdrawal.measure_plans(registration) if p.withdrawable}
+    problem = None
+    if form.validate_on_submit():
+        raw = [value for value in (form.measures.data or []) if value]
+        chosen = [int(v) for v in raw if v.isdigit() and int(v) in offered]
+        if not raw:
+            form.measures.errors = [gettext("Choose at least one measure to withdraw.")]
+        elif len(chosen) != len(raw):
+            form.measures.errors = [gettext("Choose among the measures that can be withdrawn.")]
+        else:
+            try:
+                done = services.withdraw(
+                    registration, form.reason.data, actor=current_user, measure_ids=chosen
+                )
+            except services.RegistrationError:
+                db.session.rollback()
+                problem = gettext(
+                    "This can no longer be withdrawn: the measure moved on meanwhile. Look at "
+                    "its progress below."
+                )
+            else:
+                flash(
+                    gettext("The registration is withdrawn.")
+                    if done.registration_withdrawn
+                    else gettext("The chosen measures are withdrawn; the others go on."),
+                    "success",
+                )
+                return redirect(
+                    url_for("registrations_desk.detail", registration_id=registration.id)
+                )
+    return _render_detail(
+        registration, NoteForm(formdata=None), withdraw_form=form, problem=problem
+    )
 
 
 # --- registering on behalf of a resident ------------------------------------------------------

@@ -13,6 +13,7 @@ from wtforms import (
     IntegerField,
     RadioField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
@@ -245,6 +246,10 @@ def details_form_for(action: Action, **kwargs: Any) -> DetailsForm:
 
 
 class WithdrawForm(FlaskForm):
+    # Which measures: the page offers only those that can be withdrawn (the view checks).
+    measures = SelectMultipleField(
+        _l("What do you withdraw?"), coerce=str, choices=[], validate_choice=False
+    )
     reason = TextAreaField(
         _l("Why do you withdraw?"),
         description=_l("This helps the energy desk improve the next action."),

@@ -138,7 +138,13 @@ class Registration(db.Model):  # type: ignore[name-defined]
 
 
 class RegistrationMeasure(db.Model):  # type: ignore[name-defined]
-    """A measure the household wants, with the quantity (m² or pieces)."""
+    """A measure the household wants, with the quantity (m² or pieces).
+
+    Each measure has a lifecycle of its own: its order line says how far the work is (surveyed,
+    quoted, accepted, installed), and ``withdrawn_at`` that the household stepped out of this
+    measure alone (``coop.registrations.withdrawal``). The registration's status only sums the
+    measures up for display.
+    """
 
     __tablename__ = "registration_measures"
 
@@ -148,6 +154,8 @@ class RegistrationMeasure(db.Model):  # type: ignore[name-defined]
         ForeignKey("action_measures.id", ondelete="RESTRICT"), index=True
     )
     quantity: Mapped[int] = mapped_column(Integer)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    withdrawal_reason: Mapped[str | None] = mapped_column(Text)
 
     registration: Mapped[Registration] = relationship(back_populates="measures")
     action_measure: Mapped[ActionMeasure] = relationship(lazy="joined")
@@ -159,7 +167,12 @@ class RegistrationMeasure(db.Model):  # type: ignore[name-defined]
 
 
 class StatusChange(db.Model):  # type: ignore[name-defined]
-    """Every status a registration passed through, with when and (if a person did it) who."""
+    """Every status a registration passed through, with when and (if a person did it) who.
+
+    A change with ``registration_measure_id`` is about that one measure (a withdrawal of it);
+    ``from_status`` is then where the measure was and ``to_status`` where it went, and the
+    registration's own status is not moved by it.
+    """
 
     __tablename__ = "status_changes"
 
@@ -176,6 +189,11 @@ class StatusChange(db.Model):  # type: ignore[name-defined]
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     note: Mapped[str | None] = mapped_column(Text)
+    registration_measure_id: Mapped[int | None] = mapped_column(
+        ForeignKey("registration_measures.id", ondelete="SET NULL")
+    )
+
+    registration_measure: Mapped[RegistrationMeasure | None] = relationship()
 
 
 class RegistrationNote(db.Model):  # type: ignore[name-defined]

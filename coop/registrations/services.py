@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -26,7 +26,6 @@ from coop.desk import audit
 from coop.extensions import db
 from coop.registrations.models import (
     ENDED,
-    JOURNEY,
     DwellingType,
     Household,
     Ownership,
@@ -35,6 +34,9 @@ from coop.registrations.models import (
     RegistrationStatus,
     StatusChange,
 )
+
+if TYPE_CHECKING:
+    from coop.registrations.withdrawal import Withdrawal
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +52,6 @@ PARTICIPATING = (
     RegistrationStatus.INSTALLED,
     RegistrationStatus.COMPLETED,
 )
-# Until the work is agreed a resident can step out on their own page.
-WITHDRAWABLE = frozenset(
-    {
-        RegistrationStatus.PENDING_CONFIRMATION,
-        RegistrationStatus.CONFIRMED,
-        RegistrationStatus.ASSIGNED,
-        RegistrationStatus.SURVEY_PLANNED,
-        RegistrationStatus.QUOTED,
-    }
-)
-
 
 REMINDER_GRACE = timedelta(hours=24)
 # A household whose earlier registration ended this way may sign up again.
@@ -110,7 +101,11 @@ def participants_by_measure(action: Action) -> dict[int, int]:
     rows = db.session.execute(
         select(RegistrationMeasure.action_measure_id, func.count())
         .join(Registration, Registration.id == RegistrationMeasure.registration_id)
-        .where(Registration.action_id == action.id, Registration.status.in_(PARTICIPATING))
+        .where(
+            Registration.action_id == action.id,
+            Registration.status.in_(PARTICIPATING),
+            RegistrationMeasure.withdrawn_at.is_(None),
+        )
         .group_by(RegistrationMeasure.action_measure_id)
     ).all()
     return {measure_id: count for measure_id, count in rows}
@@ -362,11 +357,14 @@ def update_details(
     _apply_dwelling(registration.household, dwelling)
     current = {rm.action_measure_id: rm for rm in registration.measures}
     for action_measure_id, registration_measure in current.items():
-        if action_measure_id not in measures:
+        if action_measure_id not in measures and registration_measure.withdrawn_at is None:
             registration.measures.remove(registration_measure)
     for action_measure_id, quantity in measures.items():
         if action_measure_id in current:
             current[action_measure_id].quantity = quantity
+            # Ticked again while the details can still change: wanted again.
+            current[action_measure_id].withdrawn_at = None
+            current[action_measure_id].withdrawal_reason = None
         else:
             registration.measures.append(
                 RegistrationMeasure(action_measure_id=action_measure_id, quantity=quantity)
@@ -376,44 +374,29 @@ def update_details(
 
 
 def can_withdraw(registration: Registration, now: datetime | None = None) -> bool:
-    """Until the work is agreed; after accepting a quote, within the cooling-off period (14 days
-    after accepting or paying the deposit) as long as nothing is installed."""
-    if registration.status in WITHDRAWABLE:
-        return True
-    if registration.status is RegistrationStatus.ACCEPTED:
-        # Imported here: payments build on registrations (the deposit is refunded).
-        from coop.payments import services as payments
+    """Whether at least one measure can be withdrawn now (``coop.registrations.withdrawal``
+    has the rule, per measure)."""
+    # Imported here: the withdrawal builds on orders and payments, which build on registrations.
+    from coop.registrations import withdrawal
 
-        until = payments.cooling_off_until(registration)
-        return until is not None and (now or utcnow()) <= until
-    return False
+    return withdrawal.can_withdraw_any(registration, now)
 
 
 def withdraw(
-    registration: Registration, reason: str, *, actor: User, now: datetime | None = None
-) -> None:
-    now = now or utcnow()
-    if not can_withdraw(registration, now):
-        raise RegistrationError("not_withdrawable")
-    registration.withdrawal_reason = reason
-    _record(registration, RegistrationStatus.WITHDRAWN, actor=actor, now=now, note=reason)
-    # Imported here: orders build on registrations, and a withdrawal ends the installers' work.
-    from coop.orders import services as orders
+    registration: Registration,
+    reason: str,
+    *,
+    actor: User,
+    now: datetime | None = None,
+    measure_ids: list[int] | None = None,
+) -> Withdrawal:
+    """Withdraw the measures ``measure_ids`` (None: every measure that can be withdrawn); when
+    none is left going, the registration is withdrawn with them."""
+    from coop.registrations import withdrawal
 
-    orders.registration_withdrawn(registration, now=now)
-    from coop.payments import services as payments
-
-    payments.registration_withdrawn(registration, actor=actor, now=now)
-    db.session.flush()
-    change_id = registration.history[-1].id
-    jobs.enqueue(
-        "registrations.send_withdrawn",
-        f"registration-withdrawn:{change_id}",
-        registration_id=registration.id,
-        status_change_id=change_id,
-    )
+    done = withdrawal.withdraw_measures(registration, measure_ids, reason, actor=actor, now=now)
     db.session.commit()
-    log.info("registration withdrawn id=%s", registration.id)
+    return done
 
 
 def _confirmation_token(registration: Registration) -> LoginToken | None:
@@ -502,24 +485,114 @@ class TimelineStep:
     at: datetime | None
     done: bool
     current: bool
+    on: date | None = None  # a day without a time (the day the work was done)
 
 
-def timeline(registration: Registration) -> list[TimelineStep]:
-    """The steps behind (with when) and the usual steps ahead, for the resident's page."""
-    reached: dict[RegistrationStatus, datetime] = {}
-    for change in registration.history:
-        reached.setdefault(change.to_status, change.at)
-    steps = [
-        TimelineStep(change.to_status, change.at, True, False) for change in registration.history
-    ]
-    if steps:
-        last = steps[-1]
-        steps[-1] = TimelineStep(last.status, last.at, True, True)
-    if registration.status not in ENDED or registration.status is RegistrationStatus.COMPLETED:
-        for status in JOURNEY:
-            if status not in reached:
-                steps.append(TimelineStep(status, None, False, False))
+@dataclass(frozen=True)
+class MeasureProgress:
+    """One measure's own steps, from its installer to the confirmed work (or where it ended)."""
+
+    measure: RegistrationMeasure
+    steps: list[TimelineStep]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The household's steps (registered, confirmed) and each measure's own progress."""
+
+    household: list[TimelineStep]
+    measures: list[MeasureProgress]
+
+
+# The household's own steps; what follows is per measure (``MEASURE_JOURNEY``).
+HOUSEHOLD_JOURNEY = (RegistrationStatus.PENDING_CONFIRMATION, RegistrationStatus.CONFIRMED)
+MEASURE_JOURNEY = (
+    RegistrationStatus.ASSIGNED,
+    RegistrationStatus.SURVEY_PLANNED,
+    RegistrationStatus.QUOTED,
+    RegistrationStatus.ACCEPTED,
+    RegistrationStatus.INSTALLED,
+    RegistrationStatus.COMPLETED,
+)
+
+
+def _with_current(steps: list[TimelineStep]) -> list[TimelineStep]:
+    done = [i for i, step in enumerate(steps) if step.done]
+    if done:
+        last = steps[done[-1]]
+        steps[done[-1]] = TimelineStep(last.status, last.at, True, True, last.on)
     return steps
+
+
+def timeline(registration: Registration) -> Timeline:
+    """For the resident's pages: the household's steps behind and ahead, and per measure the
+    steps its own work went through (with when) and the usual steps ahead. A step done for one
+    measure is never shown as still to come for it, whatever the others do."""
+    # Imported here: orders and the withdrawal build on registrations.
+    from coop.orders.models import OrderLine, QuoteStatus
+    from coop.registrations import withdrawal
+
+    household: list[TimelineStep] = []
+    reached: set[RegistrationStatus] = set()
+    shown = {*HOUSEHOLD_JOURNEY, RegistrationStatus.WITHDRAWN, RegistrationStatus.EXPIRED}
+    for change in registration.history:
+        if change.registration_measure_id is not None:
+            continue  # a measure's own change: in its progress below
+        if change.to_status in shown and change.to_status not in reached:
+            household.append(TimelineStep(change.to_status, change.at, True, False))
+            reached.add(change.to_status)
+    if registration.status not in ENDED - {RegistrationStatus.COMPLETED}:
+        confirmed = registration.status is not RegistrationStatus.PENDING_CONFIRMATION
+        for status in HOUSEHOLD_JOURNEY:
+            if status not in reached:
+                # Behind it without a history entry (imported data), or still to come.
+                done = confirmed or status is RegistrationStatus.PENDING_CONFIRMATION
+                household.append(TimelineStep(status, None, done, False))
+    household = _with_current(household)
+
+    lines = {
+        line.registration_measure_id: line
+        for line in db.session.scalars(
+            select(OrderLine)
+            .where(OrderLine.registration_id == registration.id, OrderLine.current.is_(True))
+            .options(selectinload(OrderLine.surveys), selectinload(OrderLine.quotes))
+        )
+    }
+    measures: list[MeasureProgress] = []
+    for plan in withdrawal.measure_plans(registration):
+        line = lines.get(plan.measure.id)
+        when: dict[RegistrationStatus, tuple[datetime | None, date | None]] = {}
+        if line is not None:
+            when[RegistrationStatus.ASSIGNED] = (line.created_at, None)
+            if line.surveys:
+                when[RegistrationStatus.SURVEY_PLANNED] = (line.surveys[0].planned_at, None)
+            if line.quotes:
+                when[RegistrationStatus.QUOTED] = (line.quotes[0].sent_at, None)
+            accepted = next((q for q in line.quotes if q.status is QuoteStatus.ACCEPTED), None)
+            if accepted is not None:
+                when[RegistrationStatus.ACCEPTED] = (accepted.decided_at, None)
+            if line.installed_on is not None:
+                when[RegistrationStatus.INSTALLED] = (None, line.installed_on)
+            if line.confirmed_at is not None:
+                when[RegistrationStatus.COMPLETED] = (line.confirmed_at, None)
+        furthest = max((MEASURE_JOURNEY.index(s) for s in when), default=-1)
+        steps: list[TimelineStep] = []
+        for index, status in enumerate(MEASURE_JOURNEY):
+            if status in when:
+                at, on = when[status]
+                steps.append(TimelineStep(status, at, True, False, on))
+            elif index > furthest and plan.going and registration.status not in ENDED:
+                steps.append(TimelineStep(status, None, False, False))
+            # A step skipped on the way (a quote without a survey) is left out.
+        if plan.measure.withdrawn_at is not None:
+            steps.append(TimelineStep(plan.step, plan.measure.withdrawn_at, True, False))
+        elif plan.step is RegistrationStatus.DECLINED and line is not None:
+            declined = next((q for q in line.quotes if q.status is QuoteStatus.DECLINED), None)
+            steps.append(
+                TimelineStep(plan.step, declined.decided_at if declined else None, True, False)
+            )
+        measures.append(MeasureProgress(plan.measure, _with_current(steps)))
+    return Timeline(household, measures)
 
 
 def export_resident_data(user: User) -> dict[str, Any]:
@@ -558,6 +631,8 @@ def export_resident_data(user: User) -> dict[str, Any]:
                         "measure": rm.action_measure.measure.code,
                         "quantity": rm.quantity,
                         "unit": rm.action_measure.measure.unit.value,
+                        "withdrawn_at": iso(rm.withdrawn_at),
+                        "withdrawal_reason": rm.withdrawal_reason,
                     }
                     for rm in registration.measures
                 ],
@@ -603,23 +678,39 @@ def _emails_to(user: User) -> ColumnElement[bool]:
     return or_(EmailLog.user_id == user.id, func.lower(EmailLog.recipient) == user.email.lower())
 
 
-def erase_resident(user: User) -> None:
-    """Erase a resident: their registrations, households nobody else registered, their
+def erase_resident(user: User, now: datetime | None = None) -> None:
+    """Erase a resident. First the work under way ends, through the same service as a
+    withdrawal (``coop.registrations.withdrawal``, with ``erasing``): order lines ended and the
+    installers told, unpaid deposits cancelled, deposits paid within the cooling-off period
+    refunded, the desk told. Then their registrations, households nobody else registered, their
     participation (RSVPs, survey responses, interest, ambassador roles; see
-    ``coop.participation.privacy.erase_person``), login links and the account; the email log
-    keeps only that a message was sent, not to whom. One transaction: all of it or nothing."""
-    # Imported here: participation builds on registrations (households, ownership, streets).
+    ``coop.participation.privacy.erase_person``), login links and the account go; the email
+    log keeps only that a message was sent, not to whom.
+
+    What stays, without the person: the order lines (the installer's order still shows the work
+    and its quote, the rating without its comment; ``orders.detach_lines``) and the deposits
+    with their history (``payments.forget_registrations``), for the books. One transaction:
+    all of it or nothing."""
+    now = now or utcnow()
+    # Imported here: participation, orders, payments and the withdrawal build on registrations.
+    from coop.orders import services as orders
     from coop.participation import privacy as participation
+    from coop.payments import services as payments
+    from coop.registrations import withdrawal
 
     participation.erase_person(user)
     registrations = db.session.scalars(
-        select(Registration).where(Registration.user_id == user.id)
+        select(Registration).where(Registration.user_id == user.id).order_by(Registration.id)
     ).all()
+    for registration in registrations:
+        withdrawal.withdraw_measures(registration, None, "", actor=None, now=now, erasing=True)
+    db.session.flush()
     household_ids = {r.household_id for r in registrations}
+    for registration in registrations:
+        orders.detach_lines(registration)
     # The deposits stay for the books, without the link to the person.
-    from coop.payments import services as payments
-
     payments.forget_registrations([r.id for r in registrations])
+    db.session.flush()
     for registration in registrations:
         db.session.delete(registration)
     db.session.flush()
@@ -644,7 +735,7 @@ def erase_resident(user: User) -> None:
     log.info("resident erased")
 
 
-# Registrations whose measures are in place: what the neighbourhood page counts as installed.
+# Registrations whose measures are all in place.
 INSTALLED = (RegistrationStatus.INSTALLED, RegistrationStatus.COMPLETED)
 
 
@@ -675,15 +766,36 @@ def area_figures(organisation_id: int, pc4s: list[str]) -> AreaFigures:
             in_area.where(Registration.status.not_in(stepped_out)).subquery()
         )
     )
+    from coop.orders.models import LineStatus, OrderLine
+
+    # Per measure: a roof installed counts while the same household's heat pump is still
+    # quoted. A measure without an order line (imported data) follows its registration.
+    def line_where(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+        return (
+            select(OrderLine.id)
+            .where(
+                OrderLine.registration_measure_id == RegistrationMeasure.id,
+                OrderLine.current.is_(True),
+                *conditions,
+            )
+            .exists()
+        )
+
+    installed = or_(
+        line_where(OrderLine.status.in_((LineStatus.INSTALLED, LineStatus.COMPLETED))),
+        and_(
+            Registration.status.in_(INSTALLED),
+            RegistrationMeasure.withdrawn_at.is_(None),
+            ~line_where(),
+        ),
+    )
     rows = db.session.execute(
         select(Measure.code, func.count())
         .select_from(RegistrationMeasure)
         .join(ActionMeasure, ActionMeasure.id == RegistrationMeasure.action_measure_id)
         .join(Measure, Measure.id == ActionMeasure.measure_id)
         .join(Registration, Registration.id == RegistrationMeasure.registration_id)
-        .where(
-            Registration.id.in_(in_area.where(Registration.status.in_(INSTALLED))),
-        )
+        .where(Registration.id.in_(in_area), installed)
         .group_by(Measure.code)
     ).all()
     return AreaFigures(int(taking_part or 0), {code: int(n) for code, n in rows})

@@ -22,9 +22,9 @@ from flask_login import current_user, logout_user
 from coop.actions import services as actions
 from coop.core.authz import authorize, require, resident_required
 from coop.core.time import utcnow
-from coop.extensions import limiter
+from coop.extensions import db, limiter
 from coop.orders import fieldwork
-from coop.registrations import services
+from coop.registrations import services, withdrawal
 from coop.registrations.forms import (
     EraseForm,
     WithdrawForm,
@@ -54,6 +54,7 @@ ERROR_MESSAGES = {
     "not_withdrawable": lambda: gettext(
         "This registration can no longer be withdrawn here. Contact the energy desk."
     ),
+    "reason_too_long": lambda: gettext("Use at most 1000 characters."),
 }
 
 
@@ -141,7 +142,7 @@ def detail(registration_id: int) -> str:
     return render_template(
         "registrations/detail.html",
         registration=registration,
-        steps=services.timeline(registration),
+        timeline=services.timeline(registration),
         # The work on the home, per measure: installer, survey, quote, installation.
         lines=[line for line in fieldwork.lines_of_registration(registration) if line.current],
         can_edit=services.can_edit(registration),
@@ -166,6 +167,8 @@ def edit(registration_id: int) -> Any:
         "energy_label": household.energy_label or "",
     }
     for registration_measure in registration.measures:
+        if registration_measure.withdrawn_at is not None:
+            continue  # withdrawn: not ticked; ticking it again asks for it again
         initial[f"measure_{registration_measure.action_measure_id}"] = True
         initial[f"quantity_{registration_measure.action_measure_id}"] = (
             registration_measure.quantity
@@ -194,19 +197,70 @@ def edit(registration_id: int) -> Any:
 @bp.route("/my/registrations/<int:registration_id>/withdraw", methods=["GET", "POST"])
 @resident_required
 def withdraw(registration_id: int) -> Any:
+    """Per measure: what withdrawing it does (which deposit is cancelled, refunded or kept), and
+    a choice among the measures that can be withdrawn; only those are offered."""
     registration = _own_registration(registration_id, "withdraw")
-    if not services.can_withdraw(registration):
+    plans = withdrawal.measure_plans(registration)
+    offered = [plan for plan in plans if plan.withdrawable]
+    if not offered:
         flash(ERROR_MESSAGES["not_withdrawable"](), "error")
         return redirect(url_for("registrations.detail", registration_id=registration.id))
+    # One measure to withdraw: no choice to make. Several: the resident ticks which.
+    choose = len(offered) > 1
     form = WithdrawForm()
+    problem = None
     if form.validate_on_submit():
-        services.withdraw(registration, form.reason.data, actor=current_user)
-        flash(
-            gettext("Your registration is withdrawn. We have sent you a confirmation by email."),
-            "success",
-        )
-        return redirect(url_for("registrations.detail", registration_id=registration.id))
-    return render_template("registrations/withdraw.html", registration=registration, form=form)
+        chosen = _chosen_measures(form, offered) if choose else [offered[0].measure.id]
+        if chosen:
+            try:
+                done = services.withdraw(
+                    registration, form.reason.data, actor=current_user, measure_ids=chosen
+                )
+            except services.RegistrationError as exc:
+                db.session.rollback()
+                problem = ERROR_MESSAGES.get(exc.code, ERROR_MESSAGES["not_withdrawable"])()
+            else:
+                if done.registration_withdrawn:
+                    flash(
+                        gettext(
+                            "Your registration is withdrawn. We have sent you a confirmation "
+                            "by email."
+                        ),
+                        "success",
+                    )
+                else:
+                    flash(
+                        gettext(
+                            "What you chose is withdrawn; the rest of your registration goes "
+                            "on. We have sent you a confirmation by email."
+                        ),
+                        "success",
+                    )
+                return redirect(url_for("registrations.detail", registration_id=registration.id))
+    return render_template(
+        "registrations/withdraw.html",
+        registration=registration,
+        form=form,
+        plans=plans,
+        offered=offered,
+        choose=choose,
+        going=[plan for plan in plans if plan.going],
+        problem=problem,
+    )
+
+
+def _chosen_measures(form: WithdrawForm, offered: list[withdrawal.MeasurePlan]) -> list[int]:
+    """The ticked measures; an error on the field when none, or one not offered, is ticked."""
+    allowed = {plan.measure.id for plan in offered}
+    raw = [value for value in (form.measures.data or []) if value]
+    chosen = [int(value) for value in raw if value.isdigit() and int(value) in allowed]
+    if not raw:
+        form.measures.errors = [gettext("Choose at least one measure to withdraw.")]
+        return []
+    if len(chosen) != len(raw):
+        form.measures.errors = [gettext("Choose among the measures that can be withdrawn.")]
+        return []
+    return chosen
 
 
 @bp.get("/my/export")
@@ -232,4 +286,11 @@ def erase() -> Any:
         services.erase_resident(user)
         flash(gettext("Your account and all your data are erased."), "success")
         return redirect(url_for("actions.index"))
-    return render_template("registrations/erase.html", form=form)
+    # Before the resident confirms: exactly what the erasure ends, per registration and measure.
+    registrations = services.registrations_of(user)
+    return render_template(
+        "registrations/erase.html",
+        form=form,
+        registrations=registrations,
+        plans={r.id: withdrawal.measure_plans(r, erasing=True) for r in registrations},
+    )

@@ -199,7 +199,9 @@ def test_dev_mailbox(page: Page, language: str) -> None:
 def test_my_registrations(page: Page, live_server: LiveServer, language: str) -> None:
     log_in_resident(page, live_server, "/my")
     choose_language(page, language)
-    expect(page.locator("main .status-timeline")).to_be_visible()
+    # The household's steps, then each measure's own (this registration has one measure).
+    expect(page.locator("main .status-timeline")).to_have_count(2)
+    expect(page.locator("main .status-timeline").first).to_be_visible()
     assert_accessible(page)
 
 

@@ -158,9 +158,17 @@ def test_resident_journey_from_postcode_to_erasure(
         assert registration.household.build_year == 1981
         assert registration.household.energy_label == "C"
 
-    # Withdraw with a reason: the status changes and a confirmation email arrives.
+    # Withdraw with a reason: with two measures the resident ticks which (here both); without
+    # a choice nothing happens. The status changes and a confirmation email arrives.
     withdraw_url = f"/my/registrations/{registration_id}/withdraw"
-    response = factories.post_form(client, withdraw_url, {"reason": "We are moving house."})
+    unchosen = factories.post_form(client, withdraw_url, {"reason": "We are moving house."})
+    assert unchosen.status_code == 200
+    assert "Choose at least one measure to withdraw." in unchosen.get_data(as_text=True)
+    with app.app_context():
+        measure_ids = [rm.id for rm in db.session.get(Registration, registration_id).measures]
+    response = factories.post_form(
+        client, withdraw_url, {"reason": "We are moving house.", "measures": measure_ids}
+    )
     assert response.status_code == 302
     with app.app_context():
         registration = db.session.get(Registration, registration_id)
