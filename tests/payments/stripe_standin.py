@@ -341,6 +341,7 @@ class StripeStandIn:
                 "id": charge_id,
                 "object": "charge",
                 "amount": amount,
+                "amount_captured": 0 if delayed else amount,
                 "amount_refunded": 0,
                 "currency": currency,
                 "paid": not delayed,
@@ -378,6 +379,34 @@ class StripeStandIn:
             else:
                 intent.update(status="requires_payment_method")
                 self.charges[intent["latest_charge"]].update(status="failed")
+
+    def refund_in_dashboard(self, intent_id: str, amount: int | None = None) -> dict[str, Any]:
+        """Someone refunds (part of) the payment in Stripe's dashboard, not through coop: a
+        Refund without our metadata, and the Charge's ``amount_refunded`` goes up; ``refunded``
+        turns true only once the whole charge is refunded."""
+        with self._lock:
+            intent = self.intents[intent_id]
+            charge = self.charges[intent["latest_charge"]]
+            amount = charge["amount"] - charge["amount_refunded"] if amount is None else amount
+            refund = {
+                "id": self.new_id("re"),
+                "object": "refund",
+                "amount": amount,
+                "balance_transaction": self.new_id("txn"),
+                "charge": charge["id"],
+                "created": int(time.time()) + next(self._ids),
+                "currency": charge["currency"],
+                "metadata": {},
+                "payment_intent": intent_id,
+                "reason": "requested_by_customer",
+                "receipt_number": None,
+                "source_transfer_reversal": None,
+                "status": "succeeded",
+                "transfer_reversal": None,
+            }
+            self.refunds[refund["id"]] = refund
+            self._refunded(charge, amount)
+            return refund
 
     def settle_refund(self, refund_id: str, status: str) -> None:
         with self._lock:
