@@ -17,7 +17,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from sqlalchemy.exc import NotSupportedError
 
 from coop.actions import services as actions
 from coop.core.models import EmailLog
@@ -224,21 +223,7 @@ def test_an_installer_cannot_answer_an_order_after_its_deadline(
 
 # --- (g) an expired order gives its homes back --------------------------------------------------
 
-# ``expire_orders`` locks its orders with FOR UPDATE over joined eager loads, which PostgreSQL
-# refuses (issue 12, defect 1; fixed on another branch). Remove the mark when that is merged.
-EXPIRY_CRASHES_ON_POSTGRESQL = pytest.mark.xfail(
-    strict=True,
-    raises=NotSupportedError,
-    reason="expire_orders: FOR UPDATE cannot be applied to the nullable side of an outer join "
-    "(issue 12, defect 1)",
-)
 
-
-@pytest.mark.parametrize(
-    "database_url",
-    ["sqlite", pytest.param("postgresql", marks=EXPIRY_CRASHES_ON_POSTGRESQL)],
-    indirect=True,
-)
 def test_an_order_not_answered_in_time_gives_its_homes_back_to_matching(
     app: Flask, client: FlaskClient, world: World
 ) -> None:
