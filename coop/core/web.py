@@ -4,6 +4,7 @@ template helpers and the development mailbox."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,23 +23,73 @@ from flask_babel import get_locale, gettext
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import func, select, text
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, Map, Rule, ValidationError
 from werkzeug.wrappers import Response
 
+from coop.core import ratelimit
 from coop.core.formatting import local_date, local_datetime, money
 from coop.core.models import EmailLog, JobStatus, OutboxJob
 from coop.core.time import utcnow
-from coop.extensions import db, login_manager
+from coop.extensions import db, limiter, login_manager
 
 log = logging.getLogger(__name__)
 bp = Blueprint("core", __name__)
 
 _CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    "form-action 'self'{checkout}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
+
+# The largest id a URL may carry: ids are 32-bit integers on PostgreSQL (and SQLite refuses
+# numbers above 64 bits). A larger one cannot name anything: 404, not a database error.
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every route: a whole number from 0 to ``MAX_ID``."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+    def to_python(self, value: str) -> Any:
+        try:
+            return super().to_python(value)
+        except ValidationError:
+            log.info("id out of range in %s", request.path[:200])
+            raise
+
+
+def content_security_policy(app: Flask) -> str:
+    """The CSP; the pay form redirects to Stripe Checkout, which ``form-action`` must allow
+    (Chromium applies it to the redirect after a form's POST too)."""
+    checkout = ""
+    if app.config.get("STRIPE_SECRET_KEY") and app.config.get("STRIPE_CHECKOUT_ORIGIN"):
+        parts = urlsplit(str(app.config["STRIPE_CHECKOUT_ORIGIN"]))
+        if parts.scheme in ("https", "http") and parts.netloc:
+            checkout = f" {parts.scheme}://{parts.netloc}"
+    return _CSP.format(checkout=checkout)
+
+
+# Email links, invitations and feeds carry their permission in the address (<token>, <key>):
+# failed uses are limited per client address, so guessing gets nowhere. Generated from the URL
+# map: a new route with a token or key in its address is limited without anyone remembering.
+LINK_ARGUMENTS = frozenset({"token", "key"})
+LINK_FAILURES = ratelimit.Limit("link-failures", "RATELIMIT_LOGIN")
+
+
+def is_link_route(rule: Rule | None) -> bool:
+    return rule is not None and bool(LINK_ARGUMENTS & set(rule.arguments))
+
+
+def _client() -> str:
+    return request.remote_addr or "unknown"
 
 
 def init_app(app: Flask) -> None:
+    # Before any blueprint adds its routes: a route's converters are made when it is added.
+    app.url_map.converters["int"] = IdConverter
+    csp = content_security_policy(app)
     app.register_blueprint(bp)
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["datetime"] = local_datetime
@@ -50,11 +101,17 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "accounts.login"
     login_manager.login_message = ""  # the login page itself explains what to do
 
-    @login_manager.user_loader
-    def _load_user(user_id: str) -> Any:
-        from coop.accounts.models import User
+    from coop.accounts import sessions
 
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    login_manager.user_loader(sessions.load_user)
+
+    @app.before_request
+    def _limit_link_failures() -> tuple[str, int, dict[str, str]] | None:
+        if request.method in ("GET", "POST", "HEAD") and is_link_route(request.url_rule):
+            wait = LINK_FAILURES.wait(_client())
+            if wait:
+                return _too_many_requests(wait)
+        return None
 
     @app.before_request
     def _no_nul_in_path() -> None:
@@ -64,7 +121,14 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy", _CSP)
+        if is_link_route(request.url_rule) and response.status_code in (400, 404):
+            LINK_FAILURES.count(_client())
+        # Pages show personal data once someone is logged in or holds a link, and exports
+        # are personal data: no browser or proxy keeps a copy (the back button on a shared
+        # computer, a proxy's cache). Only the static files may be kept.
+        if request.endpoint != "static":
+            response.headers["Cache-Control"] = "no-store"
+        response.headers.setdefault("Content-Security-Policy", csp)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -93,6 +157,12 @@ def init_app(app: Flask) -> None:
             400,
         )
 
+    @app.errorhandler(429)
+    def _rate_limited(error: HTTPException) -> tuple[str, int, dict[str, str]]:
+        limit = limiter.current_limit
+        wait = max(1, int(limit.reset_at - time.time())) if limit is not None else 60
+        return _too_many_requests(wait)
+
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> tuple[str, int] | HTTPException:
         code = error.code or 500
@@ -107,6 +177,20 @@ def init_app(app: Flask) -> None:
         log.exception("unhandled error on %s %s", request.method, request.path)
         title, message = _error_text(500)
         return render_template("errors/error.html", code=500, title=title, message=message), 500
+
+
+def _too_many_requests(wait: int) -> tuple[str, int, dict[str, str]]:
+    """The 429 page, saying how long to wait."""
+    return (
+        render_template(
+            "errors/error.html",
+            code=429,
+            title=gettext("Too many attempts"),
+            message=gettext("Please wait %(wait)s and try again.", wait=ratelimit.wait_text(wait)),
+        ),
+        429,
+        {"Retry-After": str(wait)},
+    )
 
 
 def _error_text(code: int) -> tuple[str, str]:
