@@ -399,10 +399,18 @@ def test_sign_up_is_rate_limited(app: Flask, english: FlaskClient) -> None:
             factories.registration_form(act, house_number=str(n), email=f"r{n}@example.nl")
             for n in (1, 2, 3)
         ]
+    # Forms sent back for a typing error do not count.
+    for _ in range(3):
+        typo = {**forms[0], "postcode": "35 24"}
+        assert factories.post_form(english, url, typo).status_code == 200
     assert factories.post_form(english, url, forms[0]).status_code == 302
     assert factories.post_form(english, url, forms[1]).status_code == 302
+    # Over the limit: the form again, with what was typed and how long to wait.
     response = factories.post_form(english, url, forms[2])
     assert response.status_code == 429
-    assert "Too many attempts" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "What you typed is kept: wait 1 minute and send the form again." in page
+    assert 'value="r3@example.nl"' in page
+    assert 'value="3"' in page
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Registration)) == 2
