@@ -206,6 +206,7 @@ EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
         ("GET", "bogus_token"): everyone(404),
         ("POST", "bogus_token"): everyone(404),
     },
+    "unsubscribe.one_click_unsubscribe": {("POST", "bogus_token"): everyone(404)},
     # --- logging in ----------------------------------------------------------------------
     "accounts.login": {("GET", ""): everyone(200), ("POST", ""): everyone(200)},
     "accounts.check_email": {("GET", ""): everyone(200)},

@@ -4,9 +4,10 @@ template helpers and the development mailbox."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import (
     Blueprint,
@@ -23,7 +24,7 @@ from flask_babel import get_locale, gettext
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import func, select, text
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import IntegerConverter, Map, Rule, ValidationError
+from werkzeug.routing import IntegerConverter, Map, Rule
 from werkzeug.wrappers import Response
 
 from coop.core import ratelimit
@@ -45,19 +46,40 @@ _CSP = (
 MAX_ID = 2**31 - 1
 
 
+def _up_to(limit: str) -> str:
+    """A regular expression for the decimal numbers from 0 to ``limit`` (no sign, leading zeros
+    allowed up to its length)."""
+    shorter = f"\\d{{1,{len(limit) - 1}}}" if len(limit) > 1 else None
+    same_length = []
+    for position, digit in enumerate(limit):
+        rest = len(limit) - position - 1
+        if int(digit) > 0:
+            lower = "0" if int(digit) == 1 else f"[0-{int(digit) - 1}]"
+            same_length.append(f"{limit[:position]}{lower}" + (f"\\d{{{rest}}}" if rest else ""))
+    same_length.append(limit)
+    return "|".join([*(p for p in [shorter] if p), *same_length])
+
+
 class IdConverter(IntegerConverter):
-    """``<int:...>`` in every route: a whole number from 0 to ``MAX_ID``."""
+    """``<int:...>`` in every route: a whole number from 0 to ``MAX_ID``.
+
+    The bound is in the regular expression too: a number that passes the path's expression but
+    fails the converter would let werkzeug answer 405 for a route that shares the path."""
+
+    regex = f"(?:{_up_to(str(MAX_ID))})"
 
     def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
 
-    def to_python(self, value: str) -> Any:
-        try:
-            return super().to_python(value)
-        except ValidationError:
-            log.info("id out of range in %s", request.path[:200])
-            raise
+
+_LONG_NUMBER = re.compile(r"\d{10,}")
+
+
+def _log_id_out_of_range() -> None:
+    """A 404 for an id no row can have is worth a line: someone may be probing."""
+    if any(int(n) > MAX_ID for n in _LONG_NUMBER.findall(request.path)):
+        log.info("id out of range in %s %s", request.method, request.path[:200])
 
 
 def content_security_policy(app: Flask) -> str:
@@ -168,6 +190,8 @@ def init_app(app: Flask) -> None:
         code = error.code or 500
         if code < 400:
             return error
+        if code == 404:
+            _log_id_out_of_range()
         title, message = _error_text(code)
         return render_template("errors/error.html", code=code, title=title, message=message), code
 
@@ -233,13 +257,17 @@ def safe_next(target: str | None, default: str = "/") -> str:
     """Only paths on this site; never an open redirect to somewhere else."""
     if not target:
         return default
-    # Browsers read "\" as "/" and drop tabs and newlines, so "/\evil.example" and
-    # "/\t/evil.example" would leave the site as "//evil.example" does.
-    if "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
-        return default
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return default
+    # Checked as given and percent-decoded (twice: "%252F"), so that an encoded "//" or "\\"
+    # cannot pass here and be decoded by a proxy or a browser on the way.
+    decoded = unquote(unquote(target))
+    for form in (target, decoded):
+        # Browsers read "\" as "/" and drop tabs and newlines, so "/\evil.example" and
+        # "/\t/evil.example" would leave the site as "//evil.example" does.
+        if "\\" in form or any(ord(ch) < 32 or ord(ch) == 127 for ch in form):
+            return default
+        parts = urlsplit(form)
+        if parts.scheme or parts.netloc or not form.startswith("/") or form.startswith("//"):
+            return default
     return target
 
 
