@@ -651,6 +651,10 @@ def confirmed_registration(act: Action, number: int, resident: User) -> Registra
 
 @pytest.fixture
 def world(app: Flask) -> dict[str, Any]:
+    return build_world(app)
+
+
+def build_world(app: Flask) -> dict[str, Any]:
     """Two desks, each with actions, a neighbourhood, an installer, an update and an invited
     colleague; a resident with a registration at each; staff of both and an installer user."""
     with app.app_context():

@@ -29,9 +29,15 @@ from coop.core.web import MAX_ID, IdConverter, is_link_route, safe_next
 from coop.extensions import csrf, db
 from tests import factories
 from tests.login import sign_in
-from tests.test_authorization import TARGETS, value_of, world  # noqa: F401  (world: a fixture)
+from tests.test_authorization import TARGETS, build_world, value_of
 
 BIG_IDS = (2**31, 10**20)
+
+
+@pytest.fixture
+def world(app: Flask) -> dict[str, Any]:
+    """The authorisation matrix's world: two desks and their objects, every role."""
+    return build_world(app)
 
 
 def int_arguments(rule: Rule) -> list[str]:
