@@ -82,7 +82,7 @@ def _log_id_out_of_range() -> None:
         log.info("id out of range in %s %s", request.method, request.path[:200])
 
 
-def content_security_policy(app: Flask) -> str:
+def content_security_policy(app: Any) -> str:
     """The CSP; the pay form redirects to Stripe Checkout, which ``form-action`` must allow
     (Chromium applies it to the redirect after a form's POST too)."""
     checkout = ""
@@ -111,7 +111,6 @@ def _client() -> str:
 def init_app(app: Flask) -> None:
     # Before any blueprint adds its routes: a route's converters are made when it is added.
     app.url_map.converters["int"] = IdConverter
-    csp = content_security_policy(app)
     app.register_blueprint(bp)
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["datetime"] = local_datetime
@@ -150,7 +149,7 @@ def init_app(app: Flask) -> None:
         # computer, a proxy's cache). Only the static files may be kept.
         if request.endpoint != "static":
             response.headers["Cache-Control"] = "no-store"
-        response.headers.setdefault("Content-Security-Policy", csp)
+        response.headers.setdefault("Content-Security-Policy", content_security_policy(current_app))
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
