@@ -937,6 +937,10 @@ def test_every_route_answers_the_role_as_the_table_says(
             wrong.append(
                 f"{case.method:4} {case.url} ({case.target}): expected {expected}, got {got}"
             )
+        # Pages with personal data, exports, feeds: no browser or proxy keeps a copy (every
+        # answer, so that no page is forgotten).
+        if "no-store" not in response.headers.get("Cache-Control", ""):
+            wrong.append(f"{case.method:4} {case.url}: Cache-Control is not no-store")
     if wrong:
         # (pytrace=False: the report is the list; CPython 3.11 trips over this file's source.)
         pytest.fail(f"as {role}:\n" + "\n".join(wrong), pytrace=False)
