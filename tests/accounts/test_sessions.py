@@ -457,3 +457,25 @@ def test_the_login_form_does_the_same_work_for_known_and_unknown_addresses(
     assert work["anna@example.nl"] == work["nobody@example.nl"]
     assert any("login_link_requests" in s for s in work["nobody@example.nl"])
     assert not any("login_tokens" in s for s in work["anna@example.nl"])
+
+
+def test_login_requests_keep_no_address_after_their_job(app: Flask) -> None:
+    """The job deletes the request (the address typed is not kept); a request whose job never
+    ran is forgotten after a day by the scheduler's task."""
+    from datetime import timedelta
+
+    from coop.accounts.models import LoginLinkRequest
+    from coop.accounts.services import forget_login_requests
+    from coop.core.time import utcnow
+
+    client = app.test_client()
+    factories.post_form(client, "/login", {"email": "nobody@example.nl"})
+    with app.app_context():
+        assert db.session.scalars(select(LoginLinkRequest)).all() == []
+        db.session.add(
+            LoginLinkRequest(email="old@example.nl", created_at=utcnow() - timedelta(days=2))
+        )
+        db.session.add(LoginLinkRequest(email="new@example.nl"))
+        db.session.commit()
+        assert forget_login_requests() == 1
+        assert [r.email for r in db.session.scalars(select(LoginLinkRequest))] == ["new@example.nl"]
