@@ -82,7 +82,9 @@ def test_production_with_development_mailbox_refuses(tmp_path: Path) -> None:
         # No mail server: emails, with working login links, would go to the log.
         ({"MAIL_SERVER": ""}, "MAIL_SERVER"),
         ({"BASE_URL": "http://coop.example.nl"}, "BASE_URL"),
+        ({"BASE_URL": "http://192.168.1.20:8000"}, "BASE_URL"),
         ({"BASE_URL": "coop.example.nl"}, "BASE_URL"),
+        ({"BASE_URL": "https://"}, "BASE_URL"),
         ({"RATELIMIT_ENABLED": "false"}, "RATELIMIT_ENABLED"),
         # Limits kept in each process's memory: every gunicorn worker counts apart.
         ({"REDIS_URL": ""}, "REDIS_URL"),
@@ -95,6 +97,14 @@ def test_production_refuses_each_unsafe_setting(
     load_config(str(tmp_path), env=production(**SAFE))  # the safe settings start
     with pytest.raises(ConfigError, match=named):
         load_config(str(tmp_path), env=production(**{**SAFE, **change}))
+
+
+@pytest.mark.parametrize("base_url", ["http://localhost:8000", "http://127.0.0.1:5000"])
+def test_production_tried_on_this_machine_may_use_http(tmp_path: Path, base_url: str) -> None:
+    """The docker-compose file runs the production shape on http://localhost:8000: no link
+    leaves the machine there."""
+    config = load_config(str(tmp_path), env=production(**{**SAFE, "BASE_URL": base_url}))
+    assert config["BASE_URL"] == base_url
 
 
 def test_production_with_real_settings_uses_secure_cookies(tmp_path: Path) -> None:
