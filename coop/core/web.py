@@ -104,8 +104,10 @@ def is_link_route(rule: Rule | None) -> bool:
     return rule is not None and bool(LINK_ARGUMENTS & set(rule.arguments))
 
 
-def _client() -> str:
-    return request.remote_addr or "unknown"
+def _link_client() -> str:
+    """Counted per client address and route: a calendar service polling an old feed address
+    for many users (one address) does not block its users' unsubscribe links."""
+    return f"{request.remote_addr or 'unknown'} {request.endpoint}"
 
 
 def init_app(app: Flask) -> None:
@@ -129,7 +131,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _limit_link_failures() -> tuple[str, int, dict[str, str]] | None:
         if request.method in ("GET", "POST", "HEAD") and is_link_route(request.url_rule):
-            wait = LINK_FAILURES.wait(_client())
+            wait = LINK_FAILURES.wait(_link_client())
             if wait:
                 return _too_many_requests(wait)
         return None
@@ -143,7 +145,7 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _security_headers(response: Response) -> Response:
         if is_link_route(request.url_rule) and response.status_code in (400, 404):
-            LINK_FAILURES.count(_client())
+            LINK_FAILURES.count(_link_client())
         # Pages show personal data once someone is logged in or holds a link, and exports
         # are personal data: no browser or proxy keeps a copy (the back button on a shared
         # computer, a proxy's cache). Only the static files may be kept.
