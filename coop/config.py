@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"  # noqa: S105
 
@@ -79,8 +80,32 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or redis_url or "memory://",
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
         "RATELIMIT_HEADERS_ENABLED": True,
-        "RATELIMIT_SIGNUP": env.get("RATELIMIT_SIGNUP", "20 per hour"),
+        # Redis down must not turn sign-up and login into a 500: the limits are then kept in
+        # this process's memory until Redis answers again, and an error is logged, not raised.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        # Ask a Redis that hangs for at most a second; the request goes on without it.
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        # Per client address: sign-ups and other public forms that were accepted (a form sent
+        # back for a typing error does not count), so a full information evening on one Wi-Fi
+        # can register.
+        "RATELIMIT_SIGNUP": env.get("RATELIMIT_SIGNUP", "60 per hour"),
+        # Per client address: failed logins (a wrong password or code, a bad link), never
+        # successful ones, so an office behind one address is not locked out.
         "RATELIMIT_LOGIN": env.get("RATELIMIT_LOGIN", "10 per 15 minutes"),
+        # Per email address: sign-ups and login links sent to one address.
+        "RATELIMIT_PER_EMAIL": env.get("RATELIMIT_PER_EMAIL", "5 per hour"),
+        # Per account: after this many failed passwords or codes in 15 minutes each further
+        # attempt waits, 2 seconds at first and doubling up to LOGIN_ACCOUNT_MAX_DELAY: a
+        # sprayer with many addresses gets no more tries, the staff member is never locked out.
+        "LOGIN_ACCOUNT_FREE_FAILURES": _int(env, "LOGIN_ACCOUNT_FREE_FAILURES", 10),
+        "LOGIN_ACCOUNT_MAX_DELAY": _int(env, "LOGIN_ACCOUNT_MAX_DELAY", 60),
+        # How long a login lasts: staff and installers without activity / at most; residents
+        # (who log in by an emailed link) longer.
+        "SESSION_IDLE_MINUTES": _int(env, "SESSION_IDLE_MINUTES", 30),
+        "SESSION_LIFETIME_HOURS": _int(env, "SESSION_LIFETIME_HOURS", 12),
+        "RESIDENT_SESSION_IDLE_MINUTES": _int(env, "RESIDENT_SESSION_IDLE_MINUTES", 4 * 60),
+        "RESIDENT_SESSION_LIFETIME_HOURS": _int(env, "RESIDENT_SESSION_LIFETIME_HOURS", 7 * 24),
         "BABEL_DEFAULT_LOCALE": "nl",
         "BABEL_DEFAULT_TIMEZONE": "Europe/Amsterdam",
         "RSVP_RETENTION_DAYS": _int(env, "RSVP_RETENTION_DAYS", 28),
@@ -107,6 +132,9 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET") or None,
         # Seconds a webhook's signed timestamp may be old (Stripe's libraries use 300).
         "STRIPE_WEBHOOK_TOLERANCE": _int(env, "STRIPE_WEBHOOK_TOLERANCE", 300),
+        # Where Stripe Checkout's pages are: the pay form's redirect goes there, so the
+        # Content-Security-Policy's form-action must allow it (tests use the stand-in's address).
+        "STRIPE_CHECKOUT_ORIGIN": env.get("STRIPE_CHECKOUT_ORIGIN", "https://checkout.stripe.com"),
         # Where the Stripe library sends its requests; tests point it at a stand-in on loopback.
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE") or None,
         "STRIPE_TIMEOUT": _int(env, "STRIPE_TIMEOUT", 20),
@@ -136,12 +164,51 @@ def _engine_options(database_url: str) -> dict[str, Any]:
     }
 
 
+# A random key of 32 characters or more has far more different characters than this; a key
+# such as "aaaa..." or "abababab..." has fewer.
+_MIN_DISTINCT_SECRET_CHARACTERS = 10
+
+
+def _weak_secret(key: str) -> bool:
+    return key == DEV_SECRET_KEY or len(key) < 32 or len(set(key)) < _MIN_DISTINCT_SECRET_CHARACTERS
+
+
+def _https_or_loopback(base_url: str) -> bool:
+    """https, or http to this machine only (the production shape tried on a laptop, as the
+    docker-compose file does on http://localhost:8000): no link then travels over a network."""
+    parts = urlsplit(base_url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    host = parts.hostname or ""
+    loopback = host in {"localhost", "127.0.0.1", "::1"} or host.endswith(".localhost")
+    return parts.scheme == "http" and loopback
+
+
 def check_production(config: Mapping[str, Any]) -> None:
     """Refuse to run in production with settings that are only safe on a laptop."""
-    if config["SECRET_KEY"] == DEV_SECRET_KEY or len(str(config["SECRET_KEY"])) < 32:
+    if _weak_secret(str(config["SECRET_KEY"])):
         raise ConfigError(
             "COOP_ENV=production needs SECRET_KEY set to a random value of at least 32 "
             "characters (for example: python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    if not config.get("MAIL_SERVER"):
+        raise ConfigError(
+            "COOP_ENV=production needs MAIL_SERVER: without it emails, with working login "
+            "links in them, are written to the log instead of sent"
+        )
+    if not _https_or_loopback(str(config["BASE_URL"])):
+        raise ConfigError(
+            "COOP_ENV=production needs BASE_URL to start with https://: the links in emails "
+            "carry login tokens and must not travel unencrypted"
+        )
+    if not config.get("RATELIMIT_ENABLED"):
+        raise ConfigError(
+            "RATELIMIT_ENABLED is off: in production login, sign-up and links must be rate-limited"
+        )
+    if str(config.get("RATELIMIT_STORAGE_URI") or "memory://").startswith("memory://"):
+        raise ConfigError(
+            "COOP_ENV=production keeps rate limits in Redis, shared by every web process: set "
+            "REDIS_URL (or RATELIMIT_STORAGE_URI); in memory each process would count apart"
         )
     if config["STRIPE_SECRET_KEY"] and not config["STRIPE_WEBHOOK_SECRET"]:
         raise ConfigError(

@@ -1,6 +1,6 @@
 """Every table, imported in one place so that SQLAlchemy and Alembic see the whole schema."""
 
-from coop.accounts.models import LoginToken, Organisation, User
+from coop.accounts.models import LoginLinkRequest, LoginToken, Organisation, User
 from coop.actions.models import (
     Action,
     ActionEmailTemplate,
@@ -69,6 +69,7 @@ __all__ = [
     "InstallerOffer",
     "InterestCampaign",
     "InterestPledge",
+    "LoginLinkRequest",
     "LoginToken",
     "MatchingRun",
     "Measure",

@@ -116,3 +116,37 @@ class InviteForm(FlaskForm):
 
 class ButtonForm(FlaskForm):
     """A form that is only a button (with its CSRF token)."""
+
+
+class ChangePasswordForm(FlaskForm):
+    """A new password for one's own account; the current one proves it is the owner."""
+
+    current = PasswordField(
+        _l("Current password"),
+        validators=[
+            DataRequired(_l("Enter your current password.")),
+            Length(max=200, message=_l("Use at most 200 characters.")),
+        ],
+    )
+    password = PasswordField(
+        _l("New password"),
+        description=_l("At least 12 characters. A few unrelated words make a strong password."),
+        validators=[
+            DataRequired(_l("Choose a password.")),
+            Length(min=12, message=_l("Use at least 12 characters.")),
+            Length(max=200, message=_l("Use at most 200 characters.")),
+        ],
+    )
+    confirm = PasswordField(
+        _l("Type the new password again"),
+        validators=[
+            DataRequired(_l("Type the password again.")),
+            EqualTo("password", message=_l("The two passwords are not the same.")),
+        ],
+    )
+
+    email: str = ""
+
+    def validate_password(self, field: PasswordField) -> None:
+        if field.data and field.data.strip().lower() == self.email.strip().lower():
+            raise ValidationError(_l("Do not use your email address as your password."))

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from coop.accounts import services
 from coop.accounts.models import LoginToken
 from coop.accounts.services import invitation_link, login_link
-from coop.core.jobs import job
+from coop.core.jobs import job, periodic
 from coop.core.mail import send_email
 from coop.extensions import db
+
+
+@job("accounts.deliver_login_link")
+def deliver_login_link(request_id: int) -> None:
+    services.deliver_login_link(request_id)
+
+
+@periodic("accounts.forget_login_requests")
+def forget_login_requests() -> int:
+    return services.forget_login_requests()
 
 
 @job("accounts.send_login_link")

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from coop.core.db import UTCDateTime, enum_type
@@ -71,6 +71,10 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Every session carries the epoch it was started in; raising it (logout, a new password,
+    # two-factor login switched, the account deactivated) ends all of them at once, also a
+    # session cookie someone copied.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     organisation: Mapped[Organisation | None] = relationship()
     installer: Mapped[Installer | None] = relationship()
@@ -129,3 +133,17 @@ class LoginToken(db.Model):  # type: ignore[name-defined]
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship()
+
+
+class LoginLinkRequest(db.Model):  # type: ignore[name-defined]
+    """Someone asked for a login link for this address; a job finds out whether a resident has
+    it and sends the link. The form does the same work for every address (this row and its job),
+    so its answer time says nothing about who is registered. The job deletes the row."""
+
+    __tablename__ = "login_link_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    language: Mapped[str] = mapped_column(String(5), default="nl")
+    next_path: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

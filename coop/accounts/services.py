@@ -14,10 +14,12 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from zxcvbn import zxcvbn
 
-from coop.accounts.models import LoginPurpose, LoginToken, Role, User
+from coop.accounts import sessions, throttle
+from coop.accounts.models import LoginLinkRequest, LoginPurpose, LoginToken, Role, User
 from coop.core import jobs, tokens
 from coop.core.time import utcnow
 from coop.desk import audit
@@ -136,7 +138,33 @@ def redeem_login_link(signed: str, now: datetime | None = None) -> RedeemedLink 
 
 def request_login_link(email: str, language: str, next_path: str | None = None) -> None:
     """Email a login link if a resident has this address. Says nothing either way to the caller,
-    so the form cannot be used to find out who is registered."""
+    so the form cannot be used to find out who is registered: not by its answer, and not by its
+    time either. The same work is done for every address (a request row and its job, in one
+    commit); the job finds out whether a resident has the address."""
+    request = LoginLinkRequest(
+        email=normalise_email(email)[:254],
+        language=language[:5],
+        next_path=next_path[:300] if next_path else None,
+    )
+    db.session.add(request)
+    db.session.flush()
+    # A random key: the request's row is deleted by its job, and SQLite reuses row ids.
+    jobs.enqueue(
+        "accounts.deliver_login_link",
+        f"login-request:{secrets.token_hex(12)}",
+        request_id=request.id,
+    )
+    db.session.commit()
+
+
+def deliver_login_link(request_id: int) -> None:
+    """The job behind the login form: a link (by its own job) if a resident has the address.
+    The request row goes, so the address typed is not kept; the job's transaction commits."""
+    request = db.session.get(LoginLinkRequest, request_id)
+    if request is None:
+        return
+    email, language, next_path = request.email, request.language, request.next_path
+    db.session.delete(request)
     user = find_user_by_email(email)
     if user is None or user.role is not Role.RESIDENT or not user.is_active:
         log.info("login link asked for an unknown address")
@@ -144,23 +172,55 @@ def request_login_link(email: str, language: str, next_path: str | None = None) 
     user.language = language
     token = issue_login_token(user, LoginPurpose.LOGIN, next_path=next_path)
     jobs.enqueue("accounts.send_login_link", f"login-link:{token.id}", token_id=token.id)
+
+
+def forget_login_requests(now: datetime | None = None) -> int:
+    """Requests whose job failed for good keep an address typed by someone: gone after a day."""
+    cutoff = (now or utcnow()) - timedelta(days=1)
+    gone = db.session.execute(
+        delete(LoginLinkRequest).where(LoginLinkRequest.created_at < cutoff)
+    ).rowcount  # type: ignore[attr-defined]
     db.session.commit()
+    return int(gone or 0)
 
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def authenticate(email: str, password: str) -> User | None:
-    """Staff and installer login; the same time and answer for unknown emails and bad passwords."""
-    user = find_user_by_email(email)
+def _password_matches(user: User | None, password: str) -> bool:
+    """Whether ``password`` is the user's; the same time for an unknown or passwordless user."""
     stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
     try:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
+        return False
+    return user is not None and bool(user.password_hash)
+
+
+class TooManyAttemptsError(AccountError):
+    """Too many failed attempts on this account: the next one may come in ``wait`` seconds."""
+
+    def __init__(self, wait: int) -> None:
+        super().__init__("too_many_attempts")
+        self.wait = wait
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """Staff and installer login; the same time and answer for unknown emails and bad passwords.
+
+    Raises ``TooManyAttemptsError`` while the account (the address typed) has to wait after
+    many failed attempts; the password is then not checked at all."""
+    address = normalise_email(email)
+    wait = throttle.wait("password", address)
+    if wait:
+        raise TooManyAttemptsError(wait)
+    user = find_user_by_email(address)
+    if not _password_matches(user, password) or user is None or not user.is_active:
+        throttle.failed("password", address)
         return None
-    if user is None or not user.password_hash or not user.is_active:
-        return None
+    throttle.succeeded("password", address)
+    assert user.password_hash is not None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     if not totp_enabled(user):  # with two-factor login, the login ends at the code step
@@ -313,13 +373,89 @@ def check_invitation(signed: str, now: datetime | None = None) -> LoginToken | L
     return _invitation_token(signed, now or utcnow(), lock=False)
 
 
-def password_problem(password: str, email: str) -> str | None:
-    """Why a new password is not good enough, as a code; None when it is fine."""
+# zxcvbn's estimate of the guesses needed: 3 is "safely unguessable", about 10^8 guesses and
+# more, which the per-account delay on failed logins puts far out of an attacker's reach.
+MIN_PASSWORD_SCORE = 3
+# zxcvbn looks at this much of a password (its own limit); the rest only makes it stronger.
+_ZXCVBN_MAX = 72
+# Words zxcvbn's (English) lists lack but that Dutch passwords are made of, and this service's
+# own words: a password built on them is as easy to guess as one built on "password".
+COMMON_DUTCH_WORDS = (
+    "welkom",
+    "wachtwoord",
+    "geheim",
+    "zomer",
+    "winter",
+    "lente",
+    "herfst",
+    "voorjaar",
+    "najaar",
+    "nederland",
+    "holland",
+    "amsterdam",
+    "rotterdam",
+    "utrecht",
+    "denhaag",
+    "eindhoven",
+    "groningen",
+    "ajax",
+    "feyenoord",
+    "psv",
+    "januari",
+    "februari",
+    "maart",
+    "april",
+    "mei",
+    "juni",
+    "juli",
+    "augustus",
+    "september",
+    "oktober",
+    "november",
+    "december",
+    "maandag",
+    "dinsdag",
+    "woensdag",
+    "donderdag",
+    "vrijdag",
+    "zaterdag",
+    "zondag",
+    "hallo",
+    "liefde",
+    "schatje",
+    "energie",
+    "energieloket",
+    "loket",
+    "gemeente",
+    "isolatie",
+    "warmtepomp",
+    "installateur",
+    "coop",
+)
+
+
+def password_problem(password: str, email: str, name: str = "") -> str | None:
+    """Why a new password is not good enough, as a code; None when it is fine.
+
+    Besides length, zxcvbn estimates how many guesses it takes, with its lists of passwords
+    that leaked or are used most, common words and names, keyboard patterns, dates and
+    sequences, plus the person's own email address and name and common Dutch words."""
     if len(password) < MIN_PASSWORD_LENGTH:
         return "password_too_short"
     if password.strip().lower() == normalise_email(email):
         return "password_is_email"
-    return None
+    local, _, domain = normalise_email(email).partition("@")
+    own_words = [email, local, domain.split(".")[0], *name.lower().split()]
+    estimate = zxcvbn(
+        password[:_ZXCVBN_MAX],
+        user_inputs=[*COMMON_DUTCH_WORDS, *(word for word in own_words if word)],
+    )
+    if estimate["score"] >= MIN_PASSWORD_SCORE:
+        return None
+    listed = {"passwords", "user_inputs"}
+    if any(match.get("dictionary_name") in listed for match in estimate["sequence"]):
+        return "password_common"
+    return "password_guessable"
 
 
 def accept_invitation(
@@ -332,7 +468,7 @@ def accept_invitation(
         db.session.rollback()
         return token
     user = token.user
-    problem = password_problem(password, user.email)
+    problem = password_problem(password, user.email, user.name)
     if problem is not None:
         db.session.rollback()
         raise AccountError(problem)
@@ -438,9 +574,11 @@ def confirm_totp(user: User, code: str, now: datetime | None = None) -> bool:
     """Switch two-factor login on when ``code`` proves the app has the secret."""
     if totp_enabled(user) or not user.totp_secret:
         raise AccountError("totp_not_started")
-    if not _use_code(user, code):
+    if not check_code(user, code):
         return False
     user.totp_confirmed_at = now or utcnow()
+    # A session that started without the second factor ends (the caller keeps its own).
+    sessions.end_everywhere(user)
     audit_org = _audit_organisation(user)
     if audit_org is not None:
         audit.record(
@@ -455,11 +593,12 @@ def disable_totp(user: User, code: str) -> bool:
     if not totp_enabled(user):
         raise AccountError("totp_not_on")
     assert user.totp_secret is not None
-    if not _use_code(user, code):
+    if not check_code(user, code):
         return False
     user.totp_secret = None
     user.totp_confirmed_at = None
     user.totp_last_step = None
+    sessions.end_everywhere(user)
     audit_org = _audit_organisation(user)
     if audit_org is not None:
         audit.record(
@@ -469,14 +608,112 @@ def disable_totp(user: User, code: str) -> bool:
     return True
 
 
+def check_code(user: User, code: str) -> bool:
+    """Whether ``code`` is the user's current code (and claims it), with the per-account delay
+    after many wrong codes. Raises ``TooManyAttemptsError`` during that delay."""
+    subject = str(user.id)
+    wait = throttle.wait("code", subject)
+    if wait:
+        raise TooManyAttemptsError(wait)
+    if not _use_code(user, code):
+        throttle.failed("code", subject)
+        return False
+    throttle.succeeded("code", subject)
+    return True
+
+
 def verify_second_factor(user_id: int, code: str) -> User | None:
     """The second login step: the user whose password was right, if ``code`` is right too."""
     user = db.session.get(User, user_id)
     if user is None or not user.is_active or not totp_enabled(user):
         return None
     assert user.totp_secret is not None
-    if not _use_code(user, code):
+    if not check_code(user, code):
         return None
     user.last_login_at = utcnow()
     db.session.commit()
     return user
+
+
+# --- the account's own password, and ending access --------------------------------------------
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    """Staff and installers choose a new password, with their current one: a session left open
+    on someone else's screen cannot take the account over. Every session of the account ends;
+    the caller stamps its own again. Raises ``AccountError`` with the reason."""
+    wait = throttle.wait("password", user.email)
+    if wait:
+        raise TooManyAttemptsError(wait)
+    if not _password_matches(user, current):
+        throttle.failed("password", user.email)
+        raise AccountError("wrong_password")
+    throttle.succeeded("password", user.email)
+    if hmac.compare_digest(current.encode(), new.encode()):
+        raise AccountError("password_unchanged")
+    problem = password_problem(new, user.email, user.name)
+    if problem is not None:
+        raise AccountError(problem)
+    user.password_hash = hash_password(new)
+    sessions.end_everywhere(user)
+    audit_org = _audit_organisation(user)
+    if audit_org is not None:
+        audit.record(user, audit_org, "user.password_change", user, after={"password_set": True})
+    db.session.commit()
+    log.info("user id=%s changed their password", user.id)
+
+
+def may_deactivate(actor: User, user: User) -> bool:
+    """Whether ``actor`` may switch ``user``'s access off or on (see ``core.authz``)."""
+    from coop.core.authz import authorize  # the one place that says who may do what
+
+    return authorize(actor, user, "deactivate")
+
+
+def log_out(user: User) -> None:
+    """End every session of ``user``: this browser's, another device's, a copied cookie."""
+    sessions.end_everywhere(user)
+    db.session.commit()
+
+
+def set_active(actor: User, user: User, active: bool) -> bool:
+    """Deactivate (or reactivate) a staff or installer account. Deactivating ends every session
+    of the account at once and the person can no longer log in; the audit log records it.
+    Returns whether anything changed."""
+    if not may_deactivate(actor, user):
+        raise AccountError("not_allowed")
+    if user.is_active_account == active:
+        return False
+    user.is_active_account = active
+    if not active:
+        sessions.end_everywhere(user)
+    audit_org = _audit_organisation(user)
+    assert audit_org is not None
+    audit.record(
+        actor,
+        audit_org,
+        "user.reactivate" if active else "user.deactivate",
+        user,
+        before={"active": not active},
+        after={"active": active},
+    )
+    db.session.commit()
+    log.info(
+        "user id=%s %s by user id=%s", user.id, "reactivated" if active else "deactivated", actor.id
+    )
+    return True
+
+
+def installer_user(installer_id: int, user_id: int) -> User | None:
+    return db.session.scalar(
+        select(User).where(
+            User.id == user_id, User.installer_id == installer_id, User.role == Role.INSTALLER
+        )
+    )
+
+
+def account(user_id: int) -> User | None:
+    """A staff or installer account by id (never a resident's)."""
+    return db.session.scalar(
+        select(User).where(User.id == user_id, User.role.in_((Role.STAFF, Role.INSTALLER)))
+    )

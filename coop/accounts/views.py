@@ -18,12 +18,14 @@ from flask import (
 )
 from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
+from werkzeug.wrappers import Response as BaseResponse
 
-from coop.accounts import services
+from coop.accounts import services, sessions
 from coop.accounts.forms import (
     ButtonForm,
+    ChangePasswordForm,
     CodeForm,
     InviteForm,
     LoginLinkForm,
@@ -33,6 +35,7 @@ from coop.accounts.forms import (
     UseLinkForm,
 )
 from coop.accounts.models import LoginPurpose, Role
+from coop.core import ratelimit
 from coop.core.authz import require, role_required, staff_required
 from coop.core.web import safe_next
 from coop.extensions import db, limiter
@@ -40,9 +43,36 @@ from coop.registrations import services as registrations
 
 bp = Blueprint("accounts", __name__)
 
+# Login links sent to one email address, whoever asks.
+LINKS_PER_EMAIL = ratelimit.Limit("login-link-email", "RATELIMIT_PER_EMAIL")
+
 
 def _login_limit() -> str:
     return str(current_app.config["RATELIMIT_LOGIN"])
+
+
+def _public_limit() -> str:
+    return str(current_app.config["RATELIMIT_SIGNUP"])
+
+
+def _failed(response: BaseResponse) -> bool:
+    """A login step that did not go on (it answers with its form again, or an error): only
+    those count towards the limit per address, so an office behind one address logging in all
+    day is never stopped."""
+    return response.status_code != 302
+
+
+def _accepted(response: BaseResponse) -> bool:
+    return response.status_code == 302
+
+
+def _too_many(exc: services.TooManyAttemptsError) -> str:
+    return str(
+        gettext(
+            "Too many attempts for this account. Wait %(wait)s and try again.",
+            wait=ratelimit.wait_text(exc.wait),
+        )
+    )
 
 
 def home_for(role: Role) -> str:
@@ -54,15 +84,19 @@ def home_for(role: Role) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_public_limit, methods=["POST"], deduct_when=_accepted)
 def login() -> str | Response:
     form = LoginLinkForm(next=request.args.get("next", ""))
     if form.validate_on_submit():
-        services.request_login_link(
-            form.email.data,
-            str(get_locale() or "nl"),
-            next_path=safe_next(form.next.data, "") or None,
-        )
+        address = ratelimit.fingerprint(form.email.data)
+        # Over the limit for this address, nothing is sent, and the answer is the same.
+        if not LINKS_PER_EMAIL.wait(address):
+            LINKS_PER_EMAIL.count(address)
+            services.request_login_link(
+                form.email.data,
+                str(get_locale() or "nl"),
+                next_path=safe_next(form.next.data, "") or None,
+            )
         return redirect(url_for("accounts.check_email"))
     return render_template("accounts/login.html", form=form)
 
@@ -72,8 +106,9 @@ def check_email() -> str:
     return render_template("accounts/check_email.html")
 
 
+# The routes with a token or key in their address (login links, invitations...) are limited to
+# RATELIMIT_LOGIN failed uses per client address in coop.core.web, generated from the URL map.
 @bp.route("/login/<token>", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
 def use_link(token: str) -> str | Response | tuple[str, int]:
     form = UseLinkForm()
     if request.method == "GET":
@@ -92,7 +127,7 @@ def use_link(token: str) -> str | Response | tuple[str, int]:
             confirmed = registrations.confirm(registration)
             target = url_for("registrations.detail", registration_id=registration.id)
     db.session.commit()
-    login_user(result.user)
+    sessions.start(result.user)
     if confirmed:
         flash(gettext("Thank you: your registration is confirmed."), "success")
     else:
@@ -101,18 +136,23 @@ def use_link(token: str) -> str | Response | tuple[str, int]:
 
 
 @bp.route("/staff/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
-def staff_login() -> str | Response:
+@limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed)
+def staff_login() -> str | Response | tuple[str, int]:
     form = PasswordLoginForm()
     error = None
     if form.validate_on_submit():
-        user = services.authenticate(form.email.data, form.password.data)
+        try:
+            user = services.authenticate(form.email.data, form.password.data)
+        except services.TooManyAttemptsError as exc:
+            return render_template(
+                "accounts/staff_login.html", form=form, error=_too_many(exc)
+            ), 429
         if user is not None and user.role in (Role.STAFF, Role.INSTALLER):
             if services.totp_enabled(user):
                 # Only a right password gets this far; the code step finishes the login.
                 session[_PENDING_2FA] = {"user_id": user.id, "at": int(time.time())}
                 return redirect(url_for("accounts.staff_login_code"))
-            login_user(user)
+            sessions.start(user)
             return redirect(home_for(user.role))
         # The same answer for an unknown email and a wrong password.
         error = gettext("The email address or password is not correct.")
@@ -124,7 +164,9 @@ def staff_login() -> str | Response:
 def logout() -> Response:
     form = LogoutForm()
     if form.validate_on_submit():
-        logout_user()
+        # Every session of the account ends: also one on another device, or a copied cookie.
+        services.log_out(current_user._get_current_object())
+        sessions.end_here()
         flash(gettext("You are logged out."), "success")
     return redirect(url_for("actions.index"))
 
@@ -156,8 +198,8 @@ def _pending_user_id() -> int | None:
 
 
 @bp.route("/staff/login/code", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
-def staff_login_code() -> str | Response:
+@limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed)
+def staff_login_code() -> str | Response | tuple[str, int]:
     user_id = _pending_user_id()
     if user_id is None:
         session.pop(_PENDING_2FA, None)
@@ -166,10 +208,14 @@ def staff_login_code() -> str | Response:
     form = CodeForm()
     error = None
     if form.validate_on_submit():
-        user = services.verify_second_factor(user_id, form.code.data)
+        try:
+            user = services.verify_second_factor(user_id, form.code.data)
+        except services.TooManyAttemptsError as exc:
+            return render_template(
+                "accounts/staff_login_code.html", form=form, error=_too_many(exc)
+            ), 429
         if user is not None:
-            session.pop(_PENDING_2FA, None)
-            login_user(user)
+            sessions.start(user)  # a new session: the pending step is gone with the old one
             return redirect(home_for(user.role))
         error = gettext("The code is not correct. Try the newest code from your app.")
     return render_template("accounts/staff_login_code.html", form=form, error=error)
@@ -180,11 +226,19 @@ def staff_login_code() -> str | Response:
 _PASSWORD_MESSAGES = {
     "password_too_short": _l("Use at least 12 characters."),
     "password_is_email": _l("Do not use your email address as your password."),
+    "password_common": _l(
+        "This password is on lists of passwords that leaked or are used a lot (or is built "
+        "on your name, email address or a common word), so it is tried first. Choose another."
+    ),
+    "password_guessable": _l(
+        "This password is too easy to guess: avoid names, dates, words with a number and "
+        "keyboard rows. A few unrelated words make a strong password."
+    ),
+    "password_unchanged": _l("Choose a password other than your current one."),
 }
 
 
 @bp.route("/invite/<token>", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
 def accept_invitation(token: str) -> str | Response | tuple[str, int]:
     invitation = services.check_invitation(token)
     db.session.rollback()
@@ -202,7 +256,7 @@ def accept_invitation(token: str) -> str | Response | tuple[str, int]:
                 return render_template(
                     "accounts/invitation_problem.html", problem=result.value
                 ), 400
-            login_user(result)
+            sessions.start(result)
             flash(gettext("Your password is set and you are logged in."), "success")
             return redirect(home_for(result.role))
     return render_template(
@@ -302,16 +356,23 @@ def security_setup() -> Response:
 
 
 @bp.post("/account/security/confirm")
-@limiter.limit(_login_limit)
+@limiter.limit(_login_limit, deduct_when=_failed)
 @_staff_or_installer
-def security_confirm() -> str | Response:
+def security_confirm() -> str | Response | tuple[str, int]:
     require(current_user, current_user, "security")
     user = current_user._get_current_object()
     form = CodeForm()
     if not user.totp_secret or services.totp_enabled(user):
         return redirect(url_for("accounts.security"))
     if form.validate_on_submit():
-        if services.confirm_totp(user, form.code.data):
+        try:
+            confirmed = services.confirm_totp(user, form.code.data)
+        except services.TooManyAttemptsError as exc:
+            form.code.errors = [_too_many(exc)]
+            return _security_page(form), 429
+        if confirmed:
+            # Every other session of the account has ended; this one goes on.
+            sessions.stamp(user)
             flash(gettext("Two-factor login is on."), "success")
             return redirect(url_for("accounts.security"))
         form.code.errors = [gettext("The code is not correct. Try the newest code from your app.")]
@@ -319,17 +380,107 @@ def security_confirm() -> str | Response:
 
 
 @bp.post("/account/security/disable")
-@limiter.limit(_login_limit)
+@limiter.limit(_login_limit, deduct_when=_failed)
 @_staff_or_installer
-def security_disable() -> str | Response:
+def security_disable() -> str | Response | tuple[str, int]:
     require(current_user, current_user, "security")
     user = current_user._get_current_object()
     form = CodeForm()
     if not services.totp_enabled(user):
         return redirect(url_for("accounts.security"))
     if form.validate_on_submit():
-        if services.disable_totp(user, form.code.data):
+        try:
+            disabled = services.disable_totp(user, form.code.data)
+        except services.TooManyAttemptsError as exc:
+            form.code.errors = [_too_many(exc)]
+            return _security_page(form), 429
+        if disabled:
+            sessions.stamp(user)
             flash(gettext("Two-factor login is off."), "success")
             return redirect(url_for("accounts.security"))
         form.code.errors = [gettext("The code is not correct. Try the newest code from your app.")]
     return _security_page(form)
+
+
+# --- the account's own password ---------------------------------------------------------------
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed)
+@_staff_or_installer
+def change_password() -> str | Response | tuple[str, int]:
+    require(current_user, current_user, "security")
+    user = current_user._get_current_object()
+    form = ChangePasswordForm()
+    form.email = user.email
+    status = 200
+    if form.validate_on_submit():
+        try:
+            services.change_password(user, form.current.data, form.password.data)
+        except services.TooManyAttemptsError as exc:
+            form.current.errors = [_too_many(exc)]
+            status = 429
+        except services.AccountError as exc:
+            if exc.code == "wrong_password":
+                form.current.errors = [gettext("This is not your current password.")]
+            else:
+                form.password.errors = [_PASSWORD_MESSAGES.get(exc.code, str(exc.code))]
+        else:
+            # Every session of the account has ended, a copied one too; this one goes on.
+            sessions.stamp(user)
+            flash(
+                gettext(
+                    "Your password is changed. Where else you were logged in, you are logged out."
+                ),
+                "success",
+            )
+            return redirect(url_for("accounts.security"))
+    return render_template("accounts/change_password.html", form=form), status
+
+
+# --- ending access: deactivating staff and installer accounts ---------------------------------
+
+
+def _account_back(user: object) -> str:
+    installer_id = getattr(user, "installer_id", None)
+    if installer_id is not None:
+        return url_for("installers_desk.detail", installer_id=installer_id)
+    return url_for("accounts.team")
+
+
+def _set_active(user_id: int, active: bool) -> Response:
+    user = services.account(user_id)
+    if user is None or not services.may_deactivate(current_user._get_current_object(), user):
+        abort(404)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    if services.set_active(current_user._get_current_object(), user, active):
+        flash(
+            gettext("%(name)s can log in again.", name=user.name)
+            if active
+            else gettext(
+                "The account of %(name)s is deactivated: logged out everywhere, and logging in "
+                "no longer works.",
+                name=user.name,
+            ),
+            "success",
+        )
+    return redirect(_account_back(user))
+
+
+@bp.app_template_global()
+def may_deactivate(actor: object, user: object) -> bool:
+    """For the team page and the installer's page: whether to offer (de)activating ``user``."""
+    return services.may_deactivate(actor, user)  # type: ignore[arg-type]
+
+
+@bp.post("/desk/users/<int:user_id>/deactivate")
+@staff_required
+def deactivate(user_id: int) -> Response:
+    return _set_active(user_id, False)
+
+
+@bp.post("/desk/users/<int:user_id>/reactivate")
+@staff_required
+def reactivate(user_id: int) -> Response:
+    return _set_active(user_id, True)

@@ -80,6 +80,18 @@ def _authorize_order_line(user: User | None, line: OrderLine, action: str) -> bo
     return action == "view" and _staff_of(user, order.action.organisation_id)
 
 
+def _may_deactivate(user: User | None, account: User) -> bool:
+    """A desk admin switches access off (and on) for the staff of their own desk and the users
+    of the installers in its registry; never for their own account (nobody locks themselves out)."""
+    if user is None or not user.is_desk_admin or user.id == account.id:
+        return False
+    if account.role is Role.STAFF:
+        return _staff_of(user, account.organisation_id)
+    if account.role is Role.INSTALLER and account.installer is not None:
+        return _staff_of(user, account.installer.organisation_id)
+    return False
+
+
 def authorize(actor: Actor, obj: Any, action: str) -> bool:
     user = _user(actor)
     if isinstance(obj, Order):
@@ -179,6 +191,8 @@ def authorize(actor: Actor, obj: Any, action: str) -> bool:
             and any(covers(a, obj) for a in ambassadorships_of(user))
         )
     if isinstance(obj, User):
+        if action == "deactivate":
+            return _may_deactivate(user, obj)
         # A person's own account: export or erase their data, set up two-factor login.
         return (
             user is not None

@@ -13,7 +13,8 @@ import hashlib
 import logging
 import re
 import smtplib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from email import policy as email_policy
 from typing import Any
 
 from flask import current_app, render_template
@@ -49,6 +50,17 @@ class _TimedConnection(Connection):
         if self.mail.username and self.mail.password:
             host.login(self.mail.username, self.mail.password)
         return host
+
+
+class _MessageWithHeaders(Message):
+    """A message with extra header fields written as given. Python's email package would fold
+    a long one such as List-Unsubscribe (an address in angle brackets, RFC 2369) into RFC 2047
+    encoded words, which mail programs do not read as an address."""
+
+    def _message(self) -> Any:
+        message = super()._message()
+        message.policy = email_policy.SMTP.clone(refold_source="none")
+        return message
 
 
 def message_id_for(key: str) -> str:
@@ -107,12 +119,14 @@ def send_email(
     user_id: int | None = None,
     action_id: int | None = None,
     attachments: Sequence[tuple[str, str, bytes]] | None = None,
+    headers: Mapping[str, str] | None = None,
     **context: Any,
 ) -> EmailLog:
     """Send the message for ``key`` unless it was sent (or failed for good) before.
 
     Runs inside a job's transaction: the log row commits with the job. ``attachments`` are
-    (file name, MIME type, content), such as a calendar invitation.
+    (file name, MIME type, content), such as a calendar invitation; ``headers`` are extra
+    header fields, such as List-Unsubscribe on bulk mail.
     """
     entry: EmailLog | None = db.session.scalar(select(EmailLog).where(EmailLog.key == key))
     if entry is not None and entry.status in (EmailStatus.SENT, EmailStatus.FAILED):
@@ -142,7 +156,7 @@ def send_email(
         )
         return entry
 
-    message = Message(
+    message = (_MessageWithHeaders if headers else Message)(
         subject=subject,
         recipients=[to],
         body=text,
@@ -150,6 +164,8 @@ def send_email(
         sender=current_app.config["MAIL_DEFAULT_SENDER"],
     )
     message.msgId = entry.message_id
+    if headers:
+        message.extra_headers = {**(message.extra_headers or {}), **headers}
     for filename, mimetype, content in attachments or ():
         message.attach(filename=filename, content_type=mimetype, data=content)
     try:

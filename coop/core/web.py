@@ -4,8 +4,10 @@ template helpers and the development mailbox."""
 from __future__ import annotations
 
 import logging
+import re
+import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import (
     Blueprint,
@@ -24,13 +26,14 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, Map, Rule
 from werkzeug.wrappers import Response
 
-from coop.core import jobs
+from coop.core import jobs, ratelimit
 from coop.core.formatting import local_date, local_datetime, money
 from coop.core.models import EmailLog, JobStatus, OutboxJob
 from coop.core.time import utcnow
-from coop.extensions import db, login_manager
+from coop.extensions import db, limiter, login_manager
 
 log = logging.getLogger(__name__)
 bp = Blueprint("core", __name__)
@@ -40,11 +43,81 @@ DATABASE_RETRY_AFTER = 60
 
 _CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    "form-action 'self'{checkout}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
+
+# The largest id a URL may carry: ids are 32-bit integers on PostgreSQL (and SQLite refuses
+# numbers above 64 bits). A larger one cannot name anything: 404, not a database error.
+MAX_ID = 2**31 - 1
+
+
+def _up_to(limit: str) -> str:
+    """A regular expression for the decimal numbers from 0 to ``limit`` (no sign, leading zeros
+    allowed up to its length)."""
+    shorter = f"\\d{{1,{len(limit) - 1}}}" if len(limit) > 1 else None
+    same_length = []
+    for position, digit in enumerate(limit):
+        rest = len(limit) - position - 1
+        if int(digit) > 0:
+            lower = "0" if int(digit) == 1 else f"[0-{int(digit) - 1}]"
+            same_length.append(f"{limit[:position]}{lower}" + (f"\\d{{{rest}}}" if rest else ""))
+    same_length.append(limit)
+    return "|".join([*(p for p in [shorter] if p), *same_length])
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every route: a whole number from 0 to ``MAX_ID``.
+
+    The bound is in the regular expression too: a number that passes the path's expression but
+    fails the converter would let werkzeug answer 405 for a route that shares the path."""
+
+    regex = f"(?:{_up_to(str(MAX_ID))})"
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
+_LONG_NUMBER = re.compile(r"\d{10,}")
+
+
+def _log_id_out_of_range() -> None:
+    """A 404 for an id no row can have is worth a line: someone may be probing."""
+    if any(int(n) > MAX_ID for n in _LONG_NUMBER.findall(request.path)):
+        log.info("id out of range in %s %s", request.method, request.path[:200])
+
+
+def content_security_policy(app: Any) -> str:
+    """The CSP; the pay form redirects to Stripe Checkout, which ``form-action`` must allow
+    (Chromium applies it to the redirect after a form's POST too)."""
+    checkout = ""
+    if app.config.get("STRIPE_SECRET_KEY") and app.config.get("STRIPE_CHECKOUT_ORIGIN"):
+        parts = urlsplit(str(app.config["STRIPE_CHECKOUT_ORIGIN"]))
+        if parts.scheme in ("https", "http") and parts.netloc:
+            checkout = f" {parts.scheme}://{parts.netloc}"
+    return _CSP.format(checkout=checkout)
+
+
+# Email links, invitations and feeds carry their permission in the address (<token>, <key>):
+# failed uses are limited per client address, so guessing gets nowhere. Generated from the URL
+# map: a new route with a token or key in its address is limited without anyone remembering.
+LINK_ARGUMENTS = frozenset({"token", "key"})
+LINK_FAILURES = ratelimit.Limit("link-failures", "RATELIMIT_LOGIN")
+
+
+def is_link_route(rule: Rule | None) -> bool:
+    return rule is not None and bool(LINK_ARGUMENTS & set(rule.arguments))
+
+
+def _link_client() -> str:
+    """Counted per client address and route: a calendar service polling an old feed address
+    for many users (one address) does not block its users' unsubscribe links."""
+    return f"{request.remote_addr or 'unknown'} {request.endpoint}"
 
 
 def init_app(app: Flask) -> None:
+    # Before any blueprint adds its routes: a route's converters are made when it is added.
+    app.url_map.converters["int"] = IdConverter
     app.register_blueprint(bp)
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["datetime"] = local_datetime
@@ -56,11 +129,17 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "accounts.login"
     login_manager.login_message = ""  # the login page itself explains what to do
 
-    @login_manager.user_loader
-    def _load_user(user_id: str) -> Any:
-        from coop.accounts.models import User
+    from coop.accounts import sessions
 
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    login_manager.user_loader(sessions.load_user)
+
+    @app.before_request
+    def _limit_link_failures() -> tuple[str, int, dict[str, str]] | None:
+        if request.method in ("GET", "POST", "HEAD") and is_link_route(request.url_rule):
+            wait = LINK_FAILURES.wait(_link_client())
+            if wait:
+                return _too_many_requests(wait)
+        return None
 
     @app.before_request
     def _no_nul_in_path() -> None:
@@ -70,7 +149,14 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy", _CSP)
+        if is_link_route(request.url_rule) and response.status_code in (400, 404):
+            LINK_FAILURES.count(_link_client())
+        # Pages show personal data once someone is logged in or holds a link, and exports
+        # are personal data: no browser or proxy keeps a copy (the back button on a shared
+        # computer, a proxy's cache). Only the static files may be kept.
+        if request.endpoint != "static":
+            response.headers["Cache-Control"] = "no-store"
+        response.headers.setdefault("Content-Security-Policy", content_security_policy(current_app))
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -99,11 +185,19 @@ def init_app(app: Flask) -> None:
             400,
         )
 
+    @app.errorhandler(429)
+    def _rate_limited(error: HTTPException) -> tuple[str, int, dict[str, str]]:
+        limit = limiter.current_limit
+        wait = max(1, int(limit.reset_at - time.time())) if limit is not None else 60
+        return _too_many_requests(wait)
+
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> tuple[str, int] | HTTPException:
         code = error.code or 500
         if code < 400:
             return error
+        if code == 404:
+            _log_id_out_of_range()
         title, message = _error_text(code)
         return render_template("errors/error.html", code=code, title=title, message=message), code
 
@@ -156,6 +250,20 @@ def database_away_page(error: BaseException) -> tuple[str, int, dict[str, str]]:
     return page, 503, {"Retry-After": str(DATABASE_RETRY_AFTER)}
 
 
+def _too_many_requests(wait: int) -> tuple[str, int, dict[str, str]]:
+    """The 429 page, saying how long to wait."""
+    return (
+        render_template(
+            "errors/error.html",
+            code=429,
+            title=gettext("Too many attempts"),
+            message=gettext("Please wait %(wait)s and try again.", wait=ratelimit.wait_text(wait)),
+        ),
+        429,
+        {"Retry-After": str(wait)},
+    )
+
+
 def _error_text(code: int) -> tuple[str, str]:
     texts = {
         400: (gettext("Something in the request was not right"), gettext("Go back and try again.")),
@@ -196,13 +304,17 @@ def safe_next(target: str | None, default: str = "/") -> str:
     """Only paths on this site; never an open redirect to somewhere else."""
     if not target:
         return default
-    # Browsers read "\" as "/" and drop tabs and newlines, so "/\evil.example" and
-    # "/\t/evil.example" would leave the site as "//evil.example" does.
-    if "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
-        return default
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return default
+    # Checked as given and percent-decoded (twice: "%252F"), so that an encoded "//" or "\\"
+    # cannot pass here and be decoded by a proxy or a browser on the way.
+    decoded = unquote(unquote(target))
+    for form in (target, decoded):
+        # Browsers read "\" as "/" and drop tabs and newlines, so "/\evil.example" and
+        # "/\t/evil.example" would leave the site as "//evil.example" does.
+        if "\\" in form or any(ord(ch) < 32 or ord(ch) == 127 for ch in form):
+            return default
+        parts = urlsplit(form)
+        if parts.scheme or parts.netloc or not form.startswith("/") or form.startswith("//"):
+            return default
     return target
 
 

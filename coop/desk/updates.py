@@ -253,6 +253,15 @@ def unsubscribe_link(user: User) -> str:
     return f"{current_app.config['BASE_URL']}/unsubscribe/{token}"
 
 
+def unsubscribe_headers(user: User) -> dict[str, str]:
+    """One-click unsubscribe (RFC 8058), which large mailbox providers require of bulk mail:
+    the mail program POSTs ``List-Unsubscribe=One-Click`` to this address, without cookies."""
+    return {
+        "List-Unsubscribe": f"<{unsubscribe_link(user)}/one-click>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
 def _message(segment_update: SegmentUpdate, user: User) -> tuple[str, dict[str, Any]]:
     """The language and template context of ``segment_update`` for ``user``.
 
@@ -440,6 +449,7 @@ def deliver(delivery_id: int) -> None:
             template=TEMPLATE,
             language=language,
             user_id=user.id,
+            headers=unsubscribe_headers(user),
             **context,
         )
     except TemporaryMailError as exc:

@@ -26,6 +26,7 @@ from coop.desk.forms import (
     update_form,
 )
 from coop.desk.models import AuditEntry, SegmentUpdate, UpdateStatus
+from coop.extensions import csrf
 from coop.registrations.desk_services import DWELLING_LABELS, OWNERSHIP_LABELS
 from coop.registrations.models import RegistrationStatus
 
@@ -476,6 +477,22 @@ def unsubscribe(token: str) -> Any:
     return render_template(
         "desk/unsubscribe.html", form=form, done=done or user.unsubscribed_at is not None
     )
+
+
+@unsubscribe_bp.post("/unsubscribe/<token>/one-click")
+@csrf.exempt
+def one_click_unsubscribe(token: str) -> Any:
+    """RFC 8058: the address in an update's List-Unsubscribe header. The mail program posts
+    ``List-Unsubscribe=One-Click`` without cookies, so there is no CSRF token: the signed token
+    in the address is the permission, and the body must say one-click (a link checker's
+    request does not)."""
+    user = updates.user_for_unsubscribe(token)
+    if user is None:
+        abort(404)
+    if request.form.get("List-Unsubscribe") != "One-Click":
+        abort(400)
+    updates.unsubscribe(user)
+    return render_template("desk/unsubscribe.html", form=ButtonForm(), done=True)
 
 
 # --- audit log ---------------------------------------------------------------------------------

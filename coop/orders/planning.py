@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from flask import current_app, url_for
 from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -238,6 +239,12 @@ def route_planning_table(
 # --- the calendar feed ---------------------------------------------------------------------------
 
 
+def _portal_link(line: OrderLine) -> str:
+    """The household on the order's page in the portal, where the installer logs in."""
+    path = url_for("portal.order", order_id=line.order_id, _anchor=f"line-{line.id}")
+    return f"{current_app.config['BASE_URL']}{path}"
+
+
 def calendar_events(installer: Installer, now: datetime | None = None) -> list[CalendarEvent]:
     """Planned site surveys and installation days of the installer's accepted orders."""
     now = now or utcnow()
@@ -260,7 +267,10 @@ def calendar_events(installer: Installer, now: datetime | None = None) -> list[C
             resident = line.household_registration.user
             measure = line.measure
             what = f"{localized(measure, 'name')}, {line.quantity}"
-            contact = f"{resident.name} {resident.phone or ''} {resident.email}".strip()
+            # The feed's address is pasted into calendars of other companies (Google, Apple,
+            # Microsoft) and read on any device: the resident's name, not their phone number or
+            # email; those are on the household's page in the portal, behind the login.
+            contact = f"{resident.name}\n{_portal_link(line)}"
             survey = line.survey
             if survey is not None and survey.starts_at >= since:
                 asked = survey.status is SurveyStatus.CHANGE_REQUESTED

@@ -446,7 +446,8 @@ def calendar_feed(key: str) -> Response:
         content_type="text/calendar; charset=utf-8",
         headers={
             "Content-Disposition": 'inline; filename="coop.ics"',
-            "Cache-Control": "private, max-age=300",
+            # Names and addresses: no proxy or browser cache keeps a copy.
+            "Cache-Control": "no-store",
         },
     )
 

@@ -153,6 +153,12 @@ def _public_limit() -> str:
     return str(current_app.config["RATELIMIT_SIGNUP"])
 
 
+def _accepted(response: Any) -> bool:
+    """Only a form that was taken counts towards the limit; one sent back for a typing error
+    does not (a full information evening shares one Wi-Fi address)."""
+    return bool(response.status_code == 302)
+
+
 def _count(value: int) -> str:
     return str(format_number(value))
 
@@ -251,7 +257,7 @@ def _meeting(meeting_id: int, action: str = "view") -> Meeting:
 
 
 @bp.route("/meetings/<int:meeting_id>", methods=["GET", "POST"])
-@limiter.limit(_public_limit, methods=["POST"])
+@limiter.limit(_public_limit, methods=["POST"], deduct_when=_accepted)
 def meeting(meeting_id: int) -> Any:
     item = _meeting(meeting_id)
     form = RsvpForm()
@@ -364,7 +370,7 @@ def _answer_problem(form: Any, exc: ParticipationError) -> str | None:
 
 
 @bp.route("/surveys/<int:survey_id>", methods=["GET", "POST"])
-@limiter.limit(_public_limit, methods=["POST"])
+@limiter.limit(_public_limit, methods=["POST"], deduct_when=_accepted)
 def survey(survey_id: int) -> Any:
     item = _survey(survey_id)
     if item.status is not SurveyStatus.OPEN:
@@ -440,7 +446,7 @@ def my_response(token: str) -> Any:
 
 
 @bp.route("/interest/<int:campaign_id>", methods=["GET", "POST"])
-@limiter.limit(_public_limit, methods=["POST"])
+@limiter.limit(_public_limit, methods=["POST"], deduct_when=_accepted)
 def campaign(campaign_id: int) -> Any:
     item = interest.get_campaign(campaign_id)
     require(current_user, item, "view")

@@ -11,6 +11,7 @@ re-read object) or, in offline mode, from staff who saw the transfer arrive.
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -475,6 +476,35 @@ CHARGE_EVENTS = frozenset({"charge.refunded"})
 HANDLED_EVENTS = SESSION_EVENTS | INTENT_EVENTS | REFUND_EVENTS | CHARGE_EVENTS
 
 
+# Stripe's event ids ("evt_..."): what fits the column, in the characters Stripe uses.
+_EVENT_ID_LENGTH = 255
+_EVENT_ID = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _check_webhook_body(payload: bytes) -> None:
+    """A webhook body is one JSON object; anything else (a list, a string) is refused before
+    Stripe's library, which expects an object, trips over it."""
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WebhookRejectedError(f"payload: {type(exc).__name__}") from exc
+    if not isinstance(body, dict):
+        raise WebhookRejectedError(f"payload: a JSON {type(body).__name__}, not an object")
+
+
+def _check_signed_time(signature: str | None, now: datetime) -> None:
+    """Stripe's library refuses a signature older than the tolerance, not one from the future:
+    a clock far ahead (or a signature made for later use) is refused here."""
+    tolerance = int(current_app.config.get("STRIPE_WEBHOOK_TOLERANCE") or 300)
+    stamps = [
+        part.split("=", 1)[1] for part in (signature or "").split(",") if part.startswith("t=")
+    ]
+    if not stamps or not stamps[0].isdigit() or len(stamps[0]) > 12:
+        raise WebhookRejectedError("signature: no timestamp")
+    if int(stamps[0]) > now.timestamp() + tolerance:
+        raise WebhookRejectedError("signature: timestamp in the future")
+
+
 def receive_webhook(payload: bytes, signature: str | None, *, now: datetime | None = None) -> str:
     """Verify and store one Stripe event; its processing is a job in the same transaction.
 
@@ -483,7 +513,11 @@ def receive_webhook(payload: bytes, signature: str | None, *, now: datetime | No
     with our secret, or signed too long ago.
     """
     now = now or utcnow()
+    _check_webhook_body(payload)
     event = stripe_gateway.gateway().verify_event(payload, signature)
+    _check_signed_time(signature, now)
+    if len(event.id) > _EVENT_ID_LENGTH or not _EVENT_ID.fullmatch(event.id):
+        raise WebhookRejectedError(f"event id: {len(event.id)} characters, not an event id")
     if db.session.scalar(select(StripeEvent.id).where(StripeEvent.event_id == event.id)):
         db.session.rollback()
         return "duplicate"

@@ -304,7 +304,7 @@ class StripeGateway:
             ).to_dict()
         except stripe.SignatureVerificationError as exc:
             raise WebhookRejectedError(f"signature: {exc}") from exc
-        except (ValueError, KeyError, TypeError) as exc:  # not JSON, or not an event
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not JSON, not an event
             raise WebhookRejectedError(f"payload: {type(exc).__name__}") from exc
         try:
             data_object = event["data"]["object"]

@@ -110,8 +110,8 @@ def stripe_webhook() -> tuple[Response, int]:
         )
     except WebhookRejectedError as exc:
         db.session.rollback()
-        log.warning("stripe webhook refused from %s: %s", request.remote_addr, exc)
-        return jsonify({"error": "signature"}), 400
+        log.warning("stripe webhook refused from %s: %s", request.remote_addr, str(exc)[:200])
+        return jsonify({"error": "refused"}), 400
     return jsonify({"received": True, "outcome": outcome}), 200
 
 

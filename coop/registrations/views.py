@@ -13,6 +13,7 @@ from flask import (
     flash,
     redirect,
     render_template,
+    request,
     session,
     url_for,
 )
@@ -20,6 +21,7 @@ from flask_babel import get_locale, gettext
 from flask_login import current_user, logout_user
 
 from coop.actions import services as actions
+from coop.core import ratelimit
 from coop.core.authz import authorize, require, resident_required
 from coop.core.time import utcnow
 from coop.extensions import db, limiter
@@ -69,15 +71,40 @@ def _action_or_404(slug: str) -> Any:
     return action
 
 
+# Sign-ups per client address, and per email address: counted once a form is complete (one
+# sent back for a typing error does not count), and one over the limit is shown again with
+# what was typed and how long to wait.
+SIGNUPS = ratelimit.Limit("signup", "RATELIMIT_SIGNUP")
+SIGNUPS_PER_EMAIL = ratelimit.Limit("signup-email", "RATELIMIT_PER_EMAIL")
+
+
+def _signup_wait(email: str) -> int:
+    client, address = request.remote_addr or "unknown", ratelimit.fingerprint(email)
+    wait = max(SIGNUPS.wait(client), SIGNUPS_PER_EMAIL.wait(address))
+    if not wait:
+        SIGNUPS.count(client)
+        SIGNUPS_PER_EMAIL.count(address)
+    return wait
+
+
 @bp.route("/actions/<slug>/register", methods=["GET", "POST"])
-@limiter.limit(_signup_limit, methods=["POST"])
 def register(slug: str) -> Any:
     action = _action_or_404(slug)
     if not action.is_open_for_registration(utcnow()):
         return render_template("registrations/closed.html", action=action)
     form = registration_form_for(action)
     problem = None
-    if form.validate_on_submit():
+    submitted = form.validate_on_submit()
+    if submitted and (wait := _signup_wait(form.email.data)):
+        problem = gettext(
+            "Too many sign-ups came from this connection or for this email address in a short "
+            "time. What you typed is kept: wait %(wait)s and send the form again.",
+            wait=ratelimit.wait_text(wait),
+        )
+        return render_template(
+            "registrations/register.html", action=action, form=form, problem=problem
+        ), 429
+    if submitted:
         data = form.registration_input(str(get_locale() or "nl"))
         try:
             registration = services.register(action, data)

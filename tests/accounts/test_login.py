@@ -22,6 +22,7 @@ from coop.installers.models import Installer
 from coop.registrations import services as registrations
 from coop.registrations.models import Registration, RegistrationStatus
 from tests import factories
+from tests.login import sign_in
 
 RESIDENT = "anna@example.nl"
 
@@ -311,9 +312,7 @@ def test_wrong_password_and_unknown_email_get_the_same_answer(
 def test_logout_is_a_post_with_csrf_token(app: Flask, english: FlaskClient) -> None:
     with app.app_context():
         user_id = resident().id
-    with english.session_transaction() as session:
-        session["_user_id"] = str(user_id)
-        session["_fresh"] = True
+    sign_in(english, user_id)
     assert logged_in(english)
 
     assert english.get("/logout").status_code == 405
@@ -339,14 +338,42 @@ LIMITED = {
 def test_login_form_is_rate_limited(app: Flask, english: FlaskClient) -> None:
     with app.app_context():
         resident()
+    # A form sent back for a typing error does not count.
     for _ in range(3):
+        assert factories.post_form(english, "/login", {"email": "anna@"}).status_code == 200
+    for _ in range(2):  # RATELIMIT_SIGNUP per client address
         assert ask_link(english, RESIDENT).status_code == 302
     response = ask_link(english, RESIDENT)
     assert response.status_code == 429
     assert "Too many attempts" in response.get_data(as_text=True)
-    assert len(login_emails(app)) == 3
+    # How long: the rest of the minute, in words.
+    assert re.search(
+        r"Please wait (1 minute|[1-5]?\d seconds?) and try again\.", response.get_data(as_text=True)
+    )
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    assert len(login_emails(app)) == 2
     # Looking at the form is not limited; only sending it is.
     assert english.get("/login").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "app_config",
+    [{**LIMITED, "RATELIMIT_SIGNUP": "50 per minute", "RATELIMIT_PER_EMAIL": "2 per hour"}],
+)
+def test_login_links_to_one_address_are_limited_whoever_asks(app: Flask) -> None:
+    with app.app_context():
+        resident()
+    for number in range(4):  # from four addresses
+        client = app.test_client()
+        response = factories.post_form(
+            client,
+            "/login",
+            {"email": RESIDENT},
+            environ_base={"REMOTE_ADDR": f"192.0.2.{number + 1}"},
+        )
+        # The same answer over the limit: it tells nothing about the address.
+        assert response.status_code == 302
+    assert len(login_emails(app)) == 2
 
 
 @pytest.mark.parametrize("app_config", [LIMITED])
@@ -375,10 +402,18 @@ def test_sign_up_is_rate_limited(app: Flask, english: FlaskClient) -> None:
             factories.registration_form(act, house_number=str(n), email=f"r{n}@example.nl")
             for n in (1, 2, 3)
         ]
+    # Forms sent back for a typing error do not count.
+    for _ in range(3):
+        typo = {**forms[0], "postcode": "35 24"}
+        assert factories.post_form(english, url, typo).status_code == 200
     assert factories.post_form(english, url, forms[0]).status_code == 302
     assert factories.post_form(english, url, forms[1]).status_code == 302
+    # Over the limit: the form again, with what was typed and how long to wait.
     response = factories.post_form(english, url, forms[2])
     assert response.status_code == 429
-    assert "Too many attempts" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert re.search(r"What you typed is kept: wait (1 minute|[1-5]?\d seconds?) and send", page)
+    assert 'value="r3@example.nl"' in page
+    assert 'value="3"' in page
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Registration)) == 2

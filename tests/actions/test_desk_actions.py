@@ -34,6 +34,7 @@ from coop.extensions import db
 from coop.registrations.models import Registration
 from tests import factories
 from tests.conftest import SMTPRecorder, message_text, smtp_config
+from tests.login import sign_in
 
 
 @pytest.fixture
@@ -727,9 +728,7 @@ def test_people_who_are_not_staff_cannot_open_the_pages(
             registration = db.session.scalar(select(Registration))
             assert registration is not None
             user_id = registration.user_id
-        with client.session_transaction() as session:
-            session["_user_id"] = str(user_id)
-            session["_fresh"] = True
+        sign_in(client, user_id)
     for url in ("/desk/actions/", "/desk/actions/new", f"/desk/actions/{action_id}"):
         response = client.get(url)
         if who == "anonymous":

@@ -405,6 +405,39 @@ def test_team(page: Page, language: str) -> None:
     assert_accessible(page)
 
 
+def test_team_deactivate_and_reactivate(page: Page, language: str) -> None:
+    visit(page, "/desk/team", language)
+    noor = page.locator("#team-members tbody tr").filter(has_text="Noor Nieuw")
+    submit(page, f'#{noor.get_attribute("id")} form[action$="/deactivate"] button')
+    noor = page.locator("#team-members tbody tr").filter(has_text="Noor Nieuw")
+    expect(noor.locator('form[action$="/reactivate"] button')).to_be_visible()
+    expect(page.locator("main .notice").first).to_be_visible()
+    assert_accessible(page, "the team with a deactivated colleague")
+    submit(page, f'#{noor.get_attribute("id")} form[action$="/reactivate"] button')
+    noor = page.locator("#team-members tbody tr").filter(has_text="Noor Nieuw")
+    expect(noor.locator('form[action$="/deactivate"] button')).to_be_visible()
+
+
+def test_change_password_with_errors(page: Page, language: str) -> None:
+    visit(page, "/account/security", language)
+    with page.expect_navigation():
+        page.locator("#change-password").click()
+    heading(page, {"nl": "Wijzig je wachtwoord", "en": "Change your password"}[language])
+    assert_accessible(page, "the password form")
+    page.locator("#current").fill("not my password")
+    page.locator("#password").fill("Welkom123456")
+    page.locator("#confirm").fill("Welkom123456")
+    submit(page)
+    expect_error_at(page, "current")
+    assert_accessible(page, "the password form with a wrong current password")
+    page.locator("#current").fill(factories.PASSWORD)
+    page.locator("#password").fill("Welkom123456")
+    page.locator("#confirm").fill("Welkom123456")
+    submit(page)
+    expect_error_at(page, "password")
+    assert_accessible(page, "the password form with a common password")
+
+
 def test_security_totp_setup(page: Page, language: str) -> None:
     visit(page, "/account/security", language)
     if page.locator("#totp-secret").count() == 0:  # the other language's run started it

@@ -24,6 +24,7 @@ from tests.browser.conftest import STAFF_EMAIL, LiveServer, assert_accessible, g
 from tests.browser.test_desk_pages import _sessions, expect_error_at, heading, submit
 from tests.browser.test_keyboard import tab_until
 from tests.payments.conftest import accept, quote_for, world_of
+from tests.payments.stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandIn
 
 pytestmark = pytest.mark.browser
 
@@ -196,3 +197,35 @@ def test_marking_a_transfer_received_with_the_keyboard(
         expect(page.locator("#status")).to_have_attribute("data-status", "paid")
     finally:
         context.close()
+
+
+def test_pressing_pay_reaches_the_checkout_page(
+    page: Page, live_server: LiveServer, deposits: dict[str, int]
+) -> None:
+    """Issue 12, defect 10: the Content-Security-Policy's form-action also governs the redirect
+    after the pay form's POST in Chromium; only a real browser pressing "pay" shows whether the
+    resident reaches Stripe Checkout (here the stand-in's page, on another origin)."""
+    app = live_server.app
+    standin = StripeStandIn().start().serve_checkout()
+    settings = {
+        "STRIPE_SECRET_KEY": SECRET_KEY,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_API_BASE": standin.url,
+        "STRIPE_CHECKOUT_ORIGIN": standin.url,
+        "STRIPE_TIMEOUT": 5,
+        "STRIPE_MAX_NETWORK_RETRIES": 0,
+    }
+    saved = {name: app.config.get(name) for name in settings}
+    app.config.update(settings)
+    app.extensions.pop("coop_stripe", None)
+    try:
+        path = f"/my/payments/{deposits['stripe']}"
+        as_resident(page, live_server, RESIDENTS["stripe"], path, "en")
+        with page.expect_navigation(url=f"{standin.url}/c/pay/**"):
+            page.locator("#pay").click()
+        expect(page.locator("#checkout")).to_contain_text("Checkout cs_")
+        assert len(standin.created_sessions()) == 1
+    finally:
+        app.config.update(saved)
+        app.extensions.pop("coop_stripe", None)
+        standin.stop()

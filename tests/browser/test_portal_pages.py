@@ -34,6 +34,7 @@ from tests.browser.conftest import (
     goto,
 )
 from tests.browser.test_keyboard import assert_focus_visible, focused, tab, tab_until
+from tests.login import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -116,10 +117,7 @@ def session_cookie(live_server: LiveServer, email: str, language: str) -> dict[s
         user = db.session.scalars(select(User).where(User.email == email)).one()
         user_id = user.id
     client = app.test_client()
-    with client.session_transaction() as session:
-        session["_user_id"] = str(user_id)
-        session["_fresh"] = True
-        session["lang"] = language
+    sign_in(client, user_id, lang=language)
     cookie = client.get_cookie(app.config.get("SESSION_COOKIE_NAME", "session"))
     assert cookie is not None
     return {"name": cookie.key, "value": cookie.value, "url": live_server.url}

@@ -19,7 +19,16 @@ APP_VARIABLES = (
     "MAIL_SERVER",
     "DEV_MAILBOX",
     "RATELIMIT_STORAGE_URI",
+    "RATELIMIT_ENABLED",
+    "BASE_URL",
 )
+# Everything production needs; each test below takes one away or spoils it.
+SAFE = {
+    "SECRET_KEY": LONG_KEY,
+    "MAIL_SERVER": "smtp.example",
+    "REDIS_URL": "redis://cache.internal:6379/0",
+    "BASE_URL": "https://coop.example.nl",
+}
 
 
 def production(**env: str) -> dict[str, str]:
@@ -45,27 +54,61 @@ def test_production_without_secret_key_refuses(tmp_path: Path) -> None:
         load_config(str(tmp_path), env=production())
 
 
-@pytest.mark.parametrize("key", [DEV_SECRET_KEY, "short-key", "x" * 31])
+@pytest.mark.parametrize(
+    "key",
+    [
+        DEV_SECRET_KEY,
+        "short-key",
+        "x" * 31,
+        "x" * 64,  # long, but one character repeated
+        "ab" * 32,
+        "abc123" * 8,
+    ],
+)
 def test_production_with_a_weak_secret_key_refuses(tmp_path: Path, key: str) -> None:
     with pytest.raises(ConfigError, match="SECRET_KEY"):
-        load_config(str(tmp_path), env=production(SECRET_KEY=key, MAIL_SERVER="smtp.example"))
+        load_config(str(tmp_path), env=production(**{**SAFE, "SECRET_KEY": key}))
 
 
 def test_production_with_development_mailbox_refuses(tmp_path: Path) -> None:
-    env = production(SECRET_KEY=LONG_KEY, MAIL_SERVER="smtp.example", DEV_MAILBOX="1")
+    env = production(**SAFE, DEV_MAILBOX="1")
     with pytest.raises(ConfigError, match="DEV_MAILBOX"):
         load_config(str(tmp_path), env=env)
 
 
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        # No mail server: emails, with working login links, would go to the log.
+        ({"MAIL_SERVER": ""}, "MAIL_SERVER"),
+        ({"BASE_URL": "http://coop.example.nl"}, "BASE_URL"),
+        ({"BASE_URL": "http://192.168.1.20:8000"}, "BASE_URL"),
+        ({"BASE_URL": "coop.example.nl"}, "BASE_URL"),
+        ({"BASE_URL": "https://"}, "BASE_URL"),
+        ({"RATELIMIT_ENABLED": "false"}, "RATELIMIT_ENABLED"),
+        # Limits kept in each process's memory: every gunicorn worker counts apart.
+        ({"REDIS_URL": ""}, "REDIS_URL"),
+        ({"RATELIMIT_STORAGE_URI": "memory://"}, "RATELIMIT_STORAGE_URI"),
+    ],
+)
+def test_production_refuses_each_unsafe_setting(
+    tmp_path: Path, change: dict[str, str], named: str
+) -> None:
+    load_config(str(tmp_path), env=production(**SAFE))  # the safe settings start
+    with pytest.raises(ConfigError, match=named):
+        load_config(str(tmp_path), env=production(**{**SAFE, **change}))
+
+
+@pytest.mark.parametrize("base_url", ["http://localhost:8000", "http://127.0.0.1:5000"])
+def test_production_tried_on_this_machine_may_use_http(tmp_path: Path, base_url: str) -> None:
+    """The docker-compose file runs the production shape on http://localhost:8000: no link
+    leaves the machine there."""
+    config = load_config(str(tmp_path), env=production(**{**SAFE, "BASE_URL": base_url}))
+    assert config["BASE_URL"] == base_url
+
+
 def test_production_with_real_settings_uses_secure_cookies(tmp_path: Path) -> None:
-    config = load_config(
-        str(tmp_path),
-        env=production(
-            SECRET_KEY=LONG_KEY,
-            MAIL_SERVER="smtp.example",
-            REDIS_URL="redis://cache.internal:6379/0",
-        ),
-    )
+    config = load_config(str(tmp_path), env=production(**SAFE))
     assert config["COOP_ENV"] == "production"
     assert config["SECRET_KEY"] == LONG_KEY
     assert config["SESSION_COOKIE_SECURE"] is True
@@ -122,9 +165,10 @@ def test_create_app_in_production_sends_secure_cookies_and_hsts(
     clean_env: pytest.MonkeyPatch,
 ) -> None:
     clean_env.setenv("COOP_ENV", "production")
-    clean_env.setenv("SECRET_KEY", LONG_KEY)
-    clean_env.setenv("MAIL_SERVER", "smtp.example")
-    app = create_app({"RATELIMIT_STORAGE_URI": "memory://"})
+    for name, value in SAFE.items():
+        clean_env.setenv(name, value)
+    # Checked when the settings are read; the test's own limiter needs no Redis.
+    app = create_app({"RATELIMIT_STORAGE_URI": "memory://", "REDIS_URL": None})
     response = app.test_client().get("/language/en", base_url="https://coop.example")
     assert response.status_code == 302
     cookie = response.headers["Set-Cookie"]

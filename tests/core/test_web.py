@@ -4,6 +4,7 @@ and safe redirects."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -124,6 +125,31 @@ def test_production_adds_hsts(app: Flask, client: FlaskClient) -> None:
     assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
 
 
+def test_form_action_allows_stripe_checkout_only_with_stripe(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Chromium applies form-action to the redirect after the pay form's POST (issue 12)."""
+    policy = client.get("/").headers["Content-Security-Policy"]
+    assert "form-action 'self';" in policy
+    app.config.update(
+        STRIPE_SECRET_KEY="sk_test_x", STRIPE_CHECKOUT_ORIGIN="https://checkout.stripe.com/c/pay"
+    )
+    policy = client.get("/").headers["Content-Security-Policy"]
+    assert "form-action 'self' https://checkout.stripe.com;" in policy
+    assert "default-src 'self';" in policy and "script-src 'self';" in policy
+
+
+def test_pages_and_exports_are_not_stored_by_browsers_or_proxies(
+    app: Flask, client: FlaskClient
+) -> None:
+    for url in ("/", "/login", "/no-such-page", "/healthz"):
+        assert client.get(url).headers["Cache-Control"] == "no-store", url
+    # Static files may be kept.
+    static = client.get("/static/css/coop.css")
+    assert static.status_code == 200
+    assert "no-store" not in static.headers.get("Cache-Control", "")
+
+
 # --- error pages -------------------------------------------------------------------------
 
 
@@ -205,8 +231,9 @@ def test_database_refusing_connections_answers_503_try_again_in_a_minute() -> No
     for url in ("/", "/actions/samen-isoleren", "/actions/samen-isoleren/register"):
         assert_try_again_later(client.get(url))
     # Logged in: loading the user needs the database too; the page is drawn without one.
+    now = int(time.time())
     with client.session_transaction() as session:
-        session["_user_id"] = "1"
+        session.update({"_user_id": "1", "_fresh": True, "_auth": {"e": 0, "t": now, "s": now}})
     assert_try_again_later(client.get("/my"))
     health = client.get("/healthz")
     assert health.status_code == 503

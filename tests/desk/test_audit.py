@@ -19,6 +19,7 @@ from coop.desk.models import AuditEntry
 from coop.extensions import db
 from tests import factories
 from tests.desk.test_dashboard import login, resident
+from tests.login import sign_in
 
 
 @pytest.fixture
@@ -125,9 +126,7 @@ def test_residents_and_visitors_get_no_audit_log(
         user = resident("curious@example.nl")
         db.session.commit()
         user_id = user.id
-    with client.session_transaction() as session:
-        session["_user_id"] = str(user_id)
-        session["_fresh"] = True
+    sign_in(client, user_id)
     assert client.get("/desk/audit").status_code == 404
 
 

@@ -31,6 +31,7 @@ from coop.registrations.models import (
     StatusChange,
 )
 from tests import factories
+from tests.login import sign_in
 
 S = RegistrationStatus
 
@@ -413,9 +414,7 @@ def test_residents_and_anonymous_visitors_get_no_dashboard(
         user = resident("nosy@example.nl")
         db.session.commit()
         user_id = user.id
-    with client.session_transaction() as session:
-        session["_user_id"] = str(user_id)
-        session["_fresh"] = True
+    sign_in(client, user_id)
     assert client.get(url).status_code == 404
 
 

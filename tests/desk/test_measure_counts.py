@@ -20,15 +20,14 @@ from coop.orders.models import RunTrigger
 from coop.registrations import services as registrations
 from coop.registrations.models import RegistrationStatus
 from tests import factories
+from tests.login import sign_in
 from tests.registrations.household_world import Household, build, three_measure_action
 
 S = RegistrationStatus
 
 
 def log_in(client: FlaskClient, user_id: int) -> None:
-    with client.session_transaction() as session:
-        session["_user_id"] = str(user_id)
-        session["_fresh"] = True
+    sign_in(client, user_id)
 
 
 def table_counts(page: str, chart_id: str) -> list[str]:

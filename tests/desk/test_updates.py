@@ -196,6 +196,49 @@ def test_no_filters_means_everyone_still_taking_part(
     ]  # not the one who withdrew, not org B's resident
 
 
+def test_updates_carry_one_click_unsubscribe_headers_that_work(
+    app: Flask, client: FlaskClient, smtp: SMTPRecorder, segment: dict[str, Any]
+) -> None:
+    """RFC 8058, which large mailbox providers require of bulk mail: List-Unsubscribe with an
+    https address (here the test's BASE_URL) and List-Unsubscribe-Post; the mail program's POST
+    carries no cookie and no CSRF token."""
+    staff_client(app, client, segment["staff_a"])
+    send_now(client, compose(client, segment))
+    [anna_mail] = smtp.to("anna@example.nl")
+    assert anna_mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    header = re.fullmatch(
+        r"<http://localhost(/unsubscribe/\S+/one-click)>", anna_mail["List-Unsubscribe"]
+    )
+    assert header, anna_mail["List-Unsubscribe"]
+    mail_program = app.test_client()  # no session, no CSRF token
+    # A link checker's plain request changes nothing; a GET is not even allowed.
+    assert mail_program.get(header.group(1)).status_code == 405
+    assert mail_program.post(header.group(1)).status_code == 400
+    with app.app_context():
+        assert db.session.get(User, segment["anna"]).unsubscribed_at is None  # type: ignore[union-attr]
+    response = mail_program.post(header.group(1), data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    with app.app_context():
+        assert db.session.get(User, segment["anna"]).unsubscribed_at is not None  # type: ignore[union-attr]
+    # Another resident's address, tampered with, unsubscribes nobody.
+    assert (
+        mail_program.post(
+            header.group(1).replace("/one-click", "x/one-click"),
+            data={"List-Unsubscribe": "One-Click"},
+        ).status_code
+        == 404
+    )
+    # Transactional mail carries no such header: it is not bulk mail.
+    with app.app_context():
+        assert all(
+            "List-Unsubscribe" not in m
+            for m in smtp.messages
+            if m["Subject"]
+            and "Informatieavond" not in m["Subject"]
+            and "Information evening" not in m["Subject"]
+        )
+
+
 def test_unsubscribe_link_works_and_the_next_update_skips_them(
     app: Flask, client: FlaskClient, smtp: SMTPRecorder, segment: dict[str, Any]
 ) -> None:

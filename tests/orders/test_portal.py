@@ -399,6 +399,20 @@ def test_the_route_planning_export_and_the_calendar_feed_of_planned_visits(
     assert "Vondellaan 1" in str(survey["location"])
     assert events[f"installation-{installed_id}@coop"].decoded("dtstart") == installation_day
     assert "Hondsrug" not in response.get_data(as_text=True)  # Y's households are not in it
+    # The feed's address goes into other companies' calendars: the resident's name and the
+    # household's page in the portal, never their phone number or email address.
+    feed_text = response.get_data(as_text=True).replace("\r\n ", "")
+    description = str(survey["description"])
+    assert "Vic Vondel" in description
+    assert f"/installer/orders/{world.order_x}#line-{surveyed_id}" in description
+    with app.app_context():
+        residents = [world.resident_of(r) for r in world.registrations_x]
+        assert all(r.phone for r in residents)
+        for resident in residents:
+            assert resident.phone not in feed_text
+            assert resident.phone.replace(" ", "") not in feed_text.replace(" ", "")
+            assert resident.email not in feed_text
+    assert response.headers["Cache-Control"] == "no-store"
 
     # A new address ends the old one.
     post(client, "/installer/calendar", {})

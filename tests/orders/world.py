@@ -26,6 +26,7 @@ from coop.orders.fieldwork import QuoteItemInput
 from coop.orders.models import Order, OrderLine, Quote, RunTrigger
 from coop.registrations.models import Registration
 from tests import factories
+from tests.login import sign_in
 
 
 @dataclass
@@ -161,11 +162,7 @@ def quote_sent(world: World, registration_id: int, *, now: datetime | None = Non
 
 def act_as(client: FlaskClient, user_id: int | None) -> None:
     """Log in without a password round (the login itself is tested elsewhere)."""
-    with client.session_transaction() as session:
-        session.pop("_user_id", None)
-        if user_id is not None:
-            session["_user_id"] = str(user_id)
-            session["_fresh"] = True
+    sign_in(client, user_id)
 
 
 def run_jobs() -> None:

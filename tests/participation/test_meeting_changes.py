@@ -28,6 +28,7 @@ from coop.participation.models import Meeting, Rsvp, RsvpStatus
 from coop.participation.services import ParticipationError
 from tests import factories
 from tests.conftest import SMTPRecorder, message_text, smtp_config
+from tests.login import sign_in
 
 
 @pytest.fixture
@@ -80,9 +81,7 @@ def run_jobs_again() -> None:
 
 
 def act_as(client: FlaskClient, user_id: int) -> None:
-    with client.session_transaction() as session:
-        session["_user_id"] = str(user_id)
-        session["_fresh"] = True
+    sign_in(client, user_id)
 
 
 def test_a_new_time_is_emailed_once_to_each_with_a_place_or_waiting_with_an_updated_ics(

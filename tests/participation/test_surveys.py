@@ -101,6 +101,27 @@ def test_results_never_show_fewer_than_five_households(ctx: Flask) -> None:
     assert [c.hidden for c in surveys.protect([3, 6, 8], total_shown=False)] == [True, False, False]
 
 
+def test_four_households_are_a_small_cell_too(ctx: Flask) -> None:
+    """The boundary: a cell of four is hidden (and four responses show nothing), five is shown."""
+    org = factories.organisation()
+    nb = factories.neighbourhood(org, pc4s="3524,3523", households=100)
+    survey = factories.survey(nb)
+    for number in range(1, 5):
+        surveys.respond(survey, respondent(number), answers(survey, choice=0))
+    assert not surveys.results(survey).shown  # four responses: nothing at all
+    for number in range(5, 10):
+        surveys.respond(survey, respondent(number), answers(survey, choice=1))
+    for number in range(10, 16):
+        surveys.respond(survey, respondent(number), answers(survey, choice=2))
+    result = surveys.results(survey)
+    assert result.shown and result.responses == 15
+    counts = [(c.count, c.hidden) for c in result.questions[0].cells]
+    # Four hidden; five hidden with it, else 15 - 5 - 6 would give the four away; six shown.
+    assert counts == [(4, True), (5, True), (6, False)]
+    assert [c.hidden for c in surveys.protect([4, 5, 6], total_shown=False)] == [True, False, False]
+    assert [c.hidden for c in surveys.protect([5, 5, 6], total_shown=True)] == [False] * 3
+
+
 def test_response_rates_per_pc4_and_ownership_against_household_counts(ctx: Flask) -> None:
     org = factories.organisation()
     nb = factories.neighbourhood(org, pc4s="3524,3523", households=100)

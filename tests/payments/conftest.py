@@ -35,6 +35,7 @@ from coop.orders.models import (
 from coop.payments.models import Payment
 from coop.registrations.models import Registration, RegistrationStatus
 from tests import factories
+from tests.login import sign_in
 from tests.payments.stripe_standin import SECRET_KEY, WEBHOOK_SECRET, SignedEvent, StripeStandIn
 
 
@@ -189,9 +190,7 @@ def run_jobs() -> int:
 
 
 def log_in(client: FlaskClient, user: User) -> None:
-    with client.session_transaction() as session:
-        session["_user_id"] = str(user.id)
-        session["_fresh"] = True
+    sign_in(client, user.id)
 
 
 def post_event(client: FlaskClient, event: SignedEvent) -> Any:

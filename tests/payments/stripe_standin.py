@@ -87,6 +87,9 @@ class StripeStandIn:
         self.on_refund_created: Callable[[dict[str, Any]], bool] | None = None
         # While set, every request gets Stripe's 500 answer (an outage).
         self.outage = False
+        # Where a Checkout Session's page is. A browser test sets it to the stand-in's own
+        # address (``serve_checkout()``), which then answers the page the resident is sent to.
+        self.checkout_base = "https://checkout.stripe.com"
         self._server: ThreadingHTTPServer | None = None
 
     # --- running ------------------------------------------------------------------------
@@ -121,6 +124,11 @@ class StripeStandIn:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    def serve_checkout(self) -> StripeStandIn:
+        """Send residents to a Checkout page on the stand-in (for a real browser)."""
+        self.checkout_base = self.url
+        return self
+
     def new_id(self, prefix: str) -> str:
         return f"{prefix}_test_{next(self._ids):06d}{'x' * 8}"
 
@@ -130,6 +138,9 @@ class StripeStandIn:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length).decode() if length else ""
         parts = urlsplit(handler.path)
+        if method == "GET" and parts.path.startswith("/c/pay/"):
+            self._checkout_page(handler, parts.path.removeprefix("/c/pay/"))
+            return
         params = decode_form(body if method == "POST" else parts.query)
         key = handler.headers.get("Idempotency-Key") if method == "POST" else None
         with self._lock:
@@ -170,6 +181,19 @@ class StripeStandIn:
             handler.close_connection = True
             return
         self._answer(handler, status, answer)
+
+    def _checkout_page(self, handler: BaseHTTPRequestHandler, session_id: str) -> None:
+        """The page a browser reaches after "pay" (Stripe Checkout's place)."""
+        known = session_id in self.sessions
+        data = (
+            "<!doctype html><html lang='en'><head><title>Stand-in Checkout</title></head>"
+            f"<body><main><h1 id='checkout'>Checkout {session_id}</h1></main></body></html>"
+        ).encode()
+        handler.send_response(200 if known else 404)
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
 
     def _answer(
         self,
@@ -270,7 +294,7 @@ class StripeStandIn:
             "payment_status": "unpaid",
             "status": "open",
             "success_url": params.get("success_url"),
-            "url": f"https://checkout.stripe.com/c/pay/{session_id}",
+            "url": f"{self.checkout_base}/c/pay/{session_id}",
             # Kept to give the PaymentIntent its metadata, as Stripe does.
             "_payment_intent_data": params.get("payment_intent_data") or {},
         }

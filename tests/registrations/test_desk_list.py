@@ -34,6 +34,7 @@ from coop.registrations.models import (
 )
 from tests import factories
 from tests.conftest import SMTPRecorder, message_text, smtp_config
+from tests.login import sign_in
 
 # --- helpers (tests/desk/test_exports.py uses them too) ---------------------------------------
 
@@ -465,9 +466,7 @@ def test_residents_and_installers_cannot_open_the_staff_pages(
         resident = db.session.scalar(select(User).where(User.email == "anna@example.nl"))
         assert resident is not None
         resident_id = resident.id
-    with client.session_transaction() as session:
-        session["_user_id"] = str(resident_id)
-        session["_fresh"] = True
+    sign_in(client, resident_id)
     for url in ("/desk/registrations/", f"/desk/registrations/{anna}", "/desk/registrations/new"):
         assert client.get(url).status_code == 404, url
     anonymous = app.test_client()

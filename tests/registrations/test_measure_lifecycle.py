@@ -27,6 +27,7 @@ from coop.payments.models import Payment, PaymentChange, PaymentStatus, RefundRe
 from coop.registrations import services
 from coop.registrations.models import Registration, RegistrationMeasure, RegistrationStatus
 from tests import factories
+from tests.login import sign_in
 from tests.registrations.household_world import (
     DEPOSIT_CENTS,
     Household,
@@ -45,9 +46,7 @@ def house(app: Flask, client: FlaskClient) -> Household:
 
 
 def log_in(client: FlaskClient, user_id: int) -> None:
-    with client.session_transaction() as session:
-        session["_user_id"] = str(user_id)
-        session["_fresh"] = True
+    sign_in(client, user_id)
 
 
 def page(response: Any) -> str:

@@ -29,6 +29,7 @@ from coop.registrations.models import (
     StatusChange,
 )
 from tests import factories
+from tests.login import sign_in
 
 
 def sign_up(
@@ -84,9 +85,7 @@ def emails(template: str, to: str | None = None) -> list[EmailLog]:
 
 
 def log_in(client: FlaskClient, user_id: int) -> None:
-    with client.session_transaction() as session:
-        session["_user_id"] = str(user_id)
-        session["_fresh"] = True
+    sign_in(client, user_id)
 
 
 # --- one registration per household ------------------------------------------------------
