@@ -536,5 +536,8 @@ class TestKeysAfterAnErasure:
         assert len(subjects) == 2
         with app.app_context():
             bert_keys = set(db.session.scalars(select(OutboxJob.key))) - erased_keys
-            assert len(bert_keys) == 2
+            # The confirmation and the login link; the login form's own request job (the same
+            # work for every address typed) carries a random key of its own.
+            emails = {key for key in bert_keys if not key.startswith("login-request:")}
+            assert len(emails) == 2, bert_keys
             assert all(r.status is JobStatus.DONE for r in outbox_rows())

@@ -116,8 +116,7 @@ def test_sqlite_tables_become_autoincrement_keeping_every_row_with_foreign_keys_
     # that refer to them, unless migrating turns them off (migrations/env.py).
     from sqlalchemy import event, select
 
-    from coop.accounts.models import LoginPurpose, LoginToken, User
-    from coop.accounts.services import issue_login_token
+    from coop.accounts.models import LoginToken, User
 
     downgrade(directory=str(MIGRATIONS), revision="0008")
 
@@ -128,14 +127,27 @@ def test_sqlite_tables_become_autoincrement_keeping_every_row_with_foreign_keys_
     db.engine.dispose()
     event.listen(db.engine, "connect", foreign_keys_on)
     try:
-        users = [User(email=f"r{n}@example.nl", name=f"Resident {n}") for n in range(3)]
-        db.session.add_all(users)
-        db.session.flush()
-        for user in users:
-            issue_login_token(user, LoginPurpose.LOGIN)
-        db.session.commit()
-        before = db.session.execute(select(LoginToken.id, LoginToken.user_id)).all()
-        db.session.remove()
+        # Rows as the schema of 0008 has them (the models follow the newest schema).
+        with db.engine.begin() as connection:
+            for n in range(1, 4):
+                connection.execute(
+                    text(
+                        "INSERT INTO users (id, email, name, role, language, is_active_account,"
+                        " created_at) VALUES (:id, :email, :name, 'resident', 'nl', 1,"
+                        " '2026-12-01 10:00:00')"
+                    ),
+                    {"id": n, "email": f"r{n}@example.nl", "name": f"Resident {n}"},
+                )
+                connection.execute(
+                    text(
+                        "INSERT INTO login_tokens (user_id, purpose, nonce, created_at,"
+                        " expires_at) VALUES (:id, 'login', :nonce, '2026-12-01 10:00:00',"
+                        " '2026-12-02 10:00:00')"
+                    ),
+                    {"id": n, "nonce": f"nonce-{n}"},
+                )
+            before = connection.execute(text("SELECT id, user_id FROM login_tokens")).all()
+        assert len(before) == 3
 
         upgrade(directory=str(MIGRATIONS))
         assert db.session.execute(select(LoginToken.id, LoginToken.user_id)).all() == before

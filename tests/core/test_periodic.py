@@ -199,7 +199,18 @@ def _job_that_never_reached_a_worker() -> None:
     db.session.commit()
 
 
+def _login_request_left_behind() -> None:
+    # A request whose job failed for good keeps the address someone typed; after a day it goes.
+    from coop.accounts.models import LoginLinkRequest
+
+    db.session.add(
+        LoginLinkRequest(email="typed@example.nl", created_at=utcnow() - timedelta(days=2))
+    )
+    db.session.commit()
+
+
 SCENARIOS: dict[str, Callable[[], None]] = {
+    "accounts.forget_login_requests": _login_request_left_behind,
     "actions.close_ended": _action_past_its_closing_time,
     "orders.start_after_tenders": _tender_past_its_deadline,
     "orders.expire_orders": _order_past_its_deadline,
@@ -217,6 +228,7 @@ SCENARIOS: dict[str, Callable[[], None]] = {
 
 # Tasks whose work is all in their own transaction (no email or other job after it).
 WITHOUT_FOLLOW_UP = {
+    "accounts.forget_login_requests",
     "registrations.expire_unconfirmed",
     "participation.erase_past_rsvps",
     jobs.SWEEP_TASK,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from email.message import Message
 from typing import Any
 
@@ -302,6 +302,13 @@ def test_editing_through_the_desk_page_refuses_bad_input_and_changes_nothing(
         org = factories.organisation()
         staff_id = factories.staff(org).id
         meeting = factories.meeting(org, capacity=2)
+        # An evening a week from now, whatever the time of day the test runs (a meeting made
+        # at 23:00 would end after midnight, which the form reads as ending before it starts).
+        evening = datetime.combine(
+            (utcnow() + timedelta(days=7)).astimezone(AMSTERDAM).date(), time(19, 30), AMSTERDAM
+        )
+        meeting.starts_at, meeting.ends_at = evening, evening + timedelta(hours=2)
+        db.session.commit()
         sign_up(meeting, "Anna de Vries", "anna@example.nl")
         sign_up(meeting, "Bram Bakker", "bram@example.nl")
         meeting_id = meeting.id
