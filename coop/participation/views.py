@@ -24,6 +24,7 @@ from flask import (
 from flask_babel import format_decimal, format_number, format_percent, get_locale, gettext, ngettext
 from flask_login import current_user
 from werkzeug.wrappers import Response as Redirect
+from wtforms import Field
 from wtforms.fields.choices import SelectChoice
 
 from coop.actions.forms import amsterdam_moment
@@ -1058,7 +1059,7 @@ def create_campaign() -> Any:
                 ),
             )
         except ParticipationError as exc:
-            field = {
+            field: Field = {
                 "deadline_past": form.deadline_on,
                 "households_needed": form.household_count,
                 "threshold_range": form.threshold_percent,
