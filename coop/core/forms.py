@@ -17,6 +17,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import TextInput
 
+from coop.core import address_lookup
 from coop.core.address import (
     HOUSE_NUMBER_MAX,
     HOUSE_NUMBER_MIN,
@@ -204,6 +205,48 @@ class HouseNumberField(IntegerField):
             raise ValueError(
                 str(_l("Enter the house number with its letter or addition, like 12, 12a or 12-3."))
             ) from None
+
+
+def fill_street_and_city(form: Any) -> bool:
+    """Without JavaScript: on submit, a street or town left empty is filled in from the BAG
+    (``coop.core.address_lookup``) when postcode and house number are readable. True when
+    something was filled in: the form then goes back to the person to check, unsaved. When the
+    register has nothing or cannot be reached, the fields stay empty and ask to be typed."""
+    street = form.street
+    city = getattr(form, "city", None)
+    if (street.data or "").strip() and (city is None or (city.data or "").strip()):
+        return False
+    postcode = normalise_postcode(form.postcode.data or "")
+    number = form.house_number.data
+    if postcode is None or not isinstance(number, int) or form.house_number.process_errors:
+        return False
+    separate = getattr(form, "house_number_addition", None)
+    addition = form.house_number.addition or normalise_addition(
+        (separate.data if separate is not None else "") or ""
+    )
+    try:
+        found = address_lookup.lookup(postcode, number, addition or "")
+    except address_lookup.LookupUnavailableError:
+        return False
+    if found is None:
+        return False
+    if not (street.data or "").strip():
+        street.data = found.street
+    if city is not None and not (city.data or "").strip():
+        city.data = found.city
+    return True
+
+
+def address_looked_up(form: Any, organisation_id: int | None) -> bool:
+    """Before ``validate_on_submit``: True when street or town was filled in from the BAG on
+    this submit (``fill_street_and_city``); the form is then validated for its other fields and
+    goes back to the person to check, unsaved."""
+    if not form.is_submitted() or not address_lookup.enabled(organisation_id):
+        return False
+    if not fill_street_and_city(form):
+        return False
+    form.validate()
+    return True
 
 
 def house_number_and_addition(number: HouseNumberField, addition: StringField) -> tuple[int, str]:

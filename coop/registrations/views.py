@@ -20,7 +20,9 @@ from flask_babel import get_locale, gettext
 from flask_login import current_user, logout_user
 
 from coop.actions import services as actions
+from coop.core import address_lookup
 from coop.core.authz import authorize, require, resident_required
+from coop.core.forms import address_looked_up
 from coop.core.time import utcnow
 from coop.extensions import limiter
 from coop.orders import fieldwork
@@ -76,7 +78,9 @@ def register(slug: str) -> Any:
         return render_template("registrations/closed.html", action=action)
     form = registration_form_for(action)
     problem = None
-    if form.validate_on_submit():
+    # Without JavaScript: street and town left empty come back filled in from the BAG, to check.
+    looked_up = address_looked_up(form, action.organisation_id)
+    if not looked_up and form.validate_on_submit():
         data = form.registration_input(str(get_locale() or "nl"))
         try:
             registration = services.register(action, data)
@@ -88,7 +92,14 @@ def register(slug: str) -> Any:
         else:
             session["registered_email"] = registration.user.email
             return redirect(url_for("registrations.registered", slug=action.slug))
-    return render_template("registrations/register.html", action=action, form=form, problem=problem)
+    return render_template(
+        "registrations/register.html",
+        action=action,
+        form=form,
+        problem=problem,
+        looked_up=looked_up,
+        address_lookup=address_lookup.enabled(action.organisation_id),
+    )
 
 
 @bp.get("/actions/<slug>/registered")
