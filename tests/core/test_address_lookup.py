@@ -290,3 +290,36 @@ def test_the_interest_form_fills_in_the_street(
     assert 'id="address-looked-up"' in html
     assert re.search(r'id="street"[^>]*value="Hondsrug"', html)
     assert factories.post_form(client, url, {**data, "street": "Hondsrug"}).status_code == 302
+
+
+def test_a_desk_admin_switches_it_off_on_the_settings_page(
+    app: Flask, client: FlaskClient, signup: dict[str, Any], standin: PdokStandIn
+) -> None:
+    from coop.desk.models import AuditEntry
+    from tests.registrations.test_desk_list import login
+
+    with app.app_context():
+        organisation = db.session.get(Organisation, signup["organisation_id"])
+        assert organisation is not None
+        admin = factories.staff(organisation, "beheer@example.nl")
+        admin.is_desk_admin = True
+        factories.staff(organisation, "collega@example.nl")
+        db.session.commit()
+    login(client, "collega@example.nl")
+    assert client.get("/desk/settings").status_code == 404  # not for every colleague
+    login(client, "beheer@example.nl")
+    page = client.get("/desk/settings").get_data(as_text=True)
+    box = re.search(r'<input[^>]*id="address_lookup"[^>]*>', page)
+    assert box is not None and "checked" in box.group(0)
+    assert factories.post_form(client, "/desk/settings", {}).status_code == 302
+    with app.app_context():
+        organisation = db.session.get(Organisation, signup["organisation_id"])
+        assert organisation is not None and organisation.address_lookup is False
+        entry = db.session.scalars(
+            select(AuditEntry).where(AuditEntry.verb == "organisation.settings")
+        ).one()
+        assert entry.after == {"address_lookup": False}
+    assert "data-address-lookup" not in client.get(signup["url"]).get_data(as_text=True)
+    response = factories.post_form(client, "/desk/settings", {"address_lookup": "y"})
+    assert response.status_code == 302
+    assert "data-address-lookup" in client.get(signup["url"]).get_data(as_text=True)
