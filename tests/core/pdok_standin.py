@@ -29,6 +29,7 @@ ADDRESSES = [
     ("3524BA", 7, "", "", "Hondsrug", "Utrecht"),
     ("3521AB", 12, "", "", "Croeselaan", "Utrecht"),
     ("3521AB", 12, "A", "", "Croeselaan", "Utrecht"),
+    ("3524BA", 10, "", "", "Hondsrug", "Utrecht"),
     ("3524BA", 100, "", "", "Hondsrug", "Utrecht"),
     ("3521AB", 1, "", "", "’t Goylaan", "Utrecht"),
 ]
