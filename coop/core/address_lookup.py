@@ -4,12 +4,12 @@ number, through PDOK's public Locatieserver (free, no key).
 ``lookup()`` asks ``ADDRESS_LOOKUP_URL`` (PDOK's ``/bzk/locatieserver/search/v3_1/free``; empty
 switches the lookup off) with ``fq=postcode:3521AB AND huisnummer:12 AND type:adres`` and reads
 ``response.docs[]`` (``straatnaam``, ``woonplaatsnaam``, ``huisnummer``, ``huisletter``,
-``huisnummertoevoeging``, ``postcode``). It is a convenience and never a gate: it waits at most
-``ADDRESS_LOOKUP_TIMEOUT`` seconds, a failure is logged and raised as ``LookupUnavailableError`` (the
-callers let the person type street and town), and after a failure the lookup rests
-``ADDRESS_LOOKUP_PAUSE`` seconds, so an unreachable service costs one sign-up the wait, not every
-one. Always called from the server,
-never from the browser: the page's Content-Security-Policy keeps ``connect-src 'self'``.
+``huisnummertoevoeging``, ``postcode``). It is a convenience and never a gate: it waits at
+most ``ADDRESS_LOOKUP_TIMEOUT`` seconds, a failure is logged and raised as
+``LookupUnavailableError`` (the callers let the person type street and town), and after a
+failure the lookup rests ``ADDRESS_LOOKUP_PAUSE`` seconds, so an unreachable service costs one
+sign-up the wait, not every one. Always called from the server, never from the browser: the
+page's Content-Security-Policy keeps ``connect-src 'self'``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from coop.core.address import normalise_addition, normalise_postcode
 
 log = logging.getLogger(__name__)
 
-PDOK_FREE_URL = "https://api.pdok.nl/bzk/locatieserver/search/v3_1/free"
 _FIELDS = "straatnaam,woonplaatsnaam,huisnummer,huisletter,huisnummertoevoeging,postcode"
 _MAX_ANSWER_BYTES = 256 * 1024  # a dozen addresses are a few kB; more is not an answer to us
 
@@ -67,14 +66,15 @@ def enabled(organisation_id: int | None = None) -> bool:
 
 
 def rest_over() -> None:
-    """Forget an earlier failure (for tests, and after the desk changed the setting)."""
+    """Forget an earlier failure (for tests)."""
     global _resting_until
     _resting_until = 0.0
 
 
 def lookup(postcode: str, house_number: int, addition: str = "") -> FoundAddress | None:
     """The BAG's street and town for this address; None when it has none or the lookup is
-    switched off. Raises ``LookupUnavailableError`` when the service could not be asked in time (logged)."""
+    switched off. Raises ``LookupUnavailableError`` when the service could not be asked in time
+    (logged)."""
     global _resting_until
     url = current_app.config.get("ADDRESS_LOOKUP_URL")
     normalised = normalise_postcode(postcode)
