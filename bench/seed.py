@@ -59,6 +59,146 @@ JOURNEY = [
 ]
 # How far someone who stepped out had got (an index into JOURNEY, inclusive).
 LEFT_FROM = {"declined": [4], "withdrawn": [0, 1, 1, 2, 4], "expired": [0]}
+# Names and streets as a Dutch city has them (accents, prefixes, double surnames), so that the
+# search is timed on realistic text. Drawn from a random generator of their own, so the statuses,
+# dates and measures are the same as before names were added.
+FIRST_NAMES = [
+    "Jan",
+    "Anna",
+    "Pieter",
+    "Fatima",
+    "Mohammed",
+    "Emma",
+    "Lucas",
+    "Sanne",
+    "Daan",
+    "Noor",
+    "Sem",
+    "Julia",
+    "Ahmet",
+    "Zeynep",
+    "Ömer",
+    "Zoë",
+    "Björn",
+    "Chloé",
+    "Renée",
+    "Anouk",
+    "Bram",
+    "Eva",
+    "Thijs",
+    "Lotte",
+    "Mehmet",
+    "Ayşe",
+    "Hüseyin",
+    "Iris",
+    "Joëlle",
+    "Koen",
+    "Youssef",
+    "Saïd",
+    "Naima",
+    "Wouter",
+    "Inge",
+    "Esra",
+    "Mila",
+    "Finn",
+    "Tess",
+    "Jesse",
+]
+SURNAMES = [
+    "de Jong",
+    "Jansen",
+    "de Vries",
+    "van den Berg",
+    "van Dijk",
+    "Bakker",
+    "Janssen",
+    "Visser",
+    "Smit",
+    "Meijer",
+    "de Boer",
+    "Mulder",
+    "de Groot",
+    "Bos",
+    "Vos",
+    "Peters",
+    "Hendriks",
+    "van Leeuwen",
+    "Dekker",
+    "Brouwer",
+    "de Wit",
+    "Dijkstra",
+    "Smits",
+    "de Graaf",
+    "van der Meer",
+    "van der Linden",
+    "Kok",
+    "Jacobs",
+    "de Haan",
+    "Vermeulen",
+    "van den Heuvel",
+    "van der Veen",
+    "van den Broek",
+    "de Bruijn",
+    "van Beek",
+    "Öztürk",
+    "Yılmaz",
+    "Şahin",
+    "Çelik",
+    "Doğan",
+    "Kaya",
+    "El Amrani",
+    "Benali",
+    "Bouzid",
+    "El Idrissi",
+    "Nguyễn",
+    "Kowalski",
+    "Müller",
+    "Öztürk-van Dijk",
+    "Bakker-Çelik",
+    "van ’t Hof",
+    "ten Brinke",
+    "Ruïne",
+    "Geürts",
+]
+STREET_NAMES = [
+    "Oudegracht",
+    "Biltstraat",
+    "Amsterdamsestraatweg",
+    "Kanaalstraat",
+    "Twijnstraat",
+    "Lange Nieuwstraat",
+    "Vleutenseweg",
+    "Croeselaan",
+    "Burgemeester Reigerstraat",
+    "Nachtegaalstraat",
+    "Wittevrouwenstraat",
+    "Adelaarstraat",
+    "Kruisstraat",
+    "Zadelstraat",
+    "Voorstraat",
+    "Hondsrug",
+    "Prins Hendriklaan",
+    "Weerdsingel Oostzijde",
+    "Lauwerecht",
+    "Jutfaseweg",
+    "Smaragdplein",
+    "Kögllaan",
+    "Händelstraat",
+    "Cornelis Evertsenstraat",
+    "Pieter Nieuwlandstraat",
+    "Ganzenmarkt",
+    "Zonstraat",
+    "Kapelstraat",
+    "Eykmanlaan",
+    "Minstraat",
+]
+STREETS = [
+    name if n == 0 else f"{name} {suffix}"
+    for n, suffix in enumerate(
+        ["", "Noord", "Zuid", "Oost", "West", "Oostzijde", "Westzijde", "Achterom", "Hof", "Kade"]
+    )
+    for name in STREET_NAMES
+]  # 300 streets, as before
 DWELLINGS = ["terraced"] * 5 + ["corner"] * 2 + ["semi_detached", "detached", "apartment"] * 1
 OWNERSHIPS = ["owner"] * 7 + ["private_tenant", "corporation_tenant", "vve_member"]
 
@@ -298,6 +438,8 @@ def _bulk(seeded: Seeded, n: int, rng: random.Random) -> None:
     db.session.commit()
     statuses = [s for s, _ in STATUS_MIX]
     weights = [w for _, w in STATUS_MIX]
+    names = random.Random(1407)  # its own, so the other draws stay as they were
+    search_text = _search_text_function()
     now = datetime.now(UTC)
     begin = now - timedelta(days=DAYS)
 
@@ -318,11 +460,14 @@ def _bulk(seeded: Seeded, n: int, rng: random.Random) -> None:
         # Sign-ups come in waves: many in the first week (the information evening), then fewer.
         created = begin + timedelta(days=min(rng.expovariate(1 / 12), DAYS - 0.01))
         status = rng.choices(statuses, weights)[0]
+        first, surname = names.choice(FIRST_NAMES), names.choice(SURNAMES)
+        email = f"{_ascii(first)}.{_ascii(surname)}.{i}@example.nl"
+        street = STREETS[i % len(STREETS)]
         users.append(
             (
                 user_id,
-                f"bench-{i}@example.nl",
-                f"Bewoner {i}",
+                email,
+                f"{first} {surname}",
                 "resident",
                 "nl" if i % 7 else "en",
                 True,
@@ -337,7 +482,7 @@ def _bulk(seeded: Seeded, n: int, rng: random.Random) -> None:
                 pc4,
                 i % 1000 + 1,
                 "",
-                f"Straat {i % 300}",
+                street,
                 "Utrecht",
                 rng.choice(DWELLINGS),
                 rng.randint(1900, 2015),
@@ -345,19 +490,22 @@ def _bulk(seeded: Seeded, n: int, rng: random.Random) -> None:
                 _timestamp(created),
             )
         )
-        registrations.append(
-            (
-                registration_id,
-                action_id,
-                household_id,
-                user_id,
-                status,
-                _timestamp(created),
-                "2026-11",
-                _timestamp(created),
-                _timestamp(created),
-            )
+        registration_row: tuple[Any, ...] = (
+            registration_id,
+            action_id,
+            household_id,
+            user_id,
+            status,
+            _timestamp(created),
+            "2026-11",
+            _timestamp(created),
+            _timestamp(created),
         )
+        if search_text is not None:
+            registration_row += (
+                search_text(f"{first} {surname}", email, street, i % 1000 + 1, f"{pc4} {letters}"),
+            )
+        registrations.append(registration_row)
         offered = measures_of[action_id]
         for action_measure_id in rng.sample(offered, k=1 if rng.random() < 0.7 else 2):
             registration_measures.append(
@@ -398,7 +546,8 @@ def _bulk(seeded: Seeded, n: int, rng: random.Random) -> None:
         _copy(
             cursor,
             "registrations (id, action_id, household_id, user_id, status, consent_at, "
-            "consent_version, created_at, updated_at)",
+            "consent_version, created_at, updated_at"
+            + (", search_text)" if search_text is not None else ")"),
             registrations,
         )
         _copy(
@@ -416,6 +565,37 @@ def _bulk(seeded: Seeded, n: int, rng: random.Random) -> None:
         connection.commit()
     finally:
         connection.close()
+
+
+def _ascii(text: str) -> str:
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", text.casefold()).encode("ascii", "ignore").decode()
+    return "".join(c for c in plain if c.isalnum())
+
+
+def _search_text_function() -> Any:
+    """What the app stores as a registration's search text, if this version of coop has it
+    (so the same seed can time an earlier version, before the column existed)."""
+    try:
+        from coop.accounts.models import User
+        from coop.registrations.models import Household
+        from coop.registrations.search import search_text
+    except ImportError:
+        return None
+
+    def text(name: str, email: str, street: str, number: int, postcode: str) -> str:
+        user = User(name=name, email=email)
+        household = Household(
+            street=street,
+            house_number=number,
+            house_number_addition="",
+            postcode=postcode,
+            city="Utrecht",
+        )
+        return str(search_text(user, household))
+
+    return text
 
 
 def _copy(cursor: Any, target: str, rows: list[tuple[Any, ...]]) -> None:

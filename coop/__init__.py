@@ -87,11 +87,13 @@ def _register_domains(app: Flask) -> None:
     from coop.accounts import jobs as _account_jobs  # noqa: F401
     from coop.accounts.views import bp as accounts_bp
     from coop.actions.views import bp as actions_bp
+    from coop.core.address_views import bp as address_bp
     from coop.desk.views import bp as desk_bp
     from coop.registrations import jobs as _registration_jobs  # noqa: F401
     from coop.registrations.views import bp as registrations_bp
 
     app.register_blueprint(actions_bp)
+    app.register_blueprint(address_bp)
     app.register_blueprint(registrations_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(desk_bp)

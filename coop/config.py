@@ -36,6 +36,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from exc
+
+
 def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config from the environment; ``env`` defaults to ``os.environ``."""
     env = os.environ if env is None else env
@@ -143,6 +153,17 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         # Days after accepting a quote in which a resident can withdraw the measure and get the
         # deposit back (counted from the acceptance: the contract; paying later does not move it).
         "COOLING_OFF_DAYS": _int(env, "COOLING_OFF_DAYS", 14),
+        # Street and town from the BAG after postcode and house number (coop.core.address_lookup):
+        # PDOK's Locatieserver by default; another address answering in its shape, or empty to
+        # switch the lookup off.
+        "ADDRESS_LOOKUP_URL": env.get(
+            "ADDRESS_LOOKUP_URL", "https://api.pdok.nl/bzk/locatieserver/search/v3_1/free"
+        ).strip(),
+        "ADDRESS_LOOKUP_TIMEOUT": _float(env, "ADDRESS_LOOKUP_TIMEOUT", 2.0),
+        # Seconds the lookup rests after a failure, so that an unreachable service delays one
+        # sign-up rather than every one.
+        "ADDRESS_LOOKUP_PAUSE": _float(env, "ADDRESS_LOOKUP_PAUSE", 30.0),
+        "RATELIMIT_ADDRESS_LOOKUP": env.get("RATELIMIT_ADDRESS_LOOKUP", "60 per minute"),
     }
     if production:
         check_production(config)

@@ -42,6 +42,9 @@ from coop.participation.models import (
     SurveyResponse,
 )
 from coop.payments.models import Payment, PaymentChange, RefundRun, StripeEvent
+
+# Keeps registrations.search_text up to date on every flush (a listener, registered on import).
+from coop.registrations import search as _search  # noqa: F401
 from coop.registrations.models import (
     Household,
     Registration,

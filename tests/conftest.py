@@ -68,6 +68,9 @@ def base_config(database_url: str, **extra: Any) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": "memory://",
         "BASE_URL": "http://localhost",
         "SERVER_NAME": None,
+        # No calls to PDOK from the tests: a test that wants the address lookup points it at
+        # its stand-in (tests/core/test_address_lookup.py).
+        "ADDRESS_LOOKUP_URL": "",
     }
     if database_url.startswith("sqlite"):
         config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}

@@ -190,6 +190,8 @@ EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
     # --- everyone ------------------------------------------------------------------------
     "core.set_language": {("GET", "en"): everyone(302)},
     "core.healthz": {("GET", ""): everyone(200)},
+    # The forms' address lookup: public (street and town are public data), rate-limited.
+    "address.lookup": {("GET", ""): everyone(200)},
     # With DEV_MAILBOX on (development); off, it is a 404 for all (see the test below).
     "core.dev_mailbox": {("GET", ""): everyone(200)},
     "actions.index": {("GET", ""): everyone(200)},
@@ -261,6 +263,8 @@ EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
     "desk.send_update": {("POST", "upd_a"): of_a(302), ("POST", "upd_b"): of_b(302)},
     "desk.cancel_update": {("POST", "upd_a"): of_a(302), ("POST", "upd_b"): of_b(302)},
     "desk.audit_log": {("GET", ""): only(roles(ADMINS))},
+    # The desk's settings: its admins only (a POST with just the token saves and redirects).
+    "desk.settings": {("GET", ""): only(roles(ADMINS)), ("POST", ""): only(roles(ADMINS, 302))},
     "accounts.team": {("GET", ""): only(roles(ADMINS)), ("POST", ""): only(roles(ADMINS))},
     "accounts.resend_invitation": {
         ("POST", "member_a"): only({"staff_a": 302}),

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from coop.core.db import UTCDateTime, enum_type
@@ -32,6 +32,9 @@ class Organisation(db.Model):  # type: ignore[name-defined]
     municipality: Mapped[str] = mapped_column(String(100))
     email: Mapped[str] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(30))
+    # Street and town filled in from the BAG (PDOK) after postcode and house number on this
+    # desk's forms; the desk can switch it off (coop.core.address_lookup).
+    address_lookup: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

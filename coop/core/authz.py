@@ -155,9 +155,9 @@ def authorize(actor: Actor, obj: Any, action: str) -> bool:
     if isinstance(obj, Organisation):
         if action == "view":
             return _staff_of(user, obj.id)
-        # Inviting staff and reading the audit log is for the desk's admins.
+        # Inviting staff, reading the audit log and the desk's settings are for its admins.
         return (
-            action in {"invite", "audit"}
+            action in {"invite", "audit", "configure"}
             and _staff_of(user, obj.id)
             and bool(user and user.is_desk_admin)
         )

@@ -6,7 +6,10 @@ openpyxl's write-only workbook into a temporary file that spills to disk when la
 
 Cells that a spreadsheet would run as a formula (starting with = + - @, or a tab or carriage
 return that some programs skip before one) get a leading apostrophe: a resident's "name" must
-never become a formula on a staff member's computer (CSV/formula injection).
+never become a formula on a staff member's computer (CSV/formula injection). A phone number as
+people write it ("+31 6 1234 5678", "-" between groups, an area code in parentheses) stays as
+typed: made of digits, spaces, hyphens, parentheses and one leading +, it can name no function
+and no cell, so it cannot do what the guard is there to stop.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ CSV_DELIMITER = ";"
 # The byte order mark makes Excel read the file as UTF-8 (ë, é and € intact).
 BOM = "\ufeff"
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# A phone number: one optional leading +, then digits, spaces, hyphens and parentheses only.
+_PHONE_NUMBER = re.compile(r"\+?[0-9 ()\-]*[0-9][0-9 ()\-]*")
 _CSV_CHUNK_ROWS = 500
 # Characters the XLSX format cannot hold (openpyxl refuses them): control characters.
 _XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -50,7 +55,11 @@ class Table:
 
 def guard(value: Cell) -> Cell:
     """Text that a spreadsheet would read as a formula, made plain text with a leading '."""
-    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_TRIGGERS)
+        and not _PHONE_NUMBER.fullmatch(value)
+    ):
         return "'" + value
     return value
 

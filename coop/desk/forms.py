@@ -9,7 +9,15 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, RadioField, SelectField, StringField, TextAreaField, TimeField
+from wtforms import (
+    BooleanField,
+    DateField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+    TimeField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
@@ -213,3 +221,16 @@ class SendForm(FlaskForm):
 
 class ButtonForm(FlaskForm):
     """A form that is just a button (with the CSRF token)."""
+
+
+class DeskSettingsForm(FlaskForm):
+    """What a desk admin sets for the whole desk."""
+
+    address_lookup = BooleanField(
+        _l("Fill in street and town from the address register (BAG) on our forms"),
+        description=_l(
+            "After postcode and house number, coop asks PDOK (the government's public address "
+            "service) for the street and town, so residents and staff need not type them. "
+            "Without it, they type them themselves."
+        ),
+    )

@@ -540,3 +540,26 @@ def audit_page(organisation_id: int, page: int = 1) -> AuditPage:
         )
     )
     return AuditPage(entries[:AUDIT_PAGE_SIZE], page, len(entries) > AUDIT_PAGE_SIZE)
+
+
+# --- the desk's settings ----------------------------------------------------------------------
+
+
+def set_address_lookup(actor: Any, organisation: Any, on: bool) -> None:
+    """Whether the desk's forms fill in street and town from the BAG (``coop.core.address_lookup``).
+    A desk may not want its residents' postcodes and house numbers asked of PDOK; audited."""
+    from coop.desk import audit
+
+    if organisation.address_lookup == on:
+        return
+    before = {"address_lookup": organisation.address_lookup}
+    organisation.address_lookup = on
+    audit.record(
+        actor,
+        organisation.id,
+        "organisation.settings",
+        organisation,
+        before=before,
+        after={"address_lookup": on},
+    )
+    db.session.commit()

@@ -13,6 +13,7 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from coop.actions.models import Action
+from coop.core import address_lookup
 from coop.core.authz import installer_required, require, staff_required
 from coop.core.formatting import money
 from coop.core.web import localized
@@ -21,6 +22,7 @@ from coop.desk.charts import Chart, Datum
 from coop.desk.forms import (
     STATUS_LABELS,
     ButtonForm,
+    DeskSettingsForm,
     SendForm,
     UpdateForm,
     update_form,
@@ -539,7 +541,28 @@ VERBS = {
     "payment.refunded": lambda: gettext("marked a deposit as refunded by hand"),
     "payment.refund_all": lambda: gettext("refunded every deposit of a cancelled action"),
     "payment.export": lambda: gettext("exported the deposits of an action"),
+    "organisation.settings": lambda: gettext("changed the desk's settings"),
 }
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@staff_required
+def settings() -> Any:
+    """The desk's own settings (for its admins): for now, the address lookup of its forms."""
+    organisation = current_user.organisation
+    require(current_user, organisation, "configure")
+    form = DeskSettingsForm()
+    if request.method == "GET":
+        form.address_lookup.data = organisation.address_lookup
+    elif form.validate_on_submit():
+        services.set_address_lookup(current_user, organisation, bool(form.address_lookup.data))
+        flash(gettext("The settings are saved."), "success")
+        return redirect(url_for("desk.settings"))
+    return render_template(
+        "desk/settings.html",
+        form=form,
+        lookup_installed=address_lookup.enabled(),
+    )
 
 
 @bp.get("/audit")

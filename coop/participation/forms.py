@@ -10,7 +10,6 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
-    IntegerField,
     RadioField,
     SelectField,
     StringField,
@@ -37,11 +36,14 @@ from coop.actions.forms import (
     amsterdam_moment,
 )
 from coop.actions.models import Neighbourhood
-from coop.core.address import normalise_addition, normalise_postcode
+from coop.core.address import normalise_postcode
 from coop.core.forms import (
     PersonName,
     PlainText,
+    WholeNumberField,
     addition_field,
+    check_addition_once,
+    house_number_and_addition,
     house_number_field,
     postcode_field,
     street_field,
@@ -159,11 +161,16 @@ class AddressFields(FlaskForm):
     house_number_addition = addition_field()
     street = street_field()
 
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = bool(super().validate(extra_validators))
+        return check_addition_once(self.house_number, self.house_number_addition) and valid
+
     def household_address(self) -> HouseholdAddress:
+        number, addition = house_number_and_addition(self.house_number, self.house_number_addition)
         return HouseholdAddress(
             postcode=normalise_postcode(self.postcode.data) or "",
-            house_number=int(self.house_number.data),
-            addition=normalise_addition(self.house_number_addition.data or "") or "",
+            house_number=number,
+            addition=addition,
             street=" ".join(self.street.data.split()),
         )
 
@@ -407,7 +414,7 @@ class MeetingForm(FlaskForm, NeighbourhoodChoice):
         description=_l("Time in the Netherlands, like 21:30."),
         validators=[DataRequired(_l("Enter the time it ends."))],
     )
-    capacity = IntegerField(
+    capacity = WholeNumberField(
         _l("Places"),
         validators=[
             InputRequired(_l("Enter the number of places.")),
@@ -563,7 +570,7 @@ class CampaignForm(FlaskForm, NeighbourhoodChoice):
     title_en = _title(_l("Title (English, optional)"), False)
     description_nl = _text(_l("Description (Dutch, optional)"))
     description_en = _text(_l("Description (English, optional)"))
-    household_count = IntegerField(
+    household_count = WholeNumberField(
         _l("Households in the area"),
         description=_l(
             "The threshold is a share of these. Leave empty to use the neighbourhood's."
@@ -573,7 +580,7 @@ class CampaignForm(FlaskForm, NeighbourhoodChoice):
             NumberRange(min=1, max=1_000_000, message=_l("Enter a number from 1 to 1000000.")),
         ],
     )
-    threshold_percent = IntegerField(
+    threshold_percent = WholeNumberField(
         _l("Threshold in percent of the households"),
         validators=[
             InputRequired(_l("Enter the threshold.")),
@@ -616,12 +623,14 @@ def household_counts_form_for(neighbourhood: Neighbourhood, **kwargs: Any) -> An
         NumberRange(min=0, max=1_000_000, message=_l("Enter a number from 0 to 1000000.")),
     ]
     for pc4 in neighbourhood.pc4_list:
-        fields[f"pc4_{pc4}"] = IntegerField(
+        fields[f"pc4_{pc4}"] = WholeNumberField(
             _l("Households in %(pc4)s", pc4=pc4), validators=list(number)
         )
         fields["pc4_keys"].append(pc4)
     for choice in OWNERSHIPS:
-        fields[f"ownership_{choice.value}"] = IntegerField(choice.label, validators=list(number))
+        fields[f"ownership_{choice.value}"] = WholeNumberField(
+            choice.label, validators=list(number)
+        )
         fields["ownership_keys"].append(choice.value)
     form = type("HouseholdCountsForm", (FlaskForm,), fields)(**kwargs)
     return form

@@ -24,11 +24,14 @@ from flask import (
 from flask_babel import format_decimal, format_number, format_percent, get_locale, gettext, ngettext
 from flask_login import current_user
 from werkzeug.wrappers import Response as Redirect
+from wtforms import Field
 from wtforms.fields.choices import SelectChoice
 
 from coop.actions.forms import amsterdam_moment
 from coop.actions.models import Neighbourhood
+from coop.core import address_lookup
 from coop.core.authz import require, resident_required, staff_required
+from coop.core.forms import address_looked_up
 from coop.core.time import utcnow
 from coop.core.web import localized
 from coop.desk import exports
@@ -378,7 +381,8 @@ def survey(survey_id: int) -> Any:
     form = survey_form_for(item, household=True)
     assert isinstance(form, SurveyResponseForm)
     problem = None
-    if form.validate_on_submit():
+    looked_up = address_looked_up(form, item.organisation_id)
+    if not looked_up and form.validate_on_submit():
         try:
             surveys.respond(
                 item,
@@ -398,7 +402,13 @@ def survey(survey_id: int) -> Any:
         else:
             return redirect(url_for("participation.survey_thanks", survey_id=item.id))
     return render_template(
-        "participation/survey.html", survey=item, form=form, problem=problem, editing=False
+        "participation/survey.html",
+        survey=item,
+        form=form,
+        problem=problem,
+        editing=False,
+        looked_up=looked_up,
+        address_lookup=address_lookup.enabled(item.organisation_id),
     )
 
 
@@ -454,7 +464,8 @@ def campaign(campaign_id: int) -> Any:
     form = PledgeForm()
     problem = None
     open_now = item.is_open(utcnow())
-    if open_now and form.validate_on_submit():
+    looked_up = open_now and address_looked_up(form, item.organisation_id)
+    if open_now and not looked_up and form.validate_on_submit():
         try:
             interest.pledge(
                 item,
@@ -491,6 +502,8 @@ def campaign(campaign_id: int) -> Any:
         form=form,
         problem=problem,
         open_now=open_now,
+        looked_up=looked_up,
+        address_lookup=address_lookup.enabled(item.organisation_id),
     )
 
 
@@ -1064,7 +1077,7 @@ def create_campaign() -> Any:
                 ),
             )
         except ParticipationError as exc:
-            field = {
+            field: Field = {
                 "deadline_past": form.deadline_on,
                 "households_needed": form.household_count,
                 "threshold_range": form.threshold_percent,

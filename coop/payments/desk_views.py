@@ -20,7 +20,7 @@ from coop.actions.models import Action
 from coop.core.authz import require, staff_required
 from coop.desk import exports
 from coop.extensions import db
-from coop.payments import services
+from coop.payments import search, services
 from coop.payments.forms import ButtonForm, DepositPolicyForm, ReceivedForm
 from coop.payments.models import FlagReason, Payment, PaymentMode, PaymentStatus, RefundReason
 from coop.payments.services import PaymentError
@@ -41,6 +41,8 @@ _MESSAGES: dict[str, Any] = {
     "account_name_required": _l("Enter the name that goes with the IBAN."),
     "stripe_mode": _l("This deposit is paid through Stripe: Stripe says when it arrives."),
     "already_received": _l("This deposit is already received or no longer open."),
+    "received_in_future": _l("The money cannot have arrived after today."),
+    "received_before_asked": _l("Enter a date on or after the day the deposit was asked."),
     "not_refundable": _l("Only a deposit that was paid can be refunded."),
     "not_refunding": _l("This deposit is not waiting for a refund by hand."),
     "action_not_cancelled": _l("Only the deposits of a cancelled action are refunded all at once."),
@@ -106,12 +108,17 @@ _FILTERS = {s.value: s for s in PaymentStatus}
 
 def _overview_page(action: Action, problem: str | None = None) -> str:
     status = _FILTERS.get(request.args.get("status", ""))
+    # A reference as on the bank statement, or part of a name or address (GET: bookmarkable).
+    query = " ".join(request.args.get("q", "").replace("\x00", "").split())[:100]
+    found = search.search_deposits(action, query) if query else None
     return render_template(
         "payments/desk/overview.html",
         action=action,
         figures=services.overview(action),
-        rows=services.payments_of_action(action, status),
-        status_filter=status,
+        rows=found.rows if found else services.payments_of_action(action, status),
+        query=query,
+        found=found,
+        status_filter=None if found else status,
         statuses=list(PaymentStatus),
         policy=services.policy_of(action),
         iban=services.format_iban(action.deposit_iban),
@@ -203,11 +210,17 @@ def _detail_page(
         measure=services.measure_of(payment),
         changes=services.changes_of(payment),
         events=services.events_of(payment),
-        received_form=received_form or ReceivedForm(),
+        received_form=received_form or _received_form(),
         button=ButtonForm(),
         can_mark_refunded=services.can_mark_refunded(payment),
         problem=problem,
     )
+
+
+def _received_form() -> ReceivedForm:
+    form = ReceivedForm(formdata=None)
+    form.fill_today()
+    return form
 
 
 @bp.get("/payments/<int:payment_id>")
@@ -224,9 +237,14 @@ def received(payment_id: int) -> str | Response | tuple[str, int]:
     if not form.validate_on_submit():
         return _detail_page(payment, received_form=form)
     try:
-        outcome = services.mark_received(current_user, payment, form.amount.cents or 0)
+        outcome = services.mark_received(
+            current_user, payment, form.amount.cents or 0, received_on=form.received_on.value
+        )
     except PaymentError as error:
         db.session.rollback()
+        if error.code in ("received_in_future", "received_before_asked"):
+            form.received_on.errors = [message_for(error)]
+            return _detail_page(payment, received_form=form)
         return _detail_page(payment, received_form=form, problem=message_for(error)), 409
     if outcome.startswith("flagged"):
         flash(gettext("Another amount arrived than was asked: the deposit is flagged."), "error")

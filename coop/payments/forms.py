@@ -11,9 +11,11 @@ from wtforms import RadioField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, ValidationError
 
+from coop.actions.forms import LocalDateField
 from coop.actions.models import Action
 from coop.core.formatting import format_euros
 from coop.core.forms import EuroField, PlainText, strip
+from coop.core.time import AMSTERDAM, utcnow
 from coop.payments.services import (
     MAX_DEPOSIT_PERCENT,
     DepositPolicy,
@@ -121,13 +123,28 @@ class DepositPolicyForm(FlaskForm):
 
 
 class ReceivedForm(FlaskForm):
-    """Offline mode: what arrived on the account, as the bank statement says."""
+    """Offline mode: what arrived on the account and on which day, as the bank statement says."""
 
     amount = EuroField(
         _l("Amount received"),
         description=_l("As on the bank statement. Another amount than asked is flagged."),
         validators=[InputRequired(_l("Enter the amount that arrived."))],
     )
+    received_on = LocalDateField(
+        _l("Date it arrived"),
+        description=_l(
+            "The date on the bank statement, like 2026-12-31 (today if left empty). The "
+            "resident's cooling-off period counts from that day."
+        ),
+    )
+
+    def validate_received_on(self, field: LocalDateField) -> None:
+        if field.value is not None and field.value > utcnow().astimezone(AMSTERDAM).date():
+            raise ValidationError(_l("The money cannot have arrived after today."))
+
+    def fill_today(self) -> None:
+        if not self.received_on.data:
+            self.received_on.data = utcnow().astimezone(AMSTERDAM).date().isoformat()
 
 
 class ButtonForm(FlaskForm):

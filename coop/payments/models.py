@@ -10,11 +10,12 @@ through the same services and the same states.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -119,6 +120,9 @@ class Payment(db.Model):  # type: ignore[name-defined]
     received_cents: Mapped[int | None] = mapped_column(Integer)
     received_currency: Mapped[str | None] = mapped_column(String(3))
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Offline mode: the day the transfer arrived on the account, as staff read it on the bank
+    # statement (paid_at, which starts the cooling-off period, follows from it).
+    received_on: Mapped[date | None] = mapped_column(Date)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     flag_reason: Mapped[FlagReason | None] = mapped_column(enum_type(FlagReason))
     flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -16,7 +16,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +31,7 @@ from coop.actions.models import Action, ActionStatus
 from coop.core import jobs
 from coop.core.db import lock_row
 from coop.core.formatting import MAX_AMOUNT_CENTS
-from coop.core.time import utcnow
+from coop.core.time import AMSTERDAM, utcnow
 from coop.core.web import localized
 from coop.desk import audit
 from coop.desk.exports import Table
@@ -964,13 +964,33 @@ def _staff_of(actor: User, payment: Payment) -> None:
 
 def _payment_snapshot(payment: Payment) -> dict[str, Any]:
     return audit.snapshot(
-        payment, ["status", "amount_cents", "received_cents", "refunded_cents", "reference"]
+        payment,
+        ["status", "amount_cents", "received_cents", "refunded_cents", "reference", "received_on"],
     )
 
 
-def mark_received(actor: User, payment: Payment, cents: int, *, now: datetime | None = None) -> str:
-    """Offline mode: staff saw the bank transfer arrive. Another amount than asked is flagged."""
+def arrival_moment(received_on: date, now: datetime) -> datetime:
+    """When money that arrived on ``received_on`` counts as paid: the end of that day in
+    Amsterdam (so the resident keeps every day of the cooling-off period), or now if that is
+    earlier (the transfer arrived today)."""
+    end_of_day = datetime.combine(received_on + timedelta(days=1), time.min, tzinfo=AMSTERDAM)
+    return min(end_of_day - timedelta(microseconds=1), now).astimezone(UTC)
+
+
+def mark_received(
+    actor: User,
+    payment: Payment,
+    cents: int,
+    *,
+    received_on: date | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Offline mode: staff saw the bank transfer arrive, on ``received_on`` (default today; not
+    in the future, not before the deposit was asked). Another amount than asked is flagged. The
+    day it arrived, not the day staff saw it, starts the cooling-off period (``paid_at``)."""
     now = now or utcnow()
+    today = now.astimezone(AMSTERDAM).date()
+    received_on = received_on or today
     _staff_of(actor, payment)
     lock_row(payment)
     if payment.mode is not PaymentMode.OFFLINE:
@@ -979,10 +999,16 @@ def mark_received(actor: User, payment: Payment, cents: int, *, now: datetime | 
         raise PaymentError("already_received", status=payment.status.value)
     if cents <= 0:
         raise PaymentError("amount_required")
+    if received_on > today:
+        raise PaymentError("received_in_future")
+    if received_on < payment.created_at.astimezone(AMSTERDAM).date():
+        raise PaymentError("received_before_asked")
     before = _payment_snapshot(payment)
     outcome = _money_received(
         payment, cents=cents, currency="eur", intent_id=None, now=now, actor=actor
     )
+    payment.received_on = received_on
+    payment.paid_at = arrival_moment(received_on, now)
     audit.record(
         actor,
         payment.action.organisation_id,

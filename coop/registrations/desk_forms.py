@@ -21,7 +21,14 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
 from coop.actions.models import Action, Measure
-from coop.core.forms import strip
+from coop.core.forms import (
+    addition_field,
+    city_field,
+    house_number_field,
+    postcode_field,
+    street_field,
+    strip,
+)
 from coop.core.web import localized
 from coop.registrations.desk_services import (
     NOTE_MAX_LENGTH,
@@ -29,7 +36,17 @@ from coop.registrations.desk_services import (
     STATUS_LABELS,
     RegistrationQuery,
 )
-from coop.registrations.forms import RegistrationForm, _with_measures
+from coop.registrations.forms import (
+    RegistrationForm,
+    _with_measures,
+    build_year_field,
+    dwelling_type_field,
+    email_field,
+    energy_label_field,
+    name_field,
+    ownership_field,
+    phone_field,
+)
 from coop.registrations.models import Ownership, RegistrationStatus
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -164,8 +181,25 @@ class NoteForm(FlaskForm):
 
 
 class OnBehalfForm(RegistrationForm):
-    """The resident's sign-up form, filled in by staff during a call or a visit."""
+    """The resident's sign-up form, filled in by staff during a call or a visit: the same
+    fields, worded for staff about the resident ("the resident's name", not "your name").
+    Every field is made again here, in the order of the resident's form, so the error summary
+    lists them in the same order."""
 
+    for_staff = True
+
+    name = name_field(staff=True)
+    phone = phone_field(staff=True)
+    dwelling_type = dwelling_type_field(staff=True)
+    build_year = build_year_field(staff=True)
+    ownership = ownership_field(staff=True)
+    energy_label = energy_label_field(staff=True)
+    email = email_field(staff=True)
+    postcode = postcode_field(staff=True)
+    house_number = house_number_field(staff=True)
+    house_number_addition = addition_field()
+    street = street_field(staff=True)
+    city = city_field(staff=True)
     consent = BooleanField(
         _l(
             "The resident agreed, by phone or in person, that the energy desk and the selected installers use these details for this collective action."

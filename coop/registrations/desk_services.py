@@ -5,7 +5,7 @@ is built to stay fast at 100,000 registrations: one query for the page (househol
 joined, the rest loaded with one extra query each), one COUNT that joins only what its filters
 need, filters that can use the indexes (registrations(action_id, status), households.pc4,
 registration_measures.action_measure_id), and a search that turns a typed postcode into an
-indexed lookup instead of a text scan.
+indexed lookup and anything else into a trigram-indexed match on the folded search text.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.orm import contains_eager, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -30,6 +30,7 @@ from coop.core.time import utcnow
 from coop.core.web import localized
 from coop.desk import audit, exports
 from coop.extensions import db
+from coop.registrations import search
 from coop.registrations.models import (
     JOURNEY,
     DwellingType,
@@ -195,13 +196,23 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _search_condition(q: str) -> tuple[ColumnElement[bool], set[str]]:
+def _search_condition(
+    q: str, action_ids: list[int] | None = None
+) -> tuple[ColumnElement[bool], set[str]]:
     """The search as a condition, and which tables it needs joined ("household", "user").
 
     A postcode is looked up by the indexes: a full one ("3524 BA", "3524ba") by equality, four
     digits by households.pc4, four digits and a letter by pc4 plus a prefix. Anything else is
-    searched in name, email and street.
+    searched, accents and case aside, in the registration's ``search_text`` (name, email,
+    street, house number, postcode and town; see ``coop.registrations.search``). A deposit's
+    payment reference ("COOP-000042-95", as a bank statement shows it) finds its registration.
     """
+    if action_ids is not None:
+        # Imported here: payments build on registrations.
+        from coop.payments.search import looks_like_reference, registration_of_reference
+
+        if looks_like_reference(q):
+            return Registration.id == registration_of_reference(q, action_ids), set()
     full = normalise_postcode(q)
     if full is not None:
         return Household.postcode == full, {"household"}
@@ -214,23 +225,18 @@ def _search_condition(q: str) -> tuple[ColumnElement[bool], set[str]]:
             (Household.pc4 == compact[:4]) & Household.postcode.like(prefix + "%"),
             {"household"},
         )
-    pattern = f"%{_escape_like(q)}%"
-    # Each table is searched on its own (IN over its matching ids), so no row is joined
-    # before it is known to match; there is no index for a match inside a word.
+    words = search.terms(q)
+    if not words:
+        return Registration.id.is_(None), set()  # only punctuation or spaces: nothing matches
+    # Every word somewhere in the folded name, email and address, in any order: "van dijk"
+    # and "dijk van" both find "Öztürk-van Dijk". PostgreSQL answers each LIKE from the
+    # trigram index on search_text (words of three letters or more; shorter ones are read).
     return (
-        or_(
-            Registration.user_id.in_(
-                select(User.id).where(
-                    or_(
-                        User.name.ilike(pattern, escape="\\"),
-                        # Emails are stored in lower case: a plain LIKE is enough, and cheaper.
-                        User.email.like(pattern.lower(), escape="\\"),
-                    )
-                )
-            ),
-            Registration.household_id.in_(
-                select(Household.id).where(Household.street.ilike(pattern, escape="\\"))
-            ),
+        and_(
+            *(
+                Registration.search_text.like(f"%{_escape_like(word)}%", escape="\\")
+                for word in words
+            )
         ),
         set(),
     )
@@ -266,7 +272,7 @@ def _conditions(
         conditions.append(Household.ownership == query.ownership)
         joins.add("household")
     if query.q:
-        condition, needed = _search_condition(query.q)
+        condition, needed = _search_condition(query.q, action_ids)
         conditions.append(condition)
         joins |= needed
     return conditions, joins

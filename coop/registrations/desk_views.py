@@ -18,7 +18,9 @@ from flask import (
 from flask_babel import format_number, gettext
 from flask_login import current_user
 
+from coop.core import address_lookup
 from coop.core.authz import require, staff_required
+from coop.core.forms import address_looked_up
 from coop.core.time import utcnow
 from coop.desk import exports
 from coop.extensions import db
@@ -246,7 +248,8 @@ def register(action_id: int) -> Any:
     form = on_behalf_form_for(action)
     problem = None
     existing = None
-    if form.validate_on_submit():
+    looked_up = address_looked_up(form, action.organisation_id)
+    if not looked_up and form.validate_on_submit():
         try:
             registration = services.register(
                 action, form.registration_input(form.language.data), actor=current_user
@@ -272,4 +275,6 @@ def register(action_id: int) -> Any:
         form=form,
         problem=problem,
         existing=existing,
+        looked_up=looked_up,
+        address_lookup=address_lookup.enabled(action.organisation_id),
     )

@@ -10,7 +10,6 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
-    IntegerField,
     RadioField,
     SelectField,
     SelectMultipleField,
@@ -21,12 +20,17 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional
 
 from coop.actions.models import Action, MeasureUnit
-from coop.core.address import normalise_addition, normalise_postcode
+from coop.core.address import normalise_postcode
 from coop.core.forms import (
     DutchPhone,
     PersonName,
     PlainText,
+    QuantityField,
+    WholeNumberField,
     addition_field,
+    check_addition_once,
+    city_field,
+    house_number_and_addition,
     house_number_field,
     postcode_field,
     street_field,
@@ -53,9 +57,24 @@ OWNERSHIPS = [
         _l("I own an apartment and am a member of the VvE (owners' association)"),
     ),
 ]
+# The same choices as staff say them about the resident they register.
+OWNERSHIPS_FOR_STAFF = [
+    SelectChoice(Ownership.OWNER.value, _l("The resident owns the home")),
+    SelectChoice(Ownership.PRIVATE_TENANT.value, _l("The resident rents from a private landlord")),
+    SelectChoice(
+        Ownership.CORPORATION_TENANT.value, _l("The resident rents from a housing corporation")
+    ),
+    SelectChoice(
+        Ownership.VVE_MEMBER.value,
+        _l("The resident owns an apartment and is a member of the VvE (owners' association)"),
+    ),
+]
+_ENERGY_LABEL_VALUES = ("A++++", "A+++", "A++", "A+", "A", "B", "C", "D", "E", "F", "G")
 ENERGY_LABELS = [SelectChoice("", _l("I don't know"))] + [
-    SelectChoice(label, label)
-    for label in ("A++++", "A+++", "A++", "A+", "A", "B", "C", "D", "E", "F", "G")
+    SelectChoice(label, label) for label in _ENERGY_LABEL_VALUES
+]
+ENERGY_LABELS_FOR_STAFF = [SelectChoice("", _l("Not known"))] + [
+    SelectChoice(label, label) for label in _ENERGY_LABEL_VALUES
 ]
 
 
@@ -63,20 +82,26 @@ def _build_year_max() -> int:
     return date.today().year + 1
 
 
-class DetailsForm(FlaskForm):
-    """What a resident can change later: contact, dwelling and measures."""
+# --- the fields, in the resident's words or in the words of staff who fill them in for one ----
+# (The resident's sign-up form and staff's "register by phone" form are the same form; only who
+# is spoken to differs, so each field is made by a function that knows both wordings.)
 
-    name = StringField(
-        _l("Your name"),
+
+def name_field(staff: bool = False) -> StringField:
+    return StringField(
+        _l("The resident's name") if staff else _l("Your name"),
         filters=[strip],
         validators=[
-            DataRequired(_l("Enter your name.")),
+            DataRequired(_l("Enter the resident's name.") if staff else _l("Enter your name.")),
             Length(max=120, message=_l("Use at most 120 characters.")),
             PersonName(),
         ],
     )
-    phone = StringField(
-        _l("Phone number (optional)"),
+
+
+def phone_field(staff: bool = False) -> StringField:
+    return StringField(
+        _l("The resident's phone number (optional)") if staff else _l("Phone number (optional)"),
         filters=[strip],
         validators=[
             Optional(),
@@ -84,29 +109,97 @@ class DetailsForm(FlaskForm):
             DutchPhone(),
         ],
     )
-    dwelling_type = SelectField(
+
+
+def dwelling_type_field(staff: bool = False) -> SelectField:
+    return SelectField(
         _l("Type of home"),
         choices=[SelectChoice("", _l("Choose…")), *DWELLING_TYPES],
-        validators=[DataRequired(_l("Choose the type of your home."))],
+        validators=[
+            DataRequired(
+                _l("Choose the type of the resident's home.")
+                if staff
+                else _l("Choose the type of your home.")
+            )
+        ],
     )
-    build_year = IntegerField(
+
+
+def build_year_field(staff: bool = False) -> WholeNumberField:
+    return WholeNumberField(
         _l("Year of construction"),
         description=_l("An estimate is fine, for example 1975."),
+        invalid_message=_l("Enter the year in digits, for example 1975."),
         validators=[
-            InputRequired(_l("Enter the year your home was built.")),
+            InputRequired(
+                _l("Enter the year the home was built.")
+                if staff
+                else _l("Enter the year your home was built.")
+            ),
             NumberRange(min=1500, max=2100, message=_l("Enter a year between 1500 and next year.")),
         ],
     )
-    ownership = RadioField(
-        _l("Do you own or rent the home?"),
-        choices=OWNERSHIPS,
-        validators=[InputRequired(_l("Choose whether you own or rent the home."))],
-    )
-    energy_label = SelectField(
-        _l("Energy label (optional)"), choices=ENERGY_LABELS, validators=[Optional()]
+
+
+def ownership_field(staff: bool = False) -> RadioField:
+    return RadioField(
+        _l("Does the resident own or rent the home?")
+        if staff
+        else _l("Do you own or rent the home?"),
+        choices=OWNERSHIPS_FOR_STAFF if staff else OWNERSHIPS,
+        validators=[
+            InputRequired(
+                _l("Choose whether the resident owns or rents the home.")
+                if staff
+                else _l("Choose whether you own or rent the home.")
+            )
+        ],
     )
 
-    def validate_build_year(self, field: IntegerField) -> None:
+
+def energy_label_field(staff: bool = False) -> SelectField:
+    return SelectField(
+        _l("Energy label (optional)"),
+        choices=ENERGY_LABELS_FOR_STAFF if staff else ENERGY_LABELS,
+        validators=[Optional()],
+    )
+
+
+def email_field(staff: bool = False) -> EmailField:
+    return EmailField(
+        _l("The resident's email address") if staff else _l("Email address"),
+        description=(
+            _l("The resident gets a link at this address to confirm the registration.")
+            if staff
+            else _l("We send a link to this address to confirm your registration.")
+        ),
+        filters=[strip],
+        validators=[
+            DataRequired(
+                _l("Enter the resident's email address.")
+                if staff
+                else _l("Enter your email address.")
+            ),
+            Length(max=254, message=_l("Use at most 254 characters.")),
+            Email(_l("Enter an email address like name@example.nl."), check_deliverability=False),
+        ],
+    )
+
+
+class DetailsForm(FlaskForm):
+    """What a resident can change later: contact, dwelling and measures."""
+
+    # Who the form speaks to: the resident ("your home"), or staff about the resident.
+    for_staff = False
+
+    name = name_field()
+    phone = phone_field()
+    dwelling_type = dwelling_type_field()
+    build_year = build_year_field()
+    ownership = ownership_field()
+    energy_label = energy_label_field()
+
+    def validate_build_year(self, field: WholeNumberField) -> None:
         if field.data is not None and field.data > _build_year_max():
             from wtforms.validators import ValidationError
 
@@ -149,36 +242,23 @@ class DetailsForm(FlaskForm):
             if quantity.data is None and not quantity.errors:
                 quantity.errors = [
                     *quantity.errors,
-                    str(_l("Enter how much you need, or untick the measure.")),
+                    str(
+                        _l("Enter how much the resident needs, or untick the measure.")
+                        if self.for_staff
+                        else _l("Enter how much you need, or untick the measure.")
+                    ),
                 ]
                 valid = False
         return valid
 
 
 class RegistrationForm(DetailsForm):
-    email = EmailField(
-        _l("Email address"),
-        description=_l("We send a link to this address to confirm your registration."),
-        filters=[strip],
-        validators=[
-            DataRequired(_l("Enter your email address.")),
-            Length(max=254, message=_l("Use at most 254 characters.")),
-            Email(_l("Enter an email address like name@example.nl."), check_deliverability=False),
-        ],
-    )
+    email = email_field()
     postcode = postcode_field()
     house_number = house_number_field()
     house_number_addition = addition_field()
     street = street_field()
-    city = StringField(
-        _l("Town or city"),
-        filters=[strip],
-        validators=[
-            DataRequired(_l("Enter your town or city.")),
-            Length(max=80, message=_l("Use at most 80 characters.")),
-            PlainText(),
-        ],
-    )
+    city = city_field()
     consent = BooleanField(
         _l(
             "I agree that the energy desk and the selected installers use these details for this collective action."
@@ -188,19 +268,28 @@ class RegistrationForm(DetailsForm):
         ],
     )
 
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        return check_addition_once(self.house_number, self.house_number_addition) and valid
+
+    def address(self) -> Address:
+        """The address as typed, "12a" split into number and addition (once validated)."""
+        number, addition = house_number_and_addition(self.house_number, self.house_number_addition)
+        return Address(
+            postcode=normalise_postcode(self.postcode.data) or "",
+            house_number=number,
+            addition=addition,
+            street=" ".join((self.street.data or "").split()),
+            city=" ".join((self.city.data or "").split()),
+        )
+
     def registration_input(self, language: str) -> RegistrationInput:
         """What the resident (or staff for them) filled in, as the service takes it."""
         return RegistrationInput(
             name=self.name.data,
             email=self.email.data,
             phone=self.phone.data or None,
-            address=Address(
-                postcode=normalise_postcode(self.postcode.data) or "",
-                house_number=int(self.house_number.data),
-                addition=normalise_addition(self.house_number_addition.data or "") or "",
-                street=self.street.data,
-                city=self.city.data,
-            ),
+            address=self.address(),
             dwelling=self.dwelling(),
             measures=self.chosen_measures(),
             consent=bool(self.consent.data),
@@ -212,12 +301,12 @@ def _with_measures(base: type[DetailsForm], action: Action) -> type[DetailsForm]
     fields: dict[str, Any] = {"measure_ids": [], "units": {}}
     for action_measure in action.measures:
         measure = action_measure.measure
-        unit_label = (
-            _l("square metres (m²)") if measure.unit is MeasureUnit.SQUARE_METRE else _l("number")
-        )
+        square_metres = measure.unit is MeasureUnit.SQUARE_METRE
+        unit_label = _l("square metres (m²)") if square_metres else _l("number")
         fields[f"measure_{action_measure.id}"] = BooleanField(localized(measure, "name"))
-        fields[f"quantity_{action_measure.id}"] = IntegerField(
+        fields[f"quantity_{action_measure.id}"] = QuantityField(
             unit_label,
+            fractions=square_metres,
             validators=[
                 Optional(),
                 NumberRange(

@@ -21,8 +21,9 @@ from flask_babel import get_locale, gettext
 from flask_login import current_user, logout_user
 
 from coop.actions import services as actions
-from coop.core import ratelimit
+from coop.core import address_lookup, ratelimit
 from coop.core.authz import authorize, require, resident_required
+from coop.core.forms import address_looked_up
 from coop.core.time import utcnow
 from coop.extensions import db, limiter
 from coop.orders import fieldwork
@@ -94,7 +95,10 @@ def register(slug: str) -> Any:
         return render_template("registrations/closed.html", action=action)
     form = registration_form_for(action)
     problem = None
-    submitted = form.validate_on_submit()
+    # Without JavaScript: street and town left empty come back filled in from the BAG, to check.
+    looked_up = address_looked_up(form, action.organisation_id)
+    lookup_on = address_lookup.enabled(action.organisation_id)
+    submitted = not looked_up and form.validate_on_submit()
     if submitted and (wait := _signup_wait(form.email.data)):
         problem = gettext(
             "Too many sign-ups came from this connection or for this email address in a short "
@@ -102,7 +106,12 @@ def register(slug: str) -> Any:
             wait=ratelimit.wait_text(wait),
         )
         return render_template(
-            "registrations/register.html", action=action, form=form, problem=problem
+            "registrations/register.html",
+            action=action,
+            form=form,
+            problem=problem,
+            looked_up=False,
+            address_lookup=lookup_on,
         ), 429
     if submitted:
         data = form.registration_input(str(get_locale() or "nl"))
@@ -116,7 +125,14 @@ def register(slug: str) -> Any:
         else:
             session["registered_email"] = registration.user.email
             return redirect(url_for("registrations.registered", slug=action.slug))
-    return render_template("registrations/register.html", action=action, form=form, problem=problem)
+    return render_template(
+        "registrations/register.html",
+        action=action,
+        form=form,
+        problem=problem,
+        looked_up=looked_up,
+        address_lookup=lookup_on,
+    )
 
 
 @bp.get("/actions/<slug>/registered")

@@ -3,10 +3,13 @@ picture, the picture named for screen readers, and a data table with the same fi
 
 from __future__ import annotations
 
+import itertools
 import re
 from xml.etree import ElementTree
 
-from coop.desk.charts import Chart, Datum, bar_chart, column_chart, data_table
+import pytest
+
+from coop.desk.charts import Chart, Datum, bar_chart, column_chart, data_table, text_width, wrap
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -180,3 +183,124 @@ def test_an_empty_chart_says_there_is_nothing_yet() -> None:
     assert "No registrations yet." in str(column_chart(chart))
     assert "No registrations yet." in str(data_table(chart))
     assert re.search(r'role="img"', str(bar_chart(chart)))
+
+
+# --- labels that fit, in Dutch too -----------------------------------------------------------
+
+
+def text_extents(svg: ElementTree.Element) -> list[tuple[str, float, float]]:
+    """Every line of text in the picture with its left and right edge, taking the widths the
+    widest fallback font (DejaVu Sans) gives them."""
+    extents = []
+    for element in svg.iter(f"{SVG}text"):
+        anchor = element.get("text-anchor", "start")
+        spans = list(element.iter(f"{SVG}tspan")) or [element]
+        for span in spans:
+            line = span.text or ""
+            x = float(span.get("x") or element.get("x") or "0")
+            width = text_width(line)
+            left = {"end": x - width, "middle": x - width / 2}.get(anchor, x)
+            extents.append((line, left, left + width))
+    return extents
+
+
+def shown_labels(svg: ElementTree.Element) -> list[str]:
+    """The labels as a reader sees them: the lines of a wrapped label joined again."""
+    labels = []
+    for element in svg.iter(f"{SVG}text"):
+        if element.get("class") == "value":
+            continue
+        spans = list(element.iter(f"{SVG}tspan"))
+        lines = [span.text or "" for span in spans] if spans else [element.text or ""]
+        joined = ""
+        for line in lines:
+            joined += line if not joined or joined.endswith("-") else " " + line
+        labels.append(joined)
+    return labels
+
+
+def assert_nothing_is_cut(markup: str) -> ElementTree.Element:
+    svg = parse(markup)
+    view_width = float((svg.get("viewBox") or "").split()[2])
+    for line, left, right in text_extents(svg):
+        assert left >= 0, f"{line!r} starts {-left:.1f} before the picture"
+        assert right <= view_width, f"{line!r} ends {right - view_width:.1f} after the picture"
+    return svg
+
+
+DUTCH_DWELLINGS = (
+    Datum("Twee-onder-een-kapwoning", 123, "123"),
+    Datum("Vrijstaande woning", 45, "45"),
+    Datum("Tussenwoning", 1234, "1.234"),
+    Datum("Hoekwoning", 8, "8"),
+    Datum("Appartement", 0, "0"),
+)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        DUTCH_DWELLINGS,
+        # Postcode areas: four wide digits each.
+        tuple(Datum(pc4, n, str(n)) for pc4, n in (("3521", 40), ("3584", 12), ("9999", 7))),
+        (
+            Datum("Eigenaar van een appartement in een VvE", 3, "3"),
+            Datum("Huurder, particuliere verhuurder", 12, "12"),
+            Datum("Huurder, woningcorporatie", 40, "40"),
+        ),
+        # Survey answers hidden below five, and an answer far longer than the label room.
+        (
+            Datum("Ja, als de kosten meevallen en de buren ook meedoen", 1, "minder dan 5"),
+            Datum("Nee", None, "minder dan 5"),
+            Datum("Weet ik nog niet", 50, "50"),
+            Datum("Warmtepompinstallatiebedrijfsvoorwaardenoverzicht", 9, "100,0%"),
+        ),
+    ],
+)
+def test_dutch_labels_and_values_fit_in_the_bar_chart(data: tuple[Datum, ...]) -> None:
+    svg = assert_nothing_is_cut(bar_chart(measures_chart(data=data)))
+    # Whole labels, nothing shortened with an ellipsis.
+    assert shown_labels(svg) == [d.label for d in data]
+    # Every label ends before the axis the bars start from.
+    axis = next(svg.iter(f"{SVG}line"))
+    axis_x = float(axis.get("x1", "0"))
+    for line, _left, right in text_extents(svg):
+        if line in [d.text for d in data]:
+            continue
+        assert right <= axis_x, line
+    # Bars keep the room they need and stay in proportion.
+    widths = [w for w in bar_widths(svg).values()]
+    assert widths and max(widths) >= 150
+
+
+def test_a_long_label_wraps_at_hyphens_and_spaces() -> None:
+    assert wrap("Twee-onder-een-kapwoning", 120) == ["Twee-onder-", "een-", "kapwoning"]
+    assert wrap("Twee-onder-een-kapwoning", 1000) == ["Twee-onder-een-kapwoning"]
+    assert wrap("Huurder, particuliere verhuurder", 180) == ["Huurder, particuliere", "verhuurder"]
+    assert wrap("", 100) == [""]
+
+
+def test_column_labels_are_whole_at_both_ends_and_never_overlap() -> None:
+    days = tuple(Datum(label, n, str(n)) for n, label in enumerate(["1 nov. 2026", "8 nov."] * 6))
+    wide = tuple(Datum(f"Week van 30 december {i}", i, "1.234") for i in range(5))
+    for data in (days, wide):
+        svg = assert_nothing_is_cut(column_chart(measures_chart(kind="columns", data=data)))
+        # Each label (all its lines) as one box; boxes side by side never overlap.
+        boxes = []
+        for element in svg.iter(f"{SVG}text"):
+            if element.get("class") == "value" or element.get("text-anchor") != "middle":
+                continue
+            lines = text_extents(ElementTree.fromstring(ElementTree.tostring(element)))
+            boxes.append((min(x[1] for x in lines), max(x[2] for x in lines)))
+        assert len(boxes) >= 2
+        for (_, right), (left, _) in itertools.pairwise(sorted(boxes)):
+            assert right <= left, boxes
+        assert all(label in shown_labels(svg) for label in [data[0].label])
+
+
+def test_text_widths_are_not_underestimated() -> None:
+    # DejaVu Sans at 15 px, measured: "Twee-onder-een-kapwoning" 209.2 px, "3521" 38.2 px.
+    assert text_width("Twee-onder-een-kapwoning") >= 209.2
+    assert text_width("3521") >= 38.2
+    assert text_width("Öztürk") >= text_width("Ozturk")
+    assert text_width("漢") >= 15  # an unknown character counts as a full em

@@ -28,10 +28,44 @@ from tests.registrations.test_desk_list import add_registration, login
 
 
 def test_the_guard_neutralises_formulas_and_leaves_the_rest() -> None:
-    for dangerous in ("=1+1", "+31 6 1234", "-2", "@SUM(A1)", "\t=1", "\r=1"):
-        assert exports.guard(dangerous) == "'" + dangerous
+    for dangerous in (
+        "=1+1",
+        "@SUM(A1)",
+        "\t=1",
+        "\r=1",
+        "\t+31 6 1234 5678",
+        "+cmd|' /C calc'!A0",
+        "-2+3+cmd|' /C calc'!A0",
+        "+31 6 1234 5678 =A1",
+        "+A1",
+        "-SUM(A1:A2)",
+        "+31+6",
+        "+",
+        "-",
+        "+ - ( )",
+    ):
+        assert exports.guard(dangerous) == "'" + dangerous, dangerous
     for harmless in ("Anna", "3524 BA", "", "a=b", 5, -5, None):
         assert exports.guard(harmless) == harmless
+
+
+@pytest.mark.parametrize(
+    "phone", ["+31 6 1234 5678", "+31 (0)30 286 00 00", "-06-12345678", "+31-6-12345678", "-2"]
+)
+def test_phone_numbers_stay_as_typed_in_csv_and_xlsx(phone: str) -> None:
+    assert exports.guard(phone) == phone
+    table = exports.Table(title="t", headers=["Telefoon"], rows=[[phone], ["=1+1"]])
+    data = b"".join(exports.csv_chunks(table)).decode("utf-8-sig")
+    parsed = list(csv.reader(io.StringIO(data), delimiter=";"))
+    assert parsed[1:] == [[phone], ["'=1+1"]]
+    buffer = io.BytesIO()
+    exports.write_xlsx(
+        exports.Table(title="t", headers=["Telefoon"], rows=[[phone], ["=1+1"]]), buffer
+    )
+    sheet = load_workbook(io.BytesIO(buffer.getvalue())).active
+    assert sheet is not None
+    assert [sheet.cell(row=r, column=1).value for r in (2, 3)] == [phone, "'=1+1"]
+    assert sheet.cell(row=2, column=1).data_type == "s"
 
 
 def test_csv_has_bom_semicolons_and_comes_in_chunks() -> None:
@@ -178,7 +212,7 @@ def test_registrations_csv_with_the_lists_filters(
     assert "Zoë" not in str(rows)
     anna = by_name["Anna de Vries"]
     assert anna["Postcode"] == "3524 BA" and anna["House number"] == "12"
-    assert anna["Phone number"] == "'+31 6 12345678"
+    assert anna["Phone number"] == "+31 6 12345678"  # as typed: a phone number is no formula
     assert anna["Status"] == "Confirmed" and anna["Action"] == "Insulating together"
     assert anna["Measures"] == "Roof insulation: 10 m²"
     evil = by_name['\'=HYPERLINK("http://evil.example","klik")']
@@ -214,6 +248,7 @@ def test_registrations_xlsx_with_the_lists_filters(
     assert names == ['\'=HYPERLINK("http://evil.example","klik")', "Anna de Vries", "Cees Jansen"]
     anna = dict(zip(header, rows[2], strict=True))
     assert anna["House number"] == 12  # numbers stay numbers
+    assert anna["Phone number"] == "+31 6 12345678"  # as typed, no apostrophe
     assert anna["Registered at"].tzinfo is None  # a date Excel can sort
     pending = read_xlsx(client.get("/desk/registrations/export.xlsx?status=pending_confirmation"))
     assert len(pending) == 2 and pending[1][5] == "evil@example.nl"
