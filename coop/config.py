@@ -61,6 +61,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         # over again by the sweep (they are idempotent, so a second hand-over is harmless).
         "OUTBOX_REDISPATCH_AFTER": _int(env, "OUTBOX_REDISPATCH_AFTER", 300),
         "OUTBOX_MAX_ATTEMPTS": _int(env, "OUTBOX_MAX_ATTEMPTS", 8),
+        # Outbox rows committed together go to a worker in RQ jobs of at most this many.
+        "OUTBOX_BATCH_SIZE": max(1, _int(env, "OUTBOX_BATCH_SIZE", 50)),
         "MAIL_SERVER": mail_server,
         "MAIL_PORT": _int(env, "MAIL_PORT", 25),
         "MAIL_USE_TLS": _bool(env.get("MAIL_USE_TLS"), False),

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from coop.accounts.models import LoginToken
 from coop.accounts.services import invitation_link, login_link
-from coop.core.jobs import job
+from coop.core.jobs import URGENT, job
 from coop.core.mail import send_email
 from coop.extensions import db
 
 
-@job("accounts.send_login_link")
+@job("accounts.send_login_link", lane=URGENT)
 def send_login_link(token_id: int) -> None:
     token = db.session.get(LoginToken, token_id)
     if token is None:  # the account was erased meanwhile
@@ -27,7 +27,7 @@ def send_login_link(token_id: int) -> None:
     )
 
 
-@job("accounts.send_invitation")
+@job("accounts.send_invitation", lane=URGENT)
 def send_invitation(token_id: int) -> None:
     token = db.session.get(LoginToken, token_id)
     if token is None or token.used_at is not None:  # erased, or the password is set already

@@ -5,6 +5,11 @@ Flask-Mail sends over SMTP with a socket timeout. A 4xx answer or a broken conne
 ``TemporaryMailError`` so the job is retried; a 5xx answer marks the message failed for staff.
 The Message-ID is derived from the key, so the one duplicate we cannot rule out (the server said
 250, then we crashed before our commit) is recognisable as the same message.
+
+A worker calls ``keep_connections()``: its messages then go over one SMTP connection, opened
+when the first is sent and kept between jobs (checked with NOOP after a pause, opened again
+after an error), instead of a connection per message. Web processes and commands connect per
+message, as before.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import hashlib
 import logging
 import re
 import smtplib
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +38,15 @@ log = logging.getLogger(__name__)
 
 
 class TemporaryMailError(Exception):
-    """The mail server could not take the message now; try again later."""
+    """The mail server could not take the message now; try again later.
+
+    ``unreachable``: no answer at all (no connection, or it broke), rather than a 4xx about this
+    message; the next message would fare no better.
+    """
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 class _TimedConnection(Connection):
@@ -49,6 +64,87 @@ class _TimedConnection(Connection):
         if self.mail.username and self.mail.password:
             host.login(self.mail.username, self.mail.password)
         return host
+
+
+# A kept connection unused this long is checked with NOOP before the next message; unused this
+# long, it is closed and opened anew (servers drop idle clients after a few minutes).
+KEPT_CHECK_AFTER = 2.0
+KEPT_REOPEN_AFTER = 60.0
+
+_kept = threading.local()
+_keeping = False
+
+
+def keep_connections(enabled: bool = True) -> None:
+    """From now on this process sends over one kept SMTP connection per thread (the worker)."""
+    global _keeping
+    _keeping = enabled
+    if not enabled:
+        close_kept_connection()
+
+
+def close_kept_connection() -> None:
+    connection: _TimedConnection | None = getattr(_kept, "connection", None)
+    _kept.connection = None
+    if connection is not None and connection.host is not None:
+        host = connection.host
+        try:
+            host.quit()
+        except (OSError, smtplib.SMTPException):
+            host.close()
+
+
+def _open() -> _TimedConnection:
+    connection = _TimedConnection(current_app.extensions["mail"])
+    try:
+        connection.__enter__()
+    except (OSError, smtplib.SMTPException) as exc:
+        raise TemporaryMailError(f"cannot connect: {exc}", unreachable=True) from exc
+    return connection
+
+
+def _kept_connection() -> _TimedConnection:
+    connection: _TimedConnection | None = getattr(_kept, "connection", None)
+    idle = time.monotonic() - getattr(_kept, "last_used", 0.0)
+    if connection is not None and idle > KEPT_REOPEN_AFTER:
+        close_kept_connection()
+        connection = None
+    elif connection is not None and idle > KEPT_CHECK_AFTER:
+        try:
+            assert connection.host is not None
+            code, _ = connection.host.noop()
+            if code != 250:
+                raise smtplib.SMTPServerDisconnected(f"NOOP answered {code}")
+        except (OSError, smtplib.SMTPException, AssertionError):
+            close_kept_connection()
+            connection = None
+    if connection is None:
+        connection = _open()
+        _kept.connection = connection
+    return connection
+
+
+def _deliver(message: Message) -> None:
+    """Hand ``message`` to the SMTP server: over the kept connection, or one of its own."""
+    if not _keeping:
+        connection = _open()
+        with connection:
+            connection.send(message)
+        return
+    connection = _kept_connection()
+    try:
+        connection.send(message)
+    except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused):
+        # The server answered about this message; smtplib reset the transaction (or closed the
+        # connection on a 421, which the next message notices).
+        if connection.host is None or connection.host.sock is None:
+            close_kept_connection()
+        raise
+    except (OSError, smtplib.SMTPException):
+        close_kept_connection()
+        raise
+    finally:
+        _kept.last_used = time.monotonic()
 
 
 def message_id_for(key: str) -> str:
@@ -153,8 +249,7 @@ def send_email(
     for filename, mimetype, content in attachments or ():
         message.attach(filename=filename, content_type=mimetype, data=content)
     try:
-        with _TimedConnection(current_app.extensions["mail"]) as connection:
-            connection.send(message)
+        _deliver(message)
     except smtplib.SMTPResponseException as exc:
         if 500 <= exc.smtp_code < 600:
             entry.status = EmailStatus.FAILED
@@ -173,7 +268,7 @@ def send_email(
             return entry
         raise TemporaryMailError(refusals) from exc
     except (OSError, smtplib.SMTPException) as exc:
-        raise TemporaryMailError(str(exc)) from exc
+        raise TemporaryMailError(str(exc), unreachable=True) from exc
     entry.status = EmailStatus.SENT
     entry.sent_at = utcnow()
     entry.error = None

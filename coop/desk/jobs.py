@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from coop.core.jobs import job, periodic
+from coop.core.jobs import BULK, job, periodic
 from coop.desk import updates
 
 
-@job(updates.DELIVERY_JOB)
+@job(updates.DELIVERY_JOB, lane=BULK)
 def send_update_delivery(delivery_id: int) -> None:
     updates.deliver(delivery_id)
 

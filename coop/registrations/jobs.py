@@ -6,14 +6,14 @@ from typing import Any
 
 from coop.accounts.models import LoginToken
 from coop.accounts.services import login_link
-from coop.core.jobs import job, periodic
+from coop.core.jobs import URGENT, job, periodic
 from coop.core.mail import send_email
 from coop.extensions import db
 from coop.registrations import services
 from coop.registrations.models import Registration, RegistrationStatus, StatusChange
 
 
-@job("registrations.send_confirmation")
+@job("registrations.send_confirmation", lane=URGENT)
 def send_confirmation(registration_id: int, token_id: int) -> None:
     registration = db.session.get(Registration, registration_id)
     token = db.session.get(LoginToken, token_id)
