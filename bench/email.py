@@ -438,7 +438,7 @@ def sign_up(bench: Stack, world: World, number: int) -> tuple[str, float, int]:
     email = f"signup-{number}@example.nl"
     form = {
         "csrf_token": token.group(1),
-        "name": f"Nieuwe Bewoner {number}",
+        "name": "Nieuwe Bewoner " + "".join(chr(97 + int(d)) for d in str(number)),  # letters
         "email": email,
         "phone": "06 12345678",
         "postcode": "3511 ZZ",
@@ -457,7 +457,11 @@ def sign_up(bench: Stack, world: World, number: int) -> tuple[str, float, int]:
     body = urllib.parse.urlencode(form).encode()
     posted = time.time()
     try:
-        status = opener.open(url, data=body, timeout=60).status
+        answer = opener.open(url, data=body, timeout=60)
+        status = answer.status
+        if status != 302:
+            page = answer.read().decode()
+            Path(bench.directory, f"refused-{number}.html").write_text(page)
     except urllib.error.HTTPError as exc:
         status = exc.code
     return email, posted, status
@@ -514,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default=None, help="default: a redis-server of its own")
     parser.add_argument("--skip-signups", action="store_true")
     args = parser.parse_args(argv)
+    # Stopped (a timeout, ^C): the finally clauses stop the processes this run started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     scale = 0.2 if args.quick else 1.0
     emails = int(2000 * scale)
     large = int(10000 * scale)
@@ -552,10 +558,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"  run {run}: outbox {took:6.2f} s = {emails / took:6.1f}/s   "
                 f"smtplib {plain:5.2f} s = {emails / plain:6.1f}/s   ratio {ratio:.2f}"
             )
-        print(
-            f"  ratio outbox/smtplib: median {statistics.median(ratios):.2f}, "
-            f"worst {min(ratios):.2f} (target >= 0.3: {'met' if min(ratios) >= 0.3 else 'NOT met'})"
-        )
+        if ratios:
+            print(
+                f"  ratio outbox/smtplib: median {statistics.median(ratios):.2f}, "
+                f"worst {min(ratios):.2f} (target >= 0.3: {'met' if min(ratios) >= 0.3 else 'NOT met'})"
+            )
         if args.skip_signups:
             return 0
 
@@ -586,7 +593,8 @@ def main(argv: list[str] | None = None) -> int:
         latencies: dict[str, float] = {}
         update_done: float | None = None
         update_arrived = 0
-        deadline = time.monotonic() + 900
+        # Long enough for the update to drain; what has not come by then counts as never.
+        deadline = time.monotonic() + 600 * scale + 60
         while time.monotonic() < deadline:
             for arrival in mailbox.poll():
                 if arrival.rcpt in posted and arrival.rcpt not in latencies:
@@ -601,7 +609,8 @@ def main(argv: list[str] | None = None) -> int:
         counter.stop.set()
         counter.join(5)
         sessions = sessions_opened(database) - sessions_before
-        values = list(latencies.values())
+        missing = len(posted) - len(latencies)
+        values = list(latencies.values()) + [float("inf")] * missing
         p95 = percentile(values, 0.95)
         print(
             f"  the update: {len(update_ids)} deliveries written and handed over in "
@@ -609,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
             f"send_now (while sign-ups went on)"
         )
         print(
-            f"  sign-up -> confirmation at the server: {len(values)} of {signups}; median "
+            f"  sign-up -> confirmation at the server: {len(latencies)} of {signups}; median "
             f"{statistics.median(values):.2f} s, p95 {p95:.2f} s, max {max(values):.2f} s "
             f"(target p95 < 30 s: {'met' if p95 < 30 and len(values) == signups else 'NOT met'})"
         )

@@ -19,6 +19,7 @@ in flight. ``handed_as`` on the row names the RQ job that carries it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -45,6 +46,10 @@ _handlers: dict[str, JobHandler] = {}
 # Called (with the job's arguments and the error) when a job is failed for good, so that the
 # record it works on can say so instead of waiting forever.
 _give_up: dict[str, Callable[..., None]] = {}
+# Called once with the arguments of every job of that name that a chunk (or a lone run) did,
+# in a transaction of its own: the work that would otherwise be repeated for each row (an
+# update is "sent" once its last delivery went out).
+_after_batch: dict[str, Callable[[list[dict[str, Any]]], None]] = {}
 _periodic: dict[str, Callable[[], int]] = {}
 
 URGENT, DEFAULT, BULK = "urgent", "default", "bulk"
@@ -64,12 +69,17 @@ _PENDING_KEY = "coop_outbox_new"
 
 
 def job(
-    name: str, *, on_give_up: Callable[..., None] | None = None, lane: str = DEFAULT
+    name: str,
+    *,
+    on_give_up: Callable[..., None] | None = None,
+    lane: str = DEFAULT,
+    after_batch: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> Callable[[JobHandler], JobHandler]:
     """Register a job handler under a stable name (the name is stored in the outbox row).
 
     ``on_give_up(error=..., **args)`` runs once the job has failed its last attempt. ``lane``
     is ``URGENT`` for what a person waits for right now, ``BULK`` for mass mailings.
+    ``after_batch([args, ...])`` runs after the jobs of a chunk that were done.
     """
     if lane not in LANES:
         raise ValueError(f"unknown lane {lane!r}")
@@ -81,6 +91,8 @@ def job(
         _lanes[name] = lane
         if on_give_up is not None:
             _give_up[name] = on_give_up
+        if after_batch is not None:
+            _after_batch[name] = after_batch
         return handler
 
     return register
@@ -246,13 +258,29 @@ class RQDispatcher:
         todo = chunks(_with_lanes(work), int(self.app.config["OUTBOX_BATCH_SIZE"]))
         if not todo:
             return
-        handed: list[tuple[str, list[int]]] = []
+        planned = [(lane, rq_job_id(ids), ids) for lane, ids in todo]
         try:
             connection = self.connection()
+            connection.ping()
+        except RedisError as exc:
+            log.warning(
+                "queue unreachable, %d job(s) wait for the sweep: %s", len(work_ids(todo)), exc
+            )
+            return
+        # The rows say which RQ job carries them before that job exists: a worker that takes it
+        # at once must not find the rows locked by this very update (it would skip them as
+        # another worker's, and they would wait for the re-dispatch).
+        try:
+            self._mark(planned, utcnow())
+        except SQLAlchemyError as exc:  # the database is away: the sweep hands them over later
+            log.warning("could not mark %d job(s) handed over: %s", len(work_ids(todo)), exc)
+            return
+        enqueued: set[str] = set()
+        try:
             for lane in LANES:
                 queue = self.queue(lane, connection)
                 lane_chunks = [
-                    (rq_job_id(ids), ids) for chunk_lane, ids in todo if chunk_lane == lane
+                    (rq_id, ids) for chunk_lane, rq_id, ids in planned if chunk_lane == lane
                 ]
                 if not lane_chunks:
                     continue
@@ -271,23 +299,29 @@ class RQDispatcher:
                         for rq_id, ids in lane_chunks
                     ]
                 )
-                handed.extend(lane_chunks)
+                enqueued.update(rq_id for rq_id, _ in lane_chunks)
         except RedisError as exc:
+            missed = [(lane, rq_id, ids) for lane, rq_id, ids in planned if rq_id not in enqueued]
             log.warning(
                 "queue unreachable, %d job(s) wait for the sweep: %s",
-                sum(len(ids) for _, ids in todo) - sum(len(ids) for _, ids in handed),
+                sum(len(ids) for _, _, ids in missed),
                 exc,
             )
-        if handed:
-            # A separate short transaction: the caller's session has just committed.
-            now = utcnow()
-            with db.engine.begin() as connection:
-                for rq_id, ids in handed:
-                    connection.execute(
-                        update(OutboxJob)
-                        .where(OutboxJob.id.in_(ids))
-                        .values(dispatched_at=now, handed_as=rq_id)
-                    )
+            # Not handed over after all. Should this fail too, the sweep finds their RQ job
+            # missing and hands them over again.
+            with contextlib.suppress(SQLAlchemyError):
+                self._mark(missed, None)
+
+    @staticmethod
+    def _mark(planned: list[tuple[str, str, list[int]]], now: datetime | None) -> None:
+        """A separate short transaction: the caller's session has just committed."""
+        with db.engine.begin() as connection:
+            for _, rq_id, ids in planned:
+                connection.execute(
+                    update(OutboxJob)
+                    .where(OutboxJob.id.in_(ids))
+                    .values(dispatched_at=now, handed_as=rq_id if now else None)
+                )
 
     def run_pending(self) -> int:
         return 0
@@ -317,6 +351,10 @@ class RQDispatcher:
         gone = [name for name, there in zip(names, held, strict=True) if not there]
         # A row without a carrier was handed over by an older version, one id per RQ job.
         return sorted([*carriers.get("", []), *(i for name in gone for i in carriers[name])])
+
+
+def work_ids(todo: list[tuple[str, list[int]]]) -> list[int]:
+    return [job_id for _, ids in todo for job_id in ids]
 
 
 def rq_job_id(ids: Sequence[int]) -> str:
@@ -375,20 +413,29 @@ def _dispose_all() -> None:
 
 def execute(job_id: int) -> str:
     """Run one outbox job if it is still pending; return what happened (for logs and tests)."""
+    outcome, name, args = _execute(job_id)
+    if name is not None and args is not None:
+        _run_after_batch({name: [args]})
+    return outcome
+
+
+def _execute(job_id: int) -> tuple[str, str | None, dict[str, Any] | None]:
+    """``execute`` without the after-batch work: (outcome, name and args of a job done)."""
     now = utcnow()
     row = db.session.execute(
         select(OutboxJob).where(OutboxJob.id == job_id).with_for_update(skip_locked=True)
     ).scalar_one_or_none()
     if row is None:
         db.session.rollback()
-        return "busy"  # another worker holds it (or it never existed)
+        return "busy", None, None  # another worker holds it (or it never existed)
     if row.status is not JobStatus.PENDING:
         db.session.rollback()
-        return "already-" + row.status.value
+        return "already-" + row.status.value, None, None
     if row.run_after > now:
         db.session.rollback()
-        return "not-due"
-    handler = _handlers[row.name]
+        return "not-due", None, None
+    name, key = row.name, row.key
+    handler = _handlers[name]
     args = dict(row.args)
     try:
         handler(**args)
@@ -401,8 +448,21 @@ def execute(job_id: int) -> str:
         db.session.rollback()
         _record_failure(job_id, exc)
         raise
-    log.info("job done id=%s name=%s key=%s", job_id, row.name, row.key)
-    return "done"
+    log.info("job done id=%s name=%s key=%s", job_id, name, key)
+    return "done", name, args
+
+
+def _run_after_batch(done: dict[str, list[dict[str, Any]]]) -> None:
+    for name, batch in done.items():
+        hook = _after_batch.get(name)
+        if hook is None or not batch:
+            continue
+        try:
+            hook(batch)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("after-batch work of %d %s job(s) failed", len(batch), name)
 
 
 def _record_failure(job_id: int, exc: Exception) -> None:
@@ -580,21 +640,41 @@ def execute_chunk(job_ids: Sequence[int]) -> dict[str, int]:
     """
     outcomes: dict[str, int] = {}
     failed: list[int] = []
-    for position, job_id in enumerate(job_ids):
-        try:
-            outcome = execute(job_id)
-        except Exception as exc:
-            failed.append(job_id)
-            if _unreachable(exc):
-                waiting = len(job_ids) - position - 1
-                log.warning("mail server unreachable: %d job(s) of the chunk wait", waiting)
-                outcomes["waiting"] = waiting
+    done: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for position, job_id in enumerate(job_ids):
+            if not _execute_one(job_id, position, job_ids, outcomes, failed, done):
                 break
-            continue
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    finally:
+        _run_after_batch(done)
     if failed:
         raise ChunkError(f"{len(failed)} of {len(job_ids)} job(s) failed: {failed[:20]}")
     return outcomes
+
+
+def _execute_one(
+    job_id: int,
+    position: int,
+    job_ids: Sequence[int],
+    outcomes: dict[str, int],
+    failed: list[int],
+    done: dict[str, list[dict[str, Any]]],
+) -> bool:
+    """One row of a chunk; False when the rest of the chunk should wait."""
+    try:
+        outcome, name, args = _execute(job_id)
+    except Exception as exc:
+        failed.append(job_id)
+        if _unreachable(exc):
+            waiting = len(job_ids) - position - 1
+            log.warning("mail server unreachable: %d job(s) of the chunk wait", waiting)
+            outcomes["waiting"] = waiting
+            return False
+        return True
+    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    if name is not None and args is not None:
+        done.setdefault(name, []).append(args)
+    return True
 
 
 _worker_app: Flask | None = None

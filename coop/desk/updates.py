@@ -422,19 +422,27 @@ def deliver(delivery_id: int) -> None:
     """The job of one delivery: send the message once and record how it went.
 
     A temporary failure (4xx, no connection) raises so the job is tried again; on the last
-    attempt the delivery is marked failed with the reason instead, so staff see it.
+    attempt the delivery is marked failed with the reason instead, so staff see it. Whether the
+    update is now sent is settled after the chunk (``finish_deliveries``), not per message.
     """
-    delivery = db.session.get(UpdateDelivery, delivery_id)
-    if delivery is None or delivery.status is not DeliveryStatus.QUEUED:
+    # The delivery, its update, the resident and the action in one statement: at 10,000
+    # messages every round trip per message counts.
+    found = db.session.execute(
+        select(UpdateDelivery, SegmentUpdate, User, Action)
+        .join(SegmentUpdate, SegmentUpdate.id == UpdateDelivery.update_id)
+        .join(Action, Action.id == SegmentUpdate.action_id)
+        .outerjoin(User, User.id == UpdateDelivery.user_id)
+        .where(UpdateDelivery.id == delivery_id)
+    ).first()
+    if found is None:
         return
-    segment_update = db.session.get(SegmentUpdate, delivery.update_id)
-    assert segment_update is not None
-    user = db.session.get(User, delivery.user_id) if delivery.user_id is not None else None
+    delivery, segment_update, user, _action = found
+    if delivery.status is not DeliveryStatus.QUEUED:
+        return
     if user is None or user.unsubscribed_at is not None:
         # Erased or unsubscribed after the update was queued: their wish counts.
         delivery.status = DeliveryStatus.SKIPPED
         delivery.error = "account erased" if user is None else "unsubscribed"
-        _finish_if_done(segment_update.id)
         return
     language, context = _message(segment_update, user)
     try:
@@ -459,7 +467,34 @@ def deliver(delivery_id: int) -> None:
         else:
             delivery.status = DeliveryStatus.FAILED
             delivery.error = entry.error or "refused by the mail server"
-    _finish_if_done(segment_update.id)
+
+
+def finish_deliveries(batch: list[dict[str, Any]]) -> None:
+    """After a chunk of deliveries: mark each of their updates sent once nothing is queued."""
+    ids = [int(args["delivery_id"]) for args in batch]
+    update_ids = set(
+        db.session.scalars(
+            select(UpdateDelivery.update_id).where(UpdateDelivery.id.in_(ids)).distinct()
+        )
+    )
+    for update_id in sorted(update_ids):
+        _finish_if_done(update_id)
+
+
+def finish_stalled() -> int:
+    """The scheduler's safety net: updates still "sending" with no delivery queued (the
+    worker died between a chunk's last message and its check)."""
+    sending = list(
+        db.session.scalars(
+            select(SegmentUpdate.id).where(SegmentUpdate.status == UpdateStatus.SENDING)
+        )
+    )
+    finished = 0
+    for update_id in sending:
+        if _finish_if_done(update_id):
+            finished += 1
+    db.session.commit()
+    return finished
 
 
 def _last_attempt(delivery_id: int) -> bool:
@@ -472,11 +507,12 @@ def _last_attempt(delivery_id: int) -> bool:
     return last
 
 
-def _finish_if_done(update_id: int) -> None:
-    """The last delivery to finish marks the update sent.
+def _finish_if_done(update_id: int) -> bool:
+    """The last chunk to finish marks the update sent (True when this call did).
 
-    The update row is locked only here, after the message went out, so deliveries of one
-    update send in parallel and only queue up for this short check.
+    The update row is locked only here, after the chunk's messages went out and committed, so
+    chunks of one update send in parallel; of two chunks finishing at once the second to take
+    the lock sees the other's deliveries committed.
     """
     db.session.flush()
     segment_update = db.session.scalar(
@@ -486,7 +522,7 @@ def _finish_if_done(update_id: int) -> None:
         .execution_options(populate_existing=True)
     )
     if segment_update is None or segment_update.status is not UpdateStatus.SENDING:
-        return
+        return False
     # One seek in (update_id, status); a count would read every queued delivery each time.
     waiting = db.session.scalar(
         select(UpdateDelivery.id)
@@ -499,6 +535,8 @@ def _finish_if_done(update_id: int) -> None:
     if waiting is None:
         segment_update.status = UpdateStatus.SENT
         segment_update.sent_at = utcnow()
+        return True
+    return False
 
 
 # --- the delivery log --------------------------------------------------------------------------

@@ -411,3 +411,31 @@ def test_a_worker_killed_in_the_middle_of_a_chunk_is_taken_up_within_a_minute(
         for process in (first, second):
             if process is not None and process.poll() is None:
                 stop(process)
+
+
+def test_rows_name_their_rq_job_before_a_worker_can_take_it(
+    ctx: Flask, smtp: SMTPRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker can take a chunk the moment it is in Redis. Were the rows still being marked
+    then (their row locks held by the hand-over), the worker would skip them as another
+    worker's, and the sign-up's link would wait for the five-minute re-dispatch."""
+    from rq import Queue
+
+    seen: list[tuple[str, set[str | None]]] = []
+    real = Queue.enqueue_many
+
+    def enqueue_and_look(self: Any, job_datas: Any, *args: Any, **kwargs: Any) -> Any:
+        datas = list(job_datas)
+        for data in datas:
+            with db.engine.connect() as other:  # as the worker would see the rows
+                carriers = set(
+                    other.scalars(select(OutboxJob.handed_as).where(OutboxJob.id.in_(data.args[0])))
+                )
+            seen.append((data.job_id, carriers))
+        return real(self, datas, *args, **kwargs)
+
+    monkeypatch.setattr(Queue, "enqueue_many", enqueue_and_look)
+    login_links(residents(3))
+    assert seen
+    for rq_id, carriers in seen:
+        assert carriers == {rq_id}
