@@ -151,7 +151,7 @@ def test_rows_committed_together_reach_a_worker_in_chunks_and_go_out_over_one_co
 def test_a_refused_address_fails_its_message_only_and_the_connection_goes_on(
     ctx: Flask, smtp: SMTPRecorder
 ) -> None:
-    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_RCPT(
         server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         if address == "bewoner-1@example.nl":
@@ -343,7 +343,7 @@ def start_worker(app: Flask, log: Path) -> subprocess.Popen[bytes]:
         [sys.executable, str(ROOT / "worker.py")],
         env=worker_env(app),
         cwd=ROOT,
-        stdout=open(log, "wb"),  # noqa: SIM115
+        stdout=open(log, "wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
