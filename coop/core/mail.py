@@ -188,7 +188,17 @@ def _address(value: str) -> str:
     name, address = parseaddr(value)
     if not address or "\r" in value or "\n" in value:
         raise ValueError(f"not an email address: {value!r}")
+    address = envelope_address(address)
     return formataddr((_header(name), address)) if name else address
+
+
+def envelope_address(address: str) -> str:
+    """An address as SMTP takes it: a domain with non-ASCII letters in its IDNA form (as
+    Flask-Mail did), the rest as given."""
+    local, _, domain = address.rpartition("@")
+    if domain and not domain.isascii():
+        domain = domain.encode("idna").decode("ascii")
+    return f"{local}@{domain}" if local else address
 
 
 def _deliver(sender: str, to: str, message: bytes) -> None:
@@ -318,7 +328,7 @@ def send_email(
         attachments=attachments,
     )
     try:
-        _deliver(parseaddr(sender)[1], to, message)
+        _deliver(envelope_address(parseaddr(sender)[1]), envelope_address(to), message)
     except smtplib.SMTPResponseException as exc:
         if 500 <= exc.smtp_code < 600:
             entry.status = EmailStatus.FAILED

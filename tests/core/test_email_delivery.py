@@ -439,3 +439,54 @@ def test_rows_name_their_rq_job_before_a_worker_can_take_it(
     assert seen
     for rq_id, carriers in seen:
         assert carriers == {rq_id}
+
+
+def test_the_message_on_the_wire(ctx: Flask) -> None:
+    """Built without Flask-Mail's Message: the same structure and headers, CRLF line ends,
+    extra headers (List-Unsubscribe) as given, and no header injection."""
+    from email import message_from_bytes
+    from email.header import decode_header, make_header
+
+    from coop.core.mail import mime_message
+
+    raw = mime_message(
+        subject="Je aanmelding bij Wärmtepomp-actie",
+        sender="coop <noreply@coop.localhost>",
+        to="anna@exämple.nl",
+        text="Hallo Anna,\n\nklik hier.",
+        html='<html lang="nl"><p>Hallo Anna</p></html>',
+        message_id="<abc@coop.localhost>",
+        attachments=[("opname.ics", "text/calendar", b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")],
+        headers={"List-Unsubscribe": "<http://localhost/unsubscribe/x>"},
+    )
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    message = message_from_bytes(raw)
+    assert str(make_header(decode_header(message["Subject"]))) == (
+        "Je aanmelding bij Wärmtepomp-actie"
+    )
+    assert message["From"] == "coop <noreply@coop.localhost>"
+    assert message["To"] == "anna@xn--exmple-cua.nl"
+    assert message["Message-ID"] == "<abc@coop.localhost>"
+    assert message["List-Unsubscribe"] == "<http://localhost/unsubscribe/x>"
+    assert message["Date"]
+    types = [part.get_content_type() for part in message.walk()]
+    assert types == [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "text/calendar",
+    ]
+    [calendar] = [part for part in message.walk() if part.get_filename()]
+    assert calendar.get_filename() == "opname.ics"
+    assert calendar.get_payload(decode=True).startswith(b"BEGIN:VCALENDAR")
+    with pytest.raises(ValueError):
+        mime_message(
+            subject="Hallo",
+            sender="coop <noreply@coop.localhost>",
+            to="anna@example.nl",
+            text="x",
+            html="x",
+            message_id="<abc@coop.localhost>",
+            headers={"X-Evil": "a\r\nBcc: everyone@example.nl"},
+        )
