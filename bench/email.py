@@ -298,7 +298,7 @@ def wait_for_port(port: int, seconds: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def stack(database_url: str, redis_url: str | None) -> Iterator[Stack]:
+def stack(database_url: str, redis_url: str | None, workers: int = 1) -> Iterator[Stack]:
     directory = tempfile.mkdtemp(prefix="coop-bench-email-")
     smtp_port, web_port = free_port(), free_port()
     processes: list[subprocess.Popen[bytes]] = []
@@ -354,13 +354,14 @@ def stack(database_url: str, redis_url: str | None) -> Iterator[Stack]:
                 Path(directory) / "web.log",
             )
         )
-        bench.processes.append(
-            start(
-                [sys.executable, str(ROOT / "worker.py")],
-                {**env, "PGAPPNAME": "coop-worker"},
-                Path(directory) / "worker.log",
+        for number in range(workers):
+            bench.processes.append(
+                start(
+                    [sys.executable, str(ROOT / "worker.py")],
+                    {**env, "PGAPPNAME": "coop-worker"},
+                    Path(directory) / f"worker-{number}.log",
+                )
             )
-        )
         wait_for_port(web_port)
         yield bench
     finally:
@@ -527,6 +528,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="throughput runs per side")
     parser.add_argument("--redis-url", default=None, help="default: a redis-server of its own")
     parser.add_argument("--skip-signups", action="store_true")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker.py processes (the targets are for one)"
+    )
     args = parser.parse_args(argv)
     # Stopped (a timeout, ^C): the finally clauses stop the processes this run started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -546,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load before: {loadavg()} on {os.cpu_count()} cores")
     seed_app = create_app(bench_config(BENCH_URL))
     world = seed_world(seed_app, emails, large)
-    with stack(BENCH_URL, args.redis_url) as bench:
+    with stack(BENCH_URL, args.redis_url, args.workers) as bench:
         app = create_app(
             {
                 **bench_config(BENCH_URL),
@@ -559,7 +563,10 @@ def main(argv: list[str] | None = None) -> int:
         mailbox = Mailbox(bench.directory)
         # A warm-up: the worker has started and sent one message.
         time.sleep(3)
-        print(f"\n(1) {emails} emails: outbox + one worker.py against smtplib over one connection")
+        print(
+            f"\n(1) {emails} emails: outbox + {args.workers} worker.py against smtplib over one "
+            "connection"
+        )
         print(
             "  outbox: from send_now() to the last message at the server; smtplib: the same\n"
             "  messages (the bytes the server got) over one connection, as bytes (sendmail)\n"
@@ -590,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(
             f"\n(2) {signups} sign-ups over {window:.0f} s through gunicorn (2 workers) while an "
-            f"update goes to {large} residents; one worker.py"
+            f"update goes to {large} residents; {args.workers} worker.py"
         )
         counter = ConnectionCounter(database)
         counter.start()
