@@ -490,3 +490,40 @@ def test_the_message_on_the_wire(ctx: Flask) -> None:
             message_id="<abc@coop.localhost>",
             headers={"X-Evil": "a\r\nBcc: everyone@example.nl"},
         )
+
+
+def test_an_update_left_sending_after_its_last_chunk_is_marked_sent_by_the_scheduler(
+    ctx: Flask,
+) -> None:
+    """The last chunk marks its update sent after its messages; a worker that died in between
+    leaves it "sending" with nothing queued, which the scheduler's round settles."""
+    from coop.desk import updates
+    from coop.desk.models import DeliveryStatus, SegmentUpdate, UpdateDelivery, UpdateStatus
+    from tests import factories
+
+    org = factories.organisation()
+    staff = factories.staff(org)
+    act = factories.action(org)
+    [resident_id] = residents(1)
+    stalled = SegmentUpdate(
+        organisation_id=org.id,
+        action_id=act.id,
+        created_by_id=staff.id,
+        subject_nl="Nieuws",
+        subject_en="News",
+        body_nl="Tekst",
+        body_en="Text",
+        segment={},
+        status=UpdateStatus.SENDING,
+    )
+    db.session.add(stalled)
+    db.session.flush()
+    db.session.add(
+        UpdateDelivery(update_id=stalled.id, user_id=resident_id, status=DeliveryStatus.SENT)
+    )
+    db.session.commit()
+
+    assert updates.finish_stalled() == 1
+    db.session.expire_all()
+    assert db.session.get(SegmentUpdate, stalled.id).status is UpdateStatus.SENT  # type: ignore[union-attr]
+    assert updates.finish_stalled() == 0
