@@ -65,13 +65,15 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "COOP_ENV": "production" if production else "development",
         "SECRET_KEY": env.get("SECRET_KEY") or DEV_SECRET_KEY,
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url, env),
         "REDIS_URL": redis_url,
         "RQ_QUEUE": env.get("RQ_QUEUE", "coop"),
         # Jobs that have not finished this many seconds after they were handed over are handed
         # over again by the sweep (they are idempotent, so a second hand-over is harmless).
         "OUTBOX_REDISPATCH_AFTER": _int(env, "OUTBOX_REDISPATCH_AFTER", 300),
         "OUTBOX_MAX_ATTEMPTS": _int(env, "OUTBOX_MAX_ATTEMPTS", 8),
+        # Outbox rows committed together go to a worker in RQ jobs of at most this many.
+        "OUTBOX_BATCH_SIZE": max(1, _int(env, "OUTBOX_BATCH_SIZE", 50)),
         "MAIL_SERVER": mail_server,
         "MAIL_PORT": _int(env, "MAIL_PORT", 25),
         "MAIL_USE_TLS": _bool(env.get("MAIL_USE_TLS"), False),
@@ -170,18 +172,26 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
     return config
 
 
-def _engine_options(database_url: str) -> dict[str, Any]:
+def _engine_options(database_url: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    env = env or {}
     if database_url.startswith("sqlite"):
         # Jobs run in the same process as requests on the embedded default; wait for the
         # write lock rather than failing at once.
         return {"connect_args": {"timeout": 30}}
     # A database that does not answer (a failover, a network cut) is given up after 5 s, so the
     # page says "try again in a minute" (503) before the proxy or gunicorn give up on us.
+    connect_args: dict[str, Any] = {"connect_timeout": 5}
+    # Behind PgBouncer in transaction mode (before 1.21, or without max_prepared_statements)
+    # a server-side prepared statement may land on another server connection: turn them off.
+    if _bool(env.get("DATABASE_NO_PREPARED_STATEMENTS"), False):
+        connect_args["prepare_threshold"] = None
+    # Connections per process = at most pool size + overflow (see the README's production
+    # section for what a node needs).
     return {
         "pool_pre_ping": True,
-        "pool_size": 5,
-        "max_overflow": 10,
-        "connect_args": {"connect_timeout": 5},
+        "pool_size": max(1, _int(env, "DATABASE_POOL_SIZE", 5)),
+        "max_overflow": max(0, _int(env, "DATABASE_MAX_OVERFLOW", 10)),
+        "connect_args": connect_args,
     }
 
 

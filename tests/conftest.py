@@ -286,6 +286,8 @@ class SMTPRecorder:
         # it is set: a job caught in the middle of sending.
         self.hold: threading.Event | None = None
         self.holding = 0
+        # The client's (address, port) per message received: one port, one connection.
+        self.peers: list[Any] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.hold is not None:
@@ -296,6 +298,7 @@ class SMTPRecorder:
         if self.reply:
             return self.reply
         self.envelopes.append(envelope)
+        self.peers.append(session.peer)
         return "250 Message accepted for delivery"
 
     @property

@@ -5,12 +5,12 @@ from __future__ import annotations
 from coop.accounts import services
 from coop.accounts.models import LoginToken
 from coop.accounts.services import invitation_link, login_link
-from coop.core.jobs import job, periodic
+from coop.core.jobs import URGENT, job, periodic
 from coop.core.mail import send_email
 from coop.extensions import db
 
 
-@job("accounts.deliver_login_link")
+@job("accounts.deliver_login_link", lane=URGENT)
 def deliver_login_link(request_id: int) -> None:
     services.deliver_login_link(request_id)
 
@@ -20,7 +20,7 @@ def forget_login_requests() -> int:
     return services.forget_login_requests()
 
 
-@job("accounts.send_login_link")
+@job("accounts.send_login_link", lane=URGENT)
 def send_login_link(token_id: int) -> None:
     token = db.session.get(LoginToken, token_id)
     if token is None:  # the account was erased meanwhile
@@ -38,7 +38,7 @@ def send_login_link(token_id: int) -> None:
     )
 
 
-@job("accounts.send_invitation")
+@job("accounts.send_invitation", lane=URGENT)
 def send_invitation(token_id: int) -> None:
     token = db.session.get(LoginToken, token_id)
     if token is None or token.used_at is not None:  # erased, or the password is set already

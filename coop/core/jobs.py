@@ -7,15 +7,25 @@ the request or command is done. If the hand-over fails (Redis down) the row simp
 ``sweep()`` hands over every due row that has not finished. Redis only carries a wake-up with the
 row's id; the database row is the record, and ``execute()`` locks it and checks its status, so
 running a job twice (a retry, a killed worker, a second sweep) does the work once.
+
+Each job belongs to a lane: ``urgent`` (what a person waits for at the screen: the sign-up's
+confirmation, a login link), ``default``, or ``bulk`` (segment updates). Each lane is its own RQ
+queue, and a worker listens to them in that order, so ten thousand update emails never stand
+before a sign-up's link. Rows committed together are handed over in chunks of up to
+``OUTBOX_BATCH_SIZE`` ids per RQ job: one worker runs a chunk row by row, each row in its own
+transaction and over the worker's one SMTP connection, so a killed worker loses at most the row
+in flight. ``handed_as`` on the row names the RQ job that carries it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import secrets
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -36,10 +46,21 @@ _handlers: dict[str, JobHandler] = {}
 # Called (with the job's arguments and the error) when a job is failed for good, so that the
 # record it works on can say so instead of waiting forever.
 _give_up: dict[str, Callable[..., None]] = {}
+# Called once with the arguments of every job of that name that a chunk (or a lone run) did,
+# in a transaction of its own: the work that would otherwise be repeated for each row (an
+# update is "sent" once its last delivery went out).
+_after_batch: dict[str, Callable[[list[dict[str, Any]]], None]] = {}
 _periodic: dict[str, Callable[[], int]] = {}
 
+URGENT, DEFAULT, BULK = "urgent", "default", "bulk"
+# The order in which a worker takes its queues: RQ looks at the first queue first, every time.
+LANES = (URGENT, DEFAULT, BULK)
+_lanes: dict[str, str] = {}
+
 # RQ retries a failed or killed job with these pauses (seconds); the sweep covers the rest.
-RQ_RETRY_INTERVALS = [10, 60, 300, 900]
+# The first retry comes at once: RQ re-queues the job of a dead worker with these pauses too,
+# and a pause would wait for RQ's scheduler, whose lock the dead worker may hold for 61 s more.
+RQ_RETRY_INTERVALS = [0, 30, 300, 900]
 # A just-committed row is handed over by the commit itself; the sweep leaves it alone this long.
 HANDOVER_GRACE = timedelta(seconds=10)
 # How many rows handed over lately one sweep asks the queue about (one round trip for all).
@@ -48,22 +69,37 @@ _PENDING_KEY = "coop_outbox_new"
 
 
 def job(
-    name: str, *, on_give_up: Callable[..., None] | None = None
+    name: str,
+    *,
+    on_give_up: Callable[..., None] | None = None,
+    lane: str = DEFAULT,
+    after_batch: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> Callable[[JobHandler], JobHandler]:
     """Register a job handler under a stable name (the name is stored in the outbox row).
 
-    ``on_give_up(error=..., **args)`` runs once the job has failed its last attempt.
+    ``on_give_up(error=..., **args)`` runs once the job has failed its last attempt. ``lane``
+    is ``URGENT`` for what a person waits for right now, ``BULK`` for mass mailings.
+    ``after_batch([args, ...])`` runs after the jobs of a chunk that were done.
     """
+    if lane not in LANES:
+        raise ValueError(f"unknown lane {lane!r}")
 
     def register(handler: JobHandler) -> JobHandler:
         if name in _handlers and _handlers[name] is not handler:
             raise RuntimeError(f"job {name!r} registered twice")
         _handlers[name] = handler
+        _lanes[name] = lane
         if on_give_up is not None:
             _give_up[name] = on_give_up
+        if after_batch is not None:
+            _after_batch[name] = after_batch
         return handler
 
     return register
+
+
+def lane_of(name: str) -> str:
+    return _lanes.get(name, DEFAULT)
 
 
 def periodic(name: str) -> Callable[[Callable[[], int]], Callable[[], int]]:
@@ -89,7 +125,7 @@ def enqueue(name: str, key: str, *, run_after: datetime | None = None, **args: A
     row = OutboxJob(key=key, name=name, args=args, run_after=run_after or utcnow())
     db.session.add(row)
     db.session.flush()
-    db.session.info.setdefault(_PENDING_KEY, []).append(row.id)
+    db.session.info.setdefault(_PENDING_KEY, []).append((row.id, lane_of(name)))
     return row
 
 
@@ -116,16 +152,35 @@ def enqueue_many(name: str, work: list[tuple[str, dict[str, Any]]]) -> list[Outb
         new.append(row)
     db.session.add_all(new)
     db.session.flush()
-    db.session.info.setdefault(_PENDING_KEY, []).extend(row.id for row in new)
+    lane = lane_of(name)
+    db.session.info.setdefault(_PENDING_KEY, []).extend((row.id, lane) for row in new)
     return [existing[key] for key in keys]
 
 
+# What a commit hands over: outbox ids with their lane (a plain id: its lane is looked up).
+Work = Iterable[int | tuple[int, str]]
+
+
 class Dispatcher(Protocol):
-    def hand_over(self, job_ids: list[int]) -> None: ...
+    def hand_over(self, work: Work) -> None: ...
 
     def run_pending(self) -> int: ...
 
     def lost(self, job_ids: list[int]) -> list[int]: ...
+
+
+def _with_lanes(work: Work) -> list[tuple[int, str]]:
+    pairs = [item for item in work if isinstance(item, tuple)]
+    plain = [item for item in work if isinstance(item, int)]
+    if plain:
+        names = {
+            job_id: name
+            for job_id, name in db.session.execute(
+                select(OutboxJob.id, OutboxJob.name).where(OutboxJob.id.in_(plain))
+            )
+        }
+        pairs.extend((job_id, lane_of(names.get(job_id, ""))) for job_id in plain)
+    return pairs
 
 
 @dataclass
@@ -143,8 +198,8 @@ class InlineDispatcher:
         queue: list[int] = self._local.ids
         return queue
 
-    def hand_over(self, job_ids: list[int]) -> None:
-        self._queue().extend(job_ids)
+    def hand_over(self, work: Work) -> None:
+        self._queue().extend(item[0] if isinstance(item, tuple) else item for item in work)
 
     def run_pending(self) -> int:
         """Run what was handed over (and what those jobs enqueue in turn); returns how many."""
@@ -163,50 +218,109 @@ class InlineDispatcher:
         return []  # nothing is handed to another process
 
 
+def queue_names(app: Flask) -> dict[str, str]:
+    """The RQ queue of each lane; ``RQ_QUEUE`` names the default one and prefixes the others."""
+    base = str(app.config["RQ_QUEUE"])
+    return {URGENT: f"{base}-urgent", DEFAULT: base, BULK: f"{base}-bulk"}
+
+
+def chunks(work: list[tuple[int, str]], size: int) -> list[tuple[str, list[int]]]:
+    """(lane, ids) per RQ job: the ids of one lane in order, at most ``size`` per job."""
+    out: list[tuple[str, list[int]]] = []
+    for lane in LANES:
+        ids = sorted({job_id for job_id, job_lane in work if job_lane == lane})
+        out.extend((lane, ids[start : start + size]) for start in range(0, len(ids), size))
+    return out
+
+
 @dataclass
 class RQDispatcher:
-    """Hands job ids to RQ; ``worker.py`` runs them. Redis being down loses nothing."""
+    """Hands chunks of job ids to RQ; ``worker.py`` runs them. Redis being down loses nothing."""
 
     app: Flask
 
-    def queue(self) -> Any:
+    def connection(self) -> Any:
         from redis import Redis
-        from rq import Queue
 
-        connection = Redis.from_url(
+        return Redis.from_url(
             self.app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5
         )
-        return Queue(self.app.config["RQ_QUEUE"], connection=connection)
 
-    def hand_over(self, job_ids: list[int]) -> None:
+    def queue(self, lane: str = DEFAULT, connection: Any = None) -> Any:
+        from rq import Queue
+
+        return Queue(queue_names(self.app)[lane], connection=connection or self.connection())
+
+    def hand_over(self, work: Work) -> None:
         from redis.exceptions import RedisError
         from rq import Retry
 
-        handed: list[int] = []
+        todo = chunks(_with_lanes(work), int(self.app.config["OUTBOX_BATCH_SIZE"]))
+        if not todo:
+            return
+        planned = [(lane, rq_job_id(ids), ids) for lane, ids in todo]
         try:
-            queue = self.queue()
-            for job_id in job_ids:
-                queue.enqueue(
-                    "coop.core.jobs.run_job",
-                    job_id,
-                    job_id=rq_job_id(job_id),
-                    retry=Retry(max=len(RQ_RETRY_INTERVALS), interval=RQ_RETRY_INTERVALS),
-                    job_timeout=self.app.config.get("RQ_JOB_TIMEOUT", 600),
-                    result_ttl=3600,
-                    failure_ttl=7 * 24 * 3600,
-                )
-                handed.append(job_id)
+            connection = self.connection()
+            connection.ping()
         except RedisError as exc:
             log.warning(
+                "queue unreachable, %d job(s) wait for the sweep: %s", len(work_ids(todo)), exc
+            )
+            return
+        # The rows say which RQ job carries them before that job exists: a worker that takes it
+        # at once must not find the rows locked by this very update (it would skip them as
+        # another worker's, and they would wait for the re-dispatch).
+        try:
+            self._mark(planned, utcnow())
+        except SQLAlchemyError as exc:  # the database is away: the sweep hands them over later
+            log.warning("could not mark %d job(s) handed over: %s", len(work_ids(todo)), exc)
+            return
+        enqueued: set[str] = set()
+        try:
+            for lane in LANES:
+                queue = self.queue(lane, connection)
+                lane_chunks = [
+                    (rq_id, ids) for chunk_lane, rq_id, ids in planned if chunk_lane == lane
+                ]
+                if not lane_chunks:
+                    continue
+                # One round trip for all of a lane's chunks (10,000 update emails: 200 jobs).
+                queue.enqueue_many(
+                    [
+                        queue.prepare_data(
+                            "coop.core.jobs.run_jobs",
+                            (ids,),
+                            job_id=rq_id,
+                            retry=Retry(max=len(RQ_RETRY_INTERVALS), interval=RQ_RETRY_INTERVALS),
+                            timeout=self.app.config.get("RQ_JOB_TIMEOUT", 600),
+                            result_ttl=3600,
+                            failure_ttl=7 * 24 * 3600,
+                        )
+                        for rq_id, ids in lane_chunks
+                    ]
+                )
+                enqueued.update(rq_id for rq_id, _ in lane_chunks)
+        except RedisError as exc:
+            missed = [(lane, rq_id, ids) for lane, rq_id, ids in planned if rq_id not in enqueued]
+            log.warning(
                 "queue unreachable, %d job(s) wait for the sweep: %s",
-                len(job_ids) - len(handed),
+                sum(len(ids) for _, _, ids in missed),
                 exc,
             )
-        if handed:
-            # A separate short transaction: the caller's session has just committed.
-            with db.engine.begin() as connection:
+            # Not handed over after all. Should this fail too, the sweep finds their RQ job
+            # missing and hands them over again.
+            with contextlib.suppress(SQLAlchemyError):
+                self._mark(missed, None)
+
+    @staticmethod
+    def _mark(planned: list[tuple[str, str, list[int]]], now: datetime | None) -> None:
+        """A separate short transaction: the caller's session has just committed."""
+        with db.engine.begin() as connection:
+            for _, rq_id, ids in planned:
                 connection.execute(
-                    update(OutboxJob).where(OutboxJob.id.in_(handed)).values(dispatched_at=utcnow())
+                    update(OutboxJob)
+                    .where(OutboxJob.id.in_(ids))
+                    .values(dispatched_at=now, handed_as=rq_id if now else None)
                 )
 
     def run_pending(self) -> int:
@@ -218,20 +332,34 @@ class RQDispatcher:
         from redis.exceptions import RedisError
         from rq.job import Job
 
+        carriers: dict[str, list[int]] = {}
+        for job_id, handed_as in db.session.execute(
+            select(OutboxJob.id, OutboxJob.handed_as).where(OutboxJob.id.in_(job_ids))
+        ):
+            carriers.setdefault(handed_as or "", []).append(job_id)
+        db.session.rollback()
+        names = sorted(name for name in carriers if name)
         try:
-            connection = self.queue().connection
+            connection = self.connection()
             with connection.pipeline(transaction=False) as pipeline:
-                for job_id in job_ids:
-                    pipeline.exists(Job.key_for(rq_job_id(job_id)))
+                for name in names:
+                    pipeline.exists(Job.key_for(name))
                 held = pipeline.execute()
         except RedisError as exc:
             log.warning("queue unreachable, cannot check the jobs handed over: %s", exc)
             return []
-        return [job_id for job_id, there in zip(job_ids, held, strict=True) if not there]
+        gone = [name for name, there in zip(names, held, strict=True) if not there]
+        # A row without a carrier was handed over by an older version, one id per RQ job.
+        return sorted([*carriers.get("", []), *(i for name in gone for i in carriers[name])])
 
 
-def rq_job_id(job_id: int) -> str:
-    return f"coop-outbox-{job_id}"
+def work_ids(todo: list[tuple[str, list[int]]]) -> list[int]:
+    return [job_id for _, ids in todo for job_id in ids]
+
+
+def rq_job_id(ids: Sequence[int]) -> str:
+    """Unique per hand-over: a chunk handed over again (after Redis lost it) is a new RQ job."""
+    return f"coop-outbox-{ids[0]}-{len(ids)}-{secrets.token_hex(4)}"
 
 
 def dispatcher(app: Flask | None = None) -> Dispatcher:
@@ -285,20 +413,29 @@ def _dispose_all() -> None:
 
 def execute(job_id: int) -> str:
     """Run one outbox job if it is still pending; return what happened (for logs and tests)."""
+    outcome, name, args = _execute(job_id)
+    if name is not None and args is not None:
+        _run_after_batch({name: [args]})
+    return outcome
+
+
+def _execute(job_id: int) -> tuple[str, str | None, dict[str, Any] | None]:
+    """``execute`` without the after-batch work: (outcome, name and args of a job done)."""
     now = utcnow()
     row = db.session.execute(
         select(OutboxJob).where(OutboxJob.id == job_id).with_for_update(skip_locked=True)
     ).scalar_one_or_none()
     if row is None:
         db.session.rollback()
-        return "busy"  # another worker holds it (or it never existed)
+        return "busy", None, None  # another worker holds it (or it never existed)
     if row.status is not JobStatus.PENDING:
         db.session.rollback()
-        return "already-" + row.status.value
+        return "already-" + row.status.value, None, None
     if row.run_after > now:
         db.session.rollback()
-        return "not-due"
-    handler = _handlers[row.name]
+        return "not-due", None, None
+    name, key = row.name, row.key
+    handler = _handlers[name]
     args = dict(row.args)
     try:
         handler(**args)
@@ -311,8 +448,21 @@ def execute(job_id: int) -> str:
         db.session.rollback()
         _record_failure(job_id, exc)
         raise
-    log.info("job done id=%s name=%s key=%s", job_id, row.name, row.key)
-    return "done"
+    log.info("job done id=%s name=%s key=%s", job_id, name, key)
+    return "done", name, args
+
+
+def _run_after_batch(done: dict[str, list[dict[str, Any]]]) -> None:
+    for name, batch in done.items():
+        hook = _after_batch.get(name)
+        if hook is None or not batch:
+            continue
+        try:
+            hook(batch)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("after-batch work of %d %s job(s) failed", len(batch), name)
 
 
 def _record_failure(job_id: int, exc: Exception) -> None:
@@ -345,35 +495,37 @@ def sweep(now: datetime | None = None, limit: int = 500) -> int:
         OutboxJob.run_after <= now,
         OutboxJob.created_at <= now - HANDOVER_GRACE,
     )
-    ids = list(
-        db.session.scalars(
-            select(OutboxJob.id)
+    lanes: dict[int, str] = {
+        job_id: lane_of(name)
+        for job_id, name in db.session.execute(
+            select(OutboxJob.id, OutboxJob.name)
             .where(*due, or_(OutboxJob.dispatched_at.is_(None), OutboxJob.dispatched_at <= stale))
             .order_by(OutboxJob.id)
             .limit(limit)
         )
-    )
+    }
     # Handed over lately: normally waiting in the queue or running. Ask the queue.
-    handed = list(
-        db.session.scalars(
-            select(OutboxJob.id)
+    handed = {
+        job_id: lane_of(name)
+        for job_id, name in db.session.execute(
+            select(OutboxJob.id, OutboxJob.name)
             .where(*due, OutboxJob.dispatched_at > stale)
             .order_by(OutboxJob.id)
             .limit(LOST_CHECK_LIMIT)
         )
-    )
+    }
     db.session.rollback()
     if handed:
-        lost = dispatcher().lost(handed)
+        lost = dispatcher().lost(list(handed))
         if lost:
             log.warning(
                 "%d job(s) handed over are no longer in the queue: handed over again", len(lost)
             )
-        ids = sorted({*ids, *lost})
-    if ids:
-        dispatcher().hand_over(ids)
+        lanes.update((job_id, handed[job_id]) for job_id in lost)
+    if lanes:
+        dispatcher().hand_over(sorted(lanes.items()))
         dispatcher().run_pending()
-    return len(ids)
+    return len(lanes)
 
 
 SWEEP_TASK = "outbox.sweep"
@@ -469,6 +621,62 @@ def enqueue_once(name: str, key: str, **args: Any) -> OutboxJob | None:
         return None
 
 
+class ChunkError(Exception):
+    """Some jobs of a chunk failed (each row has its error and attempt); RQ retries the chunk,
+    whose finished rows then cost one look each."""
+
+
+def _unreachable(exc: BaseException) -> bool:
+    return bool(getattr(exc, "unreachable", False))
+
+
+def execute_chunk(job_ids: Sequence[int]) -> dict[str, int]:
+    """Run the rows of one chunk one after the other, each in its own transaction (a killed
+    worker loses at most the one in flight); returns how many ended how.
+
+    A row that fails does not stop the others (a refused or greylisted address concerns that
+    message only), except when the mail server cannot be reached: then the rest waits for the
+    chunk's retry without an attempt counted, instead of each waiting out the timeout.
+    """
+    outcomes: dict[str, int] = {}
+    failed: list[int] = []
+    done: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for position, job_id in enumerate(job_ids):
+            if not _execute_one(job_id, position, job_ids, outcomes, failed, done):
+                break
+    finally:
+        _run_after_batch(done)
+    if failed:
+        raise ChunkError(f"{len(failed)} of {len(job_ids)} job(s) failed: {failed[:20]}")
+    return outcomes
+
+
+def _execute_one(
+    job_id: int,
+    position: int,
+    job_ids: Sequence[int],
+    outcomes: dict[str, int],
+    failed: list[int],
+    done: dict[str, list[dict[str, Any]]],
+) -> bool:
+    """One row of a chunk; False when the rest of the chunk should wait."""
+    try:
+        outcome, name, args = _execute(job_id)
+    except Exception as exc:
+        failed.append(job_id)
+        if _unreachable(exc):
+            waiting = len(job_ids) - position - 1
+            log.warning("mail server unreachable: %d job(s) of the chunk wait", waiting)
+            outcomes["waiting"] = waiting
+            return False
+        return True
+    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    if name is not None and args is not None:
+        done.setdefault(name, []).append(args)
+    return True
+
+
 _worker_app: Flask | None = None
 
 
@@ -477,17 +685,33 @@ def set_worker_app(app: Flask) -> None:
     _worker_app = app
 
 
-def run_job(job_id: int) -> str:
-    """The RQ entry point: open the app context and execute the outbox row."""
-    if has_app_context():
-        return execute(job_id)
+def _app() -> Flask:
     app = _worker_app
     if app is None:
         from coop import create_app
 
         app = create_app()
         set_worker_app(app)
-    with app.app_context():
+    return app
+
+
+def run_jobs(job_ids: list[int]) -> dict[str, int]:
+    """The RQ entry point: a chunk of outbox rows of one lane (see ``execute_chunk``)."""
+    if has_app_context():
+        return execute_chunk(job_ids)
+    with _app().app_context():
+        try:
+            return execute_chunk(job_ids)
+        finally:
+            db.session.remove()
+
+
+def run_job(job_id: int) -> str:
+    """The RQ entry point of one row, as versions before the chunks handed over (jobs of theirs
+    may still wait in Redis after an upgrade)."""
+    if has_app_context():
+        return execute(job_id)
+    with _app().app_context():
         try:
             return execute(job_id)
         finally:

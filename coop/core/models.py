@@ -42,6 +42,8 @@ class OutboxJob(db.Model):  # type: ignore[name-defined]
     run_after: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The RQ job that carries this row (with others of its chunk); the sweep asks Redis for it.
+    handed_as: Mapped[str | None] = mapped_column(String(100))
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_outbox_jobs_status_run_after", "status", "run_after"),)

@@ -371,10 +371,21 @@ def healthz() -> tuple[Response, int]:
             from redis import Redis
             from rq import Queue
 
+            from coop.core.jobs import queue_names
+
             connection = Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=2)
             connection.ping()
-            queue = Queue(current_app.config["RQ_QUEUE"], connection=connection)
-            report["queue"] = {"ok": True, "backend": "rq", "queued": queue.count}
+            # RQ jobs waiting per lane (a job carries up to OUTBOX_BATCH_SIZE outbox rows).
+            queued = {
+                lane: Queue(name, connection=connection).count
+                for lane, name in queue_names(current_app._get_current_object()).items()  # type: ignore[attr-defined]
+            }
+            report["queue"] = {
+                "ok": True,
+                "backend": "rq",
+                "queued": sum(queued.values()),
+                "queued_per_lane": queued,
+            }
         except Exception as exc:
             # Jobs wait in the outbox while Redis is away; the app still works, but say so.
             healthy = False

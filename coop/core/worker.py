@@ -1,5 +1,17 @@
 """The RQ worker that runs the outbox's jobs (``python worker.py`` starts it).
 
+It runs jobs in its own process (RQ's ``SimpleWorker``), not in a work horse forked per job:
+every job reuses the worker's one database connection and its one SMTP connection. While a job
+runs, a thread renews its heartbeat every few seconds with a short time to live, so a worker
+killed in the middle of a job (SIGKILL, a machine gone) leaves an entry in RQ's
+``StartedJobRegistry`` that expires within ``ABANDONED_AFTER`` seconds; the maintenance of any
+worker on the same queues (every ``maintenance_interval`` seconds, also while idle) then hands
+the job to RQ's retry, which queues it again at once (``RQ_RETRY_INTERVALS[0]`` is 0): within
+about 35 s of the kill. The job's outbox rows say what was done already.
+
+It listens to the lanes' queues in priority order (urgent, default, bulk): RQ looks at the
+first queue first before every job.
+
 It outlives Redis: it waits for Redis before it starts, and when Redis goes away while it works
 (RQ's own worker then quits), it waits until Redis answers again and starts a new RQ worker.
 Nothing is lost meanwhile: jobs wait in the outbox, and the sweep hands over again what a
@@ -17,14 +29,22 @@ from typing import Any
 from flask import Flask
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker
+from rq.executions import Execution
+from rq.job import Job
 
-from coop.core.jobs import set_worker_app
+from coop.core import mail
+from coop.core.jobs import LANES, queue_names, set_worker_app
 
 log = logging.getLogger(__name__)
 
 # Seconds between attempts to reach Redis: quick at first, then every half minute.
 REDIS_WAIT = (0.5, 1, 2, 5, 10, 30)
+# A running job's heartbeat is renewed this often, and its entry in the StartedJobRegistry
+# expires this long after the last one (RQ's own: 30 s and 90 s, or the job's timeout + 60 s
+# for a SimpleWorker).
+HEARTBEAT_EVERY = 5
+ABANDONED_AFTER = 20
 
 
 class PromptStop:
@@ -56,14 +76,46 @@ class PromptStop:
         thread.stop()
 
 
-class CoopWorker(PromptStop, Worker):
-    """RQ's forking worker; it remembers whether it was asked to stop (SIGTERM, SIGINT)."""
+class CoopWorker(PromptStop, SimpleWorker):
+    """RQ's worker without a work horse, with a heartbeat thread while a job runs; it remembers
+    whether it was asked to stop (SIGTERM, SIGINT)."""
 
     stop_signalled = False
+    _beat: tuple[threading.Thread, threading.Event] | None = None
 
     def request_stop(self, signum: int, frame: Any) -> None:
         self.stop_signalled = True
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return ABANDONED_AFTER
+
+    def prepare_execution(self, job: Job) -> Execution:
+        execution = super().prepare_execution(job)
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._keep_beating, args=(job, execution, stop), daemon=True, name="heartbeat"
+        )
+        thread.start()
+        self._beat = (thread, stop)
+        return execution
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        try:
+            super().execute_job(job, queue)
+        finally:
+            if self._beat is not None:
+                thread, stop = self._beat
+                self._beat = None
+                stop.set()
+                thread.join(timeout=5)
+
+    def _keep_beating(self, job: Job, execution: Execution, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_EVERY):
+            try:
+                self.maintain_heartbeats(job, execution)
+            except RedisError as exc:  # the job goes on; Redis may be back for the next beat
+                log.warning("heartbeat of job %s failed: %s", job.id, exc)
 
 
 def redis_connection(url: str) -> Redis:
@@ -96,12 +148,24 @@ def run_worker(
     app: Flask,
     *,
     burst: bool = False,
-    maintenance_interval: int = 60,
+    maintenance_interval: int = 15,
     name: str | None = None,
+    lanes: tuple[str, ...] = LANES,
 ) -> int:
-    """Work until stopped (or, with ``burst``, until the queue is empty); returns the exit code:
-    0, or 1 when a burst could not finish because Redis went away."""
+    """Work until stopped (or, with ``burst``, until the queues are empty); returns the exit
+    code: 0, or 1 when a burst could not finish because Redis went away."""
+    try:
+        return _run(app, burst, maintenance_interval, name, lanes)
+    finally:
+        mail.keep_connections(False)
+
+
+def _run(
+    app: Flask, burst: bool, maintenance_interval: int, name: str | None, lanes: tuple[str, ...]
+) -> int:
     set_worker_app(app)
+    mail.keep_connections()
+    names = queue_names(app)
     stop = threading.Event()
     incarnation = 0
     while True:
@@ -110,10 +174,14 @@ def run_worker(
         if not wait_for_redis(connection, stop):
             return 0
         worker = CoopWorker(
-            [Queue(app.config["RQ_QUEUE"], connection=connection)],
+            [Queue(names[lane], connection=connection) for lane in LANES if lane in lanes],
             connection=connection,
             name=f"{name}-{incarnation}" if name and incarnation else name,
             maintenance_interval=maintenance_interval,
+            # RQ blocks on the queues for worker_ttl - 15 s at a time and runs its maintenance
+            # (which re-queues the jobs of dead workers) only between two waits: wake up for it.
+            worker_ttl=maintenance_interval + 15,
+            job_monitoring_interval=HEARTBEAT_EVERY,
         )
         failed: RedisError | None = None
         try:

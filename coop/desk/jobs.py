@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from coop.core.jobs import job, periodic
+from coop.core.jobs import BULK, job, periodic
 from coop.desk import updates
 
 
-@job(updates.DELIVERY_JOB)
+@job(updates.DELIVERY_JOB, lane=BULK, after_batch=updates.finish_deliveries)
 def send_update_delivery(delivery_id: int) -> None:
     updates.deliver(delivery_id)
 
 
 @periodic("desk.send_scheduled_updates")
 def send_scheduled_updates() -> int:
-    return updates.send_due()
+    return updates.send_due() + updates.finish_stalled()

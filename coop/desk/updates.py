@@ -1,7 +1,8 @@
 """Updates from the desk to a segment of an action's residents, and the way out of them.
 
 Composing stores a draft; sending writes one delivery row per resident and one job per
-delivery in the same transaction as the status change, so a crash loses nothing and a second
+delivery (in the outbox's bulk lane, handed to workers in chunks) in the same transaction as the
+status change, so a crash loses nothing and a second
 click (or a second scheduler) sends nothing twice: the status moves DRAFT/SCHEDULED -> SENDING
 in one conditional UPDATE that only one caller can win, ``(update_id, user_id)`` is unique and
 every job and email has a key derived from the delivery.
@@ -396,8 +397,11 @@ def _start_sending(
     db.session.add_all(deliveries)
     db.session.flush()
     queued = [d for d in deliveries if d.status is DeliveryStatus.QUEUED]
-    for delivery in queued:
-        jobs.enqueue(DELIVERY_JOB, f"update-delivery:{delivery.id}", delivery_id=delivery.id)
+    # One statement for all the jobs (10,000 residents: 10,000 rows); after the commit they go
+    # to the bulk lane in chunks, behind every confirmation and login link.
+    jobs.enqueue_many(
+        DELIVERY_JOB, [(f"update-delivery:{d.id}", {"delivery_id": d.id}) for d in queued]
+    )
     if not queued:
         segment_update.status = UpdateStatus.SENT
         segment_update.sent_at = now
@@ -427,19 +431,27 @@ def deliver(delivery_id: int) -> None:
     """The job of one delivery: send the message once and record how it went.
 
     A temporary failure (4xx, no connection) raises so the job is tried again; on the last
-    attempt the delivery is marked failed with the reason instead, so staff see it.
+    attempt the delivery is marked failed with the reason instead, so staff see it. Whether the
+    update is now sent is settled after the chunk (``finish_deliveries``), not per message.
     """
-    delivery = db.session.get(UpdateDelivery, delivery_id)
-    if delivery is None or delivery.status is not DeliveryStatus.QUEUED:
+    # The delivery, its update, the resident and the action in one statement: at 10,000
+    # messages every round trip per message counts.
+    found = db.session.execute(
+        select(UpdateDelivery, SegmentUpdate, User, Action)
+        .join(SegmentUpdate, SegmentUpdate.id == UpdateDelivery.update_id)
+        .join(Action, Action.id == SegmentUpdate.action_id)
+        .outerjoin(User, User.id == UpdateDelivery.user_id)
+        .where(UpdateDelivery.id == delivery_id)
+    ).first()
+    if found is None:
         return
-    segment_update = db.session.get(SegmentUpdate, delivery.update_id)
-    assert segment_update is not None
-    user = db.session.get(User, delivery.user_id) if delivery.user_id is not None else None
+    delivery, segment_update, user, _action = found
+    if delivery.status is not DeliveryStatus.QUEUED:
+        return
     if user is None or user.unsubscribed_at is not None:
         # Erased or unsubscribed after the update was queued: their wish counts.
         delivery.status = DeliveryStatus.SKIPPED
         delivery.error = "account erased" if user is None else "unsubscribed"
-        _finish_if_done(segment_update.id)
         return
     language, context = _message(segment_update, user)
     try:
@@ -465,7 +477,34 @@ def deliver(delivery_id: int) -> None:
         else:
             delivery.status = DeliveryStatus.FAILED
             delivery.error = entry.error or "refused by the mail server"
-    _finish_if_done(segment_update.id)
+
+
+def finish_deliveries(batch: list[dict[str, Any]]) -> None:
+    """After a chunk of deliveries: mark each of their updates sent once nothing is queued."""
+    ids = [int(args["delivery_id"]) for args in batch]
+    update_ids = set(
+        db.session.scalars(
+            select(UpdateDelivery.update_id).where(UpdateDelivery.id.in_(ids)).distinct()
+        )
+    )
+    for update_id in sorted(update_ids):
+        _finish_if_done(update_id)
+
+
+def finish_stalled() -> int:
+    """The scheduler's safety net: updates still "sending" with no delivery queued (the
+    worker died between a chunk's last message and its check)."""
+    sending = list(
+        db.session.scalars(
+            select(SegmentUpdate.id).where(SegmentUpdate.status == UpdateStatus.SENDING)
+        )
+    )
+    finished = 0
+    for update_id in sending:
+        if _finish_if_done(update_id):
+            finished += 1
+    db.session.commit()
+    return finished
 
 
 def _last_attempt(delivery_id: int) -> bool:
@@ -478,11 +517,12 @@ def _last_attempt(delivery_id: int) -> bool:
     return last
 
 
-def _finish_if_done(update_id: int) -> None:
-    """The last delivery to finish marks the update sent.
+def _finish_if_done(update_id: int) -> bool:
+    """The last chunk to finish marks the update sent (True when this call did).
 
-    The update row is locked only here, after the message went out, so deliveries of one
-    update send in parallel and only queue up for this short check.
+    The update row is locked only here, after the chunk's messages went out and committed, so
+    chunks of one update send in parallel; of two chunks finishing at once the second to take
+    the lock sees the other's deliveries committed.
     """
     db.session.flush()
     segment_update = db.session.scalar(
@@ -492,18 +532,21 @@ def _finish_if_done(update_id: int) -> None:
         .execution_options(populate_existing=True)
     )
     if segment_update is None or segment_update.status is not UpdateStatus.SENDING:
-        return
+        return False
+    # One seek in (update_id, status); a count would read every queued delivery each time.
     waiting = db.session.scalar(
-        select(func.count())
-        .select_from(UpdateDelivery)
+        select(UpdateDelivery.id)
         .where(
             UpdateDelivery.update_id == update_id,
             UpdateDelivery.status == DeliveryStatus.QUEUED,
         )
+        .limit(1)
     )
-    if not waiting:
+    if waiting is None:
         segment_update.status = UpdateStatus.SENT
         segment_update.sent_at = utcnow()
+        return True
+    return False
 
 
 # --- the delivery log --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from flask import current_app
 from coop.accounts.models import LoginPurpose, LoginToken, User
 from coop.accounts.services import issue_login_token, login_link
 from coop.actions.models import Action
-from coop.core.jobs import job, periodic
+from coop.core.jobs import URGENT, job, periodic
 from coop.core.mail import send_email
 from coop.extensions import db
 from coop.orders.models import OrderLine
@@ -19,7 +19,7 @@ from coop.registrations.models import Registration, RegistrationStatus, StatusCh
 from coop.registrations.withdrawal import MeasurePlan
 
 
-@job("registrations.send_confirmation")
+@job("registrations.send_confirmation", lane=URGENT)
 def send_confirmation(registration_id: int, token_id: int) -> None:
     registration = db.session.get(Registration, registration_id)
     token = db.session.get(LoginToken, token_id)

@@ -290,19 +290,20 @@ def run_rq_burst(app: Flask, redis_url: str, monkeypatch: pytest.MonkeyPatch) ->
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     connection = Redis.from_url(redis_url)
     try:
-        queue = Queue(app.config["RQ_QUEUE"], connection=connection)
-        BurstWorker([queue], connection=connection).work(burst=True)
+        queues = [Queue(name, connection=connection) for name in jobs.queue_names(app).values()]
+        BurstWorker(queues, connection=connection).work(burst=True)
     finally:
         connection.close()
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
 
 
-def rq_queue(app: Flask, redis_url: str) -> Any:
+def rq_queue(app: Flask, redis_url: str, lane: str = jobs.URGENT) -> Any:
+    """The RQ queue of a lane (a sign-up's confirmation goes to the urgent one)."""
     from redis import Redis
     from rq import Queue
 
-    return Queue(app.config["RQ_QUEUE"], connection=Redis.from_url(redis_url))
+    return Queue(jobs.queue_names(app)[lane], connection=Redis.from_url(redis_url))
 
 
 class TestWithRedis:
@@ -335,9 +336,9 @@ class TestWithRedis:
 
         queue = rq_queue(app, redis_url)
         [rq_job] = queue.get_jobs()
-        assert rq_job.id == f"coop-outbox-{outbox_id}"
-        assert rq_job.func_name == "coop.core.jobs.run_job"
-        assert rq_job.args == (outbox_id,)
+        assert rq_job.id.startswith(f"coop-outbox-{outbox_id}-1-")
+        assert rq_job.func_name == "coop.core.jobs.run_jobs"
+        assert rq_job.args == ([outbox_id],)
         assert rq_job.kwargs == {}
         assert rq_job.retries_left == len(jobs.RQ_RETRY_INTERVALS)
         assert rq_job.retry_intervals == jobs.RQ_RETRY_INTERVALS
@@ -356,7 +357,7 @@ class TestWithRedis:
 
         run_rq_burst(app, redis_url, monkeypatch)
         rq_job.refresh()
-        assert rq_job.return_value(refresh=True) == "done"
+        assert rq_job.return_value(refresh=True) == {"done": 1}
         with app.app_context():
             [row] = outbox_rows()
             assert row.status is JobStatus.DONE
@@ -369,7 +370,7 @@ class TestWithRedis:
         queue.enqueue_job(rq_job)
         run_rq_burst(app, redis_url, monkeypatch)
         rq_job.refresh()
-        assert rq_job.return_value(refresh=True) == "already-done"
+        assert rq_job.return_value(refresh=True) == {"already-done": 1}
         with app.app_context():
             [row] = outbox_rows()
             assert row.attempts == 1

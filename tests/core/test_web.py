@@ -84,7 +84,12 @@ class TestHealthWithRedis:
         assert response.status_code == 200
         report = response.get_json()
         assert report["status"] == "ok"
-        assert report["queue"] == {"ok": True, "backend": "rq", "queued": 0}
+        assert report["queue"] == {
+            "ok": True,
+            "backend": "rq",
+            "queued": 0,
+            "queued_per_lane": {"urgent": 0, "default": 0, "bulk": 0},
+        }
 
 
 # --- security headers --------------------------------------------------------------------
