@@ -416,6 +416,7 @@ class MeetingForm(FlaskForm, NeighbourhoodChoice):
     )
     capacity = WholeNumberField(
         _l("Places"),
+        invalid_message=_l("Enter a number from 1 to 10000."),
         validators=[
             InputRequired(_l("Enter the number of places.")),
             NumberRange(min=1, max=10000, message=_l("Enter a number from 1 to 10000.")),

@@ -123,21 +123,20 @@ def test_without_a_date_it_arrived_today(world: World) -> None:
     assert raised.value.code == "received_in_future"
 
 
-def test_the_cooling_off_period_counts_from_the_day_the_money_arrived(world: World) -> None:
-    # Accepted (and the deposit asked) 20 days ago; the transfer is seen only today.
+def test_the_day_the_money_arrived_is_kept_as_the_payment_moment(world: World) -> None:
+    # Accepted (and the deposit asked) 20 days ago; one transfer arrived 16 days ago and was
+    # marked only today, the other arrived today. The cooling-off period itself counts from
+    # the acceptance (coop.registrations.withdrawal), whatever day the money came.
     long_ago = utcnow() - timedelta(days=20)
     early = accept(quote_for(world, email="early@example.nl"), now=long_ago)
     late = accept(quote_for(world, email="late@example.nl"), now=long_ago)
-    # The early payer's money arrived 16 days ago: the 14 days are over.
-    services.mark_received(world.staff, early, 25000, received_on=today() - timedelta(days=16))
-    # The late payer's arrived today: 14 days from now.
+    arrived = today() - timedelta(days=16)
+    services.mark_received(world.staff, early, 25000, received_on=arrived)
     services.mark_received(world.staff, late, 25000)
-    early_until = services.cooling_off_until(early.registration)
-    late_until = services.cooling_off_until(late.registration)
-    assert early_until is not None and early_until < utcnow()
-    assert late_until is not None and late_until > utcnow() + timedelta(days=13)
-    assert services.withdrawal_money(early.registration).refunded == []
-    assert services.withdrawal_money(late.registration).refunded == [late]
+    assert early.received_on == arrived
+    assert early.paid_at == services.arrival_moment(arrived, utcnow())
+    assert late.received_on == today()
+    assert late.paid_at is not None and late.paid_at > utcnow() - timedelta(minutes=1)
 
 
 def test_arrival_counts_from_the_end_of_the_day_in_amsterdam() -> None:
