@@ -62,6 +62,7 @@ class RunStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     PROPOSED = "proposed"  # done; staff review and approve
+    APPROVING = "approving"  # staff approved it; a job is creating its orders
     APPROVED = "approved"  # orders were created from it
     SUPERSEDED = "superseded"  # a newer run replaced it before approval
     FAILED = "failed"
@@ -74,7 +75,8 @@ class RunTrigger(enum.StrEnum):
     ORDER_EXPIRED = "order_expired"
 
 
-OPEN_RUN = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PROPOSED)
+# An approving run is open too: a cancelled action ends it, and no run starts beside it.
+OPEN_RUN = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PROPOSED, RunStatus.APPROVING)
 
 
 class MatchingRun(db.Model):  # type: ignore[name-defined]
