@@ -46,7 +46,13 @@ def public_actions(pc4: str | None = None, now: datetime | None = None) -> list[
     return [action for action in actions if pc4 in action.pc4_list]
 
 
-def action_by_slug(slug: str) -> Action | None:
+def action_by_slug(slug: str, *, page: bool = True) -> Action | None:
+    """The action with what its public page shows; ``page=False``: with its measures only,
+    which is all the sign-up form needs (two queries instead of five, on every sign-up)."""
+    if not page:
+        return db.session.scalar(
+            select(Action).where(Action.slug == slug).options(selectinload(Action.measures))
+        )
     return db.session.scalar(
         select(Action)
         .where(Action.slug == slug)
