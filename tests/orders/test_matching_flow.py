@@ -22,6 +22,7 @@ from coop.orders.models import (
     MatchingRun,
     Order,
     OrderStatus,
+    ProposedAssignment,
     RunStatus,
     RunTrigger,
 )
@@ -375,3 +376,32 @@ def test_a_decline_while_the_approval_runs_is_matched_again_when_it_ends(world: 
     rematch = services.open_run(act)
     assert rematch is not None and rematch.id != run.id
     assert rematch.trigger is RunTrigger.ORDER_DECLINED
+
+
+def test_a_city_sized_proposal_keeps_its_cost(world: dict) -> None:
+    """20,000 homes at a few thousand euros each cost more than the 2^31 cents of an INTEGER
+    (measured with bench/approve.py, which PostgreSQL refused before the columns were BIGINT)."""
+    act = world["action"]
+    batch = Batch(action_id=act.id, action_measure_id=measure_of(act, "roof"), pc4="3521")
+    run = MatchingRun(
+        action_id=act.id,
+        trigger=RunTrigger.STAFF,
+        status=RunStatus.PROPOSED,
+        cost_cents=2_783_650_485,
+    )
+    db.session.add_all([batch, run])
+    db.session.flush()
+    db.session.add(
+        ProposedAssignment(
+            run_id=run.id,
+            batch_id=batch.id,
+            installer_id=world["everywhere"].id,
+            homes=5000,
+            unit_price_cents=450_000,
+            cost_cents=5000 * 450_000,
+        )
+    )
+    db.session.commit()
+    db.session.expire_all()
+    assert run.cost_cents == 2_783_650_485
+    assert run.proposals[0].cost_cents == 2_250_000_000
