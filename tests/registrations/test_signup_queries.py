@@ -61,10 +61,10 @@ def test_a_sign_up_runs_only_the_statements_it_needs(
     on_the_post = list(statements)
 
     # The form page: the action and its measures.
-    assert len(on_the_form) == 2, on_the_form
+    assert len(on_the_form) == 1, on_the_form
     # The POST: the action and its measures, the household and the resident looked up, the
     # seven rows written (resident, household, registration, its measure, its status change,
     # the confirmation link, the email job) and the job's key checked.
-    assert len(on_the_post) == 12, on_the_post
+    assert len(on_the_post) == 11, on_the_post
     with app.app_context():
         assert db.session.scalar(select(Registration.id)) is not None
