@@ -12,8 +12,9 @@ from flask import Flask, request, session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from coop.config import load_config
+from coop.core import schema
 from coop.core.db import render_migration_item
-from coop.extensions import babel, csrf, db, limiter, login_manager, mail, migrate
+from coop.extensions import babel, csrf, db, limiter, login_manager, mail
 
 __all__ = ["create_app"]
 
@@ -50,9 +51,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from coop import models as _models  # noqa: F401  (the whole schema, before any query)
 
     db.init_app(app)
-    migrate.init_app(
+    schema.init_app(
         app,
-        db,
         directory=source_folder("migrations"),
         render_as_batch=True,
         compare_type=True,

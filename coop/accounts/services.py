@@ -16,7 +16,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from zxcvbn import zxcvbn
 
 from coop.accounts import sessions, throttle
 from coop.accounts.models import LoginLinkRequest, LoginPurpose, LoginToken, Role, User
@@ -444,6 +443,9 @@ def password_problem(password: str, email: str, name: str = "") -> str | None:
         return "password_too_short"
     if password.strip().lower() == normalise_email(email):
         return "password_is_email"
+    # Imported here, where a password is set: its word lists take 12 MiB in every process.
+    from zxcvbn import zxcvbn
+
     local, _, domain = normalise_email(email).partition("@")
     own_words = [email, local, domain.split(".")[0], *name.lower().split()]
     estimate = zxcvbn(

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
-from icalendar import Calendar, Event
+if TYPE_CHECKING:  # imported where a file is made: web processes that make none skip 3 MiB
+    from icalendar import Event
 
 PRODID = "-//coop//collectieve inkoop//NL"
 
@@ -28,6 +30,8 @@ class CalendarEvent:
 
 
 def _event(item: CalendarEvent, stamp: datetime) -> Event:
+    from icalendar import Event
+
     event = Event()
     event.add("uid", item.uid)
     event.add("dtstamp", stamp)
@@ -51,6 +55,8 @@ def calendar_bytes(
     events: Iterable[CalendarEvent], *, name: str | None = None, publish: bool = True
 ) -> bytes:
     """An .ics file: ``publish`` for a feed or a file to import (METHOD:PUBLISH)."""
+    from icalendar import Calendar
+
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")

@@ -9,13 +9,15 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
-import holidays
-
 from coop.core.time import AMSTERDAM
 
 
 @lru_cache(maxsize=32)
 def _dutch_holidays(year: int) -> frozenset[date]:
+    # Imported on first use: only deadlines need it (an approval, its job), and its tables of
+    # every country take 3.6 MiB in each web process.
+    import holidays
+
     return frozenset(holidays.country_holidays("NL", years=year))
 
 

@@ -14,14 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from coop.matching.engine import (
-    Agent,
-    Assignment,
-    AssignmentProblem,
-    Item,
-    Option,
-    solve,
-)
+from coop.matching.problem import Agent, Assignment, AssignmentProblem, Item, Option
 
 # The measures an action can offer, with their names as residents read them.
 MEASURES: Mapping[str, Mapping[str, str]] = {
@@ -194,5 +187,7 @@ def build_problem(
 def match(
     groups: Sequence[DemandGroup], installers: Sequence[InstallerOffer], time_limit_s: float = 10.0
 ) -> Assignment:
-    """Build and solve in one call: what the batching service uses."""
+    """Build and solve in one call."""
+    from coop.matching import solve
+
     return solve(build_problem(groups, installers), time_limit_s=time_limit_s)

@@ -7,10 +7,8 @@ had no capacity left"), so they name the chosen installer and say why the others
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # engine imports this module; the types are only needed for checking
-    from coop.matching.engine import AssignmentProblem, Item, Option, Share
+from coop.matching.problem import AssignmentProblem, Item, Option, Share
 
 MAX_ALTERNATIVES = 3
 

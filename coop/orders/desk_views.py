@@ -41,6 +41,9 @@ _MESSAGES: dict[str, Any] = {
     "not_proposed": _l(
         "This proposal can no longer be changed or approved: it was approved or replaced."
     ),
+    "approval_running": _l(
+        "A proposal of this action is being approved. Start a new run when its orders are sent."
+    ),
     "unknown_batch": _l("This group is not in the proposal."),
     "homes_negative": _l("Enter a whole number of homes, 0 or more."),
     "too_many_homes": _l(
@@ -54,6 +57,7 @@ STAGES: dict[str, Any] = {
     "batching": _l("grouping the homes by measure and postcode area"),
     "solving": _l("finding the best division over the installers"),
     "storing": _l("saving the proposal"),
+    "approving": _l("creating the orders"),
     "done": _l("done"),
     "failed": _l("failed"),
     "superseded": _l("replaced by a newer run"),
@@ -62,6 +66,7 @@ RUN_STATUS: dict[str, Any] = {
     "queued": _l("waiting"),
     "running": _l("running"),
     "proposed": _l("proposal ready for approval"),
+    "approving": _l("being approved: the orders are being created"),
     "approved": _l("approved"),
     "superseded": _l("replaced by a newer run"),
     "failed": _l("failed"),
@@ -90,6 +95,10 @@ TRIGGERS: dict[str, Any] = {
     "order_declined": _l("an installer declined an order"),
     "order_expired": _l("an order was not answered in time"),
 }
+
+
+# A job works on the run: its page shows the progress.
+WORKING = ("queued", "running", "approving")
 
 
 def message_for(error: OrderError) -> str:
@@ -198,6 +207,7 @@ def _run_page(action: Action, matching_run: MatchingRun, problem: str | None = N
         "orders/desk/run.html",
         action=action,
         run=matching_run,
+        working=matching_run.status.value in WORKING and matching_run.stage != "failed",
         groups=services.proposal(matching_run) if matching_run.proposals else [],
         coverage=services.coverage(matching_run),
         button=ButtonForm(),
@@ -216,7 +226,7 @@ def run_status(action_id: int, run_id: int) -> Response:
         stage=matching_run.stage,
         label=run_stage_label(matching_run.stage),
         progress=matching_run.progress,
-        finished=matching_run.status.value not in ("queued", "running"),
+        finished=matching_run.status.value not in WORKING or matching_run.stage == "failed",
     )
 
 
@@ -281,19 +291,18 @@ def approve(action_id: int, run_id: int) -> str | Response | tuple[str, int]:
     if not ButtonForm().validate_on_submit():
         abort(400)
     try:
-        orders = services.approve_run(current_user, matching_run)
+        services.request_approval(current_user, matching_run)
     except OrderError as error:
         db.session.rollback()
         return _run_page(action, matching_run, problem=message_for(error)), 409
     flash(
         gettext(
-            "Approved: %(orders)d orders are sent to the installers, and the residents hear who "
-            "their installer is.",
-            orders=len(orders),
+            "Approved. The orders are created and sent to the installers, and the residents "
+            "hear who their installer is; this page shows how far that is."
         ),
         "success",
     )
-    return redirect(url_for("orders_desk.orders", action_id=action.id))
+    return redirect(url_for("orders_desk.run", action_id=action.id, run_id=matching_run.id))
 
 
 @bp.get("/orders")

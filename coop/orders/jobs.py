@@ -1,5 +1,6 @@
-"""Background jobs of orders: the matching run, every email about orders, surveys, quotes and
-installations, and the periodic rounds (deadlines, reminders, expiry).
+"""Background jobs of orders: the matching run, the approval that creates the orders, every
+email about orders, surveys, quotes and installations, and the periodic rounds (deadlines,
+reminders, expiry).
 
 Each job takes ids, reads what it needs, and sends under a key of its own, so running it twice
 sends nothing twice.
@@ -34,6 +35,15 @@ def _give_up_run(run_id: int, error: str) -> None:
 @job("orders.run_matching", on_give_up=_give_up_run)
 def run_matching(run_id: int) -> None:
     services.compute_run(run_id)
+
+
+def _give_up_approval(run_id: int, error: str) -> None:
+    services.approval_failed(run_id, error)
+
+
+@job("orders.approve_run", on_give_up=_give_up_approval)
+def approve_run(run_id: int) -> None:
+    services.carry_out_approval(run_id)
 
 
 @job("orders.prepare_batches")

@@ -13,6 +13,7 @@ import enum
 from datetime import date, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -62,6 +63,7 @@ class RunStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     PROPOSED = "proposed"  # done; staff review and approve
+    APPROVING = "approving"  # staff approved it; a job is creating its orders
     APPROVED = "approved"  # orders were created from it
     SUPERSEDED = "superseded"  # a newer run replaced it before approval
     FAILED = "failed"
@@ -74,7 +76,8 @@ class RunTrigger(enum.StrEnum):
     ORDER_EXPIRED = "order_expired"
 
 
-OPEN_RUN = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PROPOSED)
+# An approving run is open too: a cancelled action ends it, and no run starts beside it.
+OPEN_RUN = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PROPOSED, RunStatus.APPROVING)
 
 
 class MatchingRun(db.Model):  # type: ignore[name-defined]
@@ -98,7 +101,8 @@ class MatchingRun(db.Model):  # type: ignore[name-defined]
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # times a worker started it
     homes_total: Mapped[int | None] = mapped_column(Integer)
     homes_covered: Mapped[int | None] = mapped_column(Integer)
-    cost_cents: Mapped[int | None] = mapped_column(Integer)
+    # Cents of a whole proposal: a city's (20,000 homes) passes the 2^31 of an INTEGER.
+    cost_cents: Mapped[int | None] = mapped_column(BigInteger)
     optimal: Mapped[bool | None] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -136,7 +140,7 @@ class ProposedAssignment(db.Model):  # type: ignore[name-defined]
     homes: Mapped[int] = mapped_column(Integer)
     quantity: Mapped[int] = mapped_column(Integer, default=0)
     unit_price_cents: Mapped[int | None] = mapped_column(Integer)
-    cost_cents: Mapped[int | None] = mapped_column(Integer)
+    cost_cents: Mapped[int | None] = mapped_column(BigInteger)  # a large batch of heat pumps
     explanation_nl: Mapped[str] = mapped_column(Text, default="")
     explanation_en: Mapped[str] = mapped_column(Text, default="")
     changed_by_staff: Mapped[bool] = mapped_column(Boolean, default=False)

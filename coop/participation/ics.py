@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import current_app
-from icalendar import Calendar, Event
 
 from coop.core.time import utcnow
 
@@ -32,6 +31,9 @@ def meeting_calendar(
     replaces its copy of the event only with one of a higher SEQUENCE (RFC 5545 3.8.7.4).
     ``cancelled`` makes it a cancellation (METHOD:CANCEL, STATUS:CANCELLED, RFC 5546 3.2.5),
     which removes the event or marks it cancelled."""
+    # Imported here: only the jobs that attach a file and the meeting's .ics page need it.
+    from icalendar import Calendar, Event
+
     calendar = Calendar()
     calendar.add("prodid", "-//coop//participation//NL")
     calendar.add("version", "2.0")

@@ -176,8 +176,10 @@ def find_household(address: Address) -> Household | None:
 
 def existing_registration(action: Action, address: Address) -> Registration | None:
     household = find_household(address)
-    if household is None:
-        return None
+    return _registration_of(action, household) if household is not None else None
+
+
+def _registration_of(action: Action, household: Household) -> Registration | None:
     return db.session.scalar(
         select(Registration).where(
             Registration.action_id == action.id, Registration.household_id == household.id
@@ -201,14 +203,14 @@ def register(
     if data.address.postcode[:4] not in action.pc4_list:
         raise RegistrationError("outside_area")
     _validate_measures(action, data.measures)
-    existing = existing_registration(action, data.address)
+    household = find_household(data.address)
+    existing = _registration_of(action, household) if household is not None else None
     if existing is not None and existing.status not in REGISTER_AGAIN:
         raise RegistrationError("already_registered", existing)
     try:
         user = get_or_create_resident(data.email, data.name, data.phone, data.language)
     except AccountError as exc:
         raise RegistrationError(exc.code) from exc
-    household = find_household(data.address)
     if household is None:
         household = Household(
             postcode=data.address.postcode,
@@ -271,6 +273,9 @@ def register(
                 registration,
                 after={"household_id": registration.household_id, "user_id": user.id},
             )
+        # Read before the commit expires them: reading them after it costs a query each (and
+        # the action's, five: its loader options come along).
+        registration_id, action_id = registration.id, action.id
         db.session.commit()
     except IntegrityError:
         # Two sign-ups for the same address at the same moment: the other one won.
@@ -279,7 +284,7 @@ def register(
         if existing is not None:
             raise RegistrationError("already_registered", existing) from None
         raise
-    log.info("registration created id=%s action=%s", registration.id, action.id)
+    log.info("registration created id=%s action=%s", registration_id, action_id)
     return registration
 
 

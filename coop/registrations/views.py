@@ -20,6 +20,7 @@ from flask import (
 from flask_babel import get_locale, gettext
 from flask_login import current_user, logout_user
 
+from coop.accounts import services as accounts
 from coop.actions import services as actions
 from coop.core import address_lookup, ratelimit
 from coop.core.authz import authorize, require, resident_required
@@ -66,7 +67,8 @@ def _signup_limit() -> str:
 
 
 def _action_or_404(slug: str) -> Any:
-    action = actions.action_by_slug(slug[:80])
+    # The sign-up pages need the action's measures, not what its public page shows.
+    action = actions.action_by_slug(slug[:80], page=False)
     if action is None or not authorize(current_user, action, "view"):
         abort(404)
     return action
@@ -116,15 +118,17 @@ def register(slug: str) -> Any:
     if submitted:
         data = form.registration_input(str(get_locale() or "nl"))
         try:
-            registration = services.register(action, data)
+            services.register(action, data)
         except services.RegistrationError as exc:
             if exc.code == "already_registered" and exc.registration is not None:
                 session["access_registration"] = exc.registration.id
                 return render_template("registrations/already_registered.html", action=action)
             problem = ERROR_MESSAGES[exc.code]()
         else:
-            session["registered_email"] = registration.user.email
-            return redirect(url_for("registrations.registered", slug=action.slug))
+            # The resident's email as stored (found or created by its normal form); from the
+            # form, as the registration's rows are expired by the commit.
+            session["registered_email"] = accounts.normalise_email(data.email)
+            return redirect(url_for("registrations.registered", slug=slug))
     return render_template(
         "registrations/register.html",
         action=action,

@@ -1,7 +1,8 @@
 """axe-core (WCAG 2.1 A and AA) on the desk's pages after registration closes, in Dutch and
 English: opening a tender (empty and with errors), the bids sealed and side by side, matching,
 a run in progress (its progress bar moving by itself), a proposal, moving or splitting a group
-(with an error), and the orders. And approving a proposal with the keyboard only.
+(with an error), an approval in progress and one that stopped, and the orders. And approving a
+proposal with the keyboard only.
 """
 
 from __future__ import annotations
@@ -232,5 +233,44 @@ def test_approving_a_proposal_with_the_keyboard(
     tab_until(page, "main form button[type=submit]")
     with page.expect_navigation():
         page.keyboard.press("Enter")
+    # Back on the run's page, which follows the approval's job (here run after the request).
+    expect(page).to_have_url(live_server.url + run_path)
+    expect(page.locator("#approved")).to_be_visible()
+    page.locator("#approved a").focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
     expect(page).to_have_url(live_server.url + desk(after_registration, "first", "/orders"))
     expect(page.locator('#orders tr[data-status="sent"]')).to_have_count(2)
+
+
+def test_an_approval_in_progress_and_one_that_stopped(
+    page: Page, live_server: LiveServer, after_registration: dict[str, int], language: str
+) -> None:
+    with live_server.app.app_context():
+        approving = MatchingRun(
+            action_id=after_registration["second"],
+            trigger=RunTrigger.STAFF,
+            status=RunStatus.APPROVING,
+            stage="approving",
+            progress=40,
+            use_registry_prices=True,
+        )
+        db.session.add(approving)
+        db.session.commit()
+        run_id = approving.id
+    try:
+        visit(page, desk(after_registration, "second", f"/matching/{run_id}"), language)
+        expect(page.locator("#run-progress")).to_have_attribute("value", "40")
+        expect(page.locator("#refresh")).to_be_visible()
+        assert_accessible(page, "an approval in progress")
+        with live_server.app.app_context():
+            orders.approval_failed(run_id, "RuntimeError: the worker was killed")
+        visit(page, desk(after_registration, "second", f"/matching/{run_id}"), language)
+        expect(page.locator("#approval-stopped button")).to_be_visible()
+        assert_accessible(page, "an approval that stopped")
+    finally:
+        with live_server.app.app_context():
+            run = db.session.get(MatchingRun, run_id)
+            assert run is not None
+            db.session.delete(run)
+            db.session.commit()

@@ -13,8 +13,10 @@ from sqlalchemy import func, select
 
 from coop.accounts.models import User
 from coop.actions import services as actions
+from coop.actions.models import Action
 from coop.core.time import AMSTERDAM, utcnow
 from coop.extensions import db
+from coop.orders import services
 from coop.orders.models import MatchingRun, Order, ProposedAssignment, RunStatus
 from coop.tenders import services as tenders
 from coop.tenders.models import TenderRound
@@ -163,3 +165,64 @@ def test_matching_with_registry_prices_then_split_and_approve(
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Order)) == 2
     assert re.search(r"Run \d+", client.get(base).get_data(as_text=True))
+
+
+def test_approval_is_a_job_whose_progress_the_run_page_shows(
+    app: Flask, client: FlaskClient, desk: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with app.app_context():
+        act = db.session.get(Action, desk["action"])
+        assert act is not None
+        for n in range(1, 4):  # a second batch, so that the approval has two steps
+            factories.confirmed_registration(act, postcode="3524 BA", street="Hondsrug", number=n)
+    base = f"/desk/actions/{desk['action']}/matching"
+    response = factories.post_form(
+        client, base, {"use_registry_prices": "y", "registry_weeks": "12"}
+    )
+    run_url = response.headers["Location"]
+    run_id = int(run_url.rsplit("/", 1)[1])
+    monkeypatch.setattr(services, "APPROVAL_CHUNK_HOMES", 1)
+    real_chunk = services._approve_groups
+    chunks: list[int] = []
+
+    def stops_after_the_first_batch(*args: object, **kwargs: object) -> bool:
+        if chunks:
+            raise RuntimeError("worker killed")
+        chunks.append(1)
+        return real_chunk(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(services, "_approve_groups", stops_after_the_first_batch)
+    response = factories.post_form(client, f"{run_url}/approve", {}, token_from=run_url)
+    assert response.status_code == 302 and response.headers["Location"].endswith(run_url)
+
+    # The job (run after the request here) stopped half-way: the page shows how far it got,
+    # with a link to refresh it for a browser without JavaScript.
+    page = client.get(run_url).get_data(as_text=True)
+    assert 'data-status="approving"' in page and "Approval of run" in page
+    progress = re.search(r'<progress id="run-progress" max="100" value="(\d+)"', page)
+    assert progress and 0 < int(progress.group(1)) < 100
+    assert 'id="refresh"' in page and "creating the orders" in page
+    assert 'action="' + run_url + '/approve"' not in page  # no second approve button
+    status = client.get(f"{run_url}/status").get_json()
+    assert status["status"] == "approving" and not status["finished"]
+    # A second click changes nothing.
+    response = factories.post_form(client, f"{run_url}/approve", {}, token_from=run_url)
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Order)) == 1
+
+    # The outbox gave up on the job: the page says so and staff carry on.
+    with app.app_context():
+        services.approval_failed(run_id, "RuntimeError: worker killed")
+    page = client.get(run_url).get_data(as_text=True)
+    assert 'id="approval-stopped"' in page and 'id="run-progress"' not in page
+    assert client.get(f"{run_url}/status").get_json()["finished"]
+    monkeypatch.setattr(services, "_approve_groups", real_chunk)
+    response = factories.post_form(client, f"{run_url}/approve", {}, token_from=run_url)
+    assert response.status_code == 302
+    page = client.get(run_url).get_data(as_text=True)
+    assert 'data-status="approved"' in page and 'id="approved"' in page
+    with app.app_context():
+        orders = db.session.scalars(select(Order)).all()
+        assert sorted(len(o.lines) for o in orders) == [3, 6]
+        assert {o.installer_id for o in orders} == {desk["a"], desk["b"]}

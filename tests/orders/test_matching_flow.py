@@ -22,7 +22,9 @@ from coop.orders.models import (
     MatchingRun,
     Order,
     OrderStatus,
+    ProposedAssignment,
     RunStatus,
+    RunTrigger,
 )
 from coop.registrations.models import Registration, RegistrationStatus
 from coop.tenders import services as tenders
@@ -260,3 +262,146 @@ def test_closing_registration_groups_the_demand_and_the_invitation_shows_it(worl
         {world["local"].email, world["local_user"].email}
     )
     assert all("Dakisolatie, 3521: 5 woningen" in (e.body_text or "") for e in invitations)
+
+
+def test_an_approval_killed_after_its_first_chunk_carries_on_and_sends_each_email_once(
+    world: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Approval is a job that commits batch by batch: a worker killed half-way leaves the
+    first orders, and the job run again makes the rest and enqueues every email once."""
+    now = utcnow()
+    act = world["action"]
+    bid_round(world, now)
+    after_deadline = now + timedelta(hours=3)
+    services.start_matching_after_tenders(after_deadline)
+    run_jobs()
+    run = services.open_run(act)
+    assert run is not None and run.status is RunStatus.PROPOSED
+    monkeypatch.setattr(services, "APPROVAL_CHUNK_HOMES", 1)  # each batch its own transaction
+    real_chunk = services._approve_groups
+    chunks: list[int] = []
+
+    def killed_after_the_first_chunk(*args: object, **kwargs: object) -> bool:
+        if chunks:
+            raise RuntimeError("worker killed")
+        chunks.append(1)
+        return real_chunk(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(services, "_approve_groups", killed_after_the_first_chunk)
+    services.request_approval(world["staff"], run, now=after_deadline)
+    assert run.status is RunStatus.APPROVING and run.approved_by_id == world["staff"].id
+    job = db.session.scalars(select(OutboxJob).where(OutboxJob.name == "orders.approve_run")).one()
+    with pytest.raises(RuntimeError):
+        jobs.execute(job.id)
+
+    # Killed after the first batch: its order is there, the run says how far it got, no email.
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Order)) == 1
+    assert run.status is RunStatus.APPROVING and 0 < run.progress < 100
+    pending = {j.name for j in db.session.scalars(select(OutboxJob)) if j.status.value == "pending"}
+    assert pending == {"orders.approve_run"}
+    # A second approval (a double click, a colleague) adds nothing and no second job.
+    services.request_approval(world["staff"], run, now=after_deadline)
+    assert (
+        db.session.scalar(
+            select(func.count())
+            .select_from(OutboxJob)
+            .where(OutboxJob.name == "orders.approve_run")
+        )
+        == 1
+    )
+
+    monkeypatch.setattr(services, "_approve_groups", real_chunk)
+    assert jobs.execute(job.id) == "done"
+    db.session.expire_all()
+    assert run.status is RunStatus.APPROVED and run.progress == 100
+    assert services.carry_out_approval(run.id) == "skipped"  # delivered once more: nothing
+    with pytest.raises(services.OrderError):
+        services.request_approval(world["staff"], run, now=after_deadline)
+
+    orders = db.session.scalars(select(Order)).all()
+    assert len(orders) == 3
+    assert len({(o.batch_id, o.installer_id) for o in orders}) == 3
+    lines = [line for order in orders for line in order.lines]
+    assert len(lines) == 10 and len({line.registration_measure_id for line in lines}) == 10
+    assert {o.respond_by for o in orders} == {orders[0].respond_by}  # one deadline for all
+    statuses = {r.status for r in db.session.scalars(select(Registration))}
+    assert statuses == {RegistrationStatus.ASSIGNED}
+    run_jobs()
+    logs = db.session.scalars(select(EmailLog)).all()
+    assert len({e.key for e in logs}) == len(logs)
+    assert sum(e.template == "registration_assigned" for e in logs) == 10
+    # One email per order to each address of its installer: the company's and its user's.
+    assert sum(e.template == "order_sent" for e in logs) == 3 * 2
+
+
+def test_a_decline_while_the_approval_runs_is_matched_again_when_it_ends(world: dict) -> None:
+    """An installer can answer an order as soon as its batch is committed; the re-matching
+    its decline asks for waits until the approval is done."""
+    now = utcnow() - timedelta(hours=3)  # the round's deadline has passed for the job too
+    act = world["action"]
+    bid_round(world, now)
+    after_deadline = utcnow()
+    services.start_matching_after_tenders(after_deadline)
+    run_jobs()
+    run = services.open_run(act)
+    assert run is not None
+    services.request_approval(world["staff"], run, now=after_deadline)
+    plan = services.proposal(run)
+    first = next(g for g in plan if g.batch.pc4 == "3524" and g.parts)
+    services._approve_groups(
+        run.id,
+        [
+            services._GroupPlan(
+                first.batch.id,
+                first.batch.action_measure_id,
+                first.batch.pc4,
+                tuple((p.installer_id or 0, p.homes, p.unit_price_cents or 0) for p in first.parts),
+            )
+        ],
+        progress=30,
+    )
+    [order] = db.session.scalars(select(Order)).all()
+    user = world["everywhere_user"] if order.installer_id == world["everywhere"].id else None
+    assert user is not None
+    services.decline_order(user, order, "Geen ploeg vrij", now=after_deadline)
+    # No run starts beside the approval, nor can staff start one.
+    assert services.open_run(act) == run
+    with pytest.raises(services.OrderError) as refused:
+        services.start_run(world["staff"], act, RunTrigger.STAFF, use_registry_prices=True)
+    assert refused.value.code == "approval_running"
+    db.session.rollback()
+
+    assert services.carry_out_approval(run.id) == "approved"
+    rematch = services.open_run(act)
+    assert rematch is not None and rematch.id != run.id
+    assert rematch.trigger is RunTrigger.ORDER_DECLINED
+
+
+def test_a_city_sized_proposal_keeps_its_cost(world: dict) -> None:
+    """20,000 homes at a few thousand euros each cost more than the 2^31 cents of an INTEGER
+    (measured with bench/approve.py, which PostgreSQL refused before the columns were BIGINT)."""
+    act = world["action"]
+    batch = Batch(action_id=act.id, action_measure_id=measure_of(act, "roof"), pc4="3521")
+    run = MatchingRun(
+        action_id=act.id,
+        trigger=RunTrigger.STAFF,
+        status=RunStatus.PROPOSED,
+        cost_cents=2_783_650_485,
+    )
+    db.session.add_all([batch, run])
+    db.session.flush()
+    db.session.add(
+        ProposedAssignment(
+            run_id=run.id,
+            batch_id=batch.id,
+            installer_id=world["everywhere"].id,
+            homes=5000,
+            unit_price_cents=450_000,
+            cost_cents=5000 * 450_000,
+        )
+    )
+    db.session.commit()
+    db.session.expire_all()
+    assert run.cost_cents == 2_783_650_485
+    assert run.proposals[0].cost_cents == 2_250_000_000

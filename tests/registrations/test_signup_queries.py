@@ -1,0 +1,70 @@
+"""What one sign-up costs the database: the form page and the POST, statement by statement.
+
+Measured with a profiler on the real request path (bench/signup.py, README "Benchmarks"): a
+sign-up made 29 statements, 14 of them wasted: the action was loaded with everything its public
+page shows (five queries, on the form and again on the POST), the household looked up twice,
+and after the commit the registration, its action (five queries more) and its resident were
+read again only to log an id and show the email address.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event, select
+
+from coop.core import jobs
+from coop.extensions import db
+from coop.registrations.models import Registration
+from tests import factories
+
+
+@pytest.fixture
+def statements(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The SQL statements the requests run; the jobs they enqueue (here run in the process
+    after the response) are left out, as a worker runs them in production."""
+    monkeypatch.setattr(jobs.InlineDispatcher, "run_pending", lambda self: 0)
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_sign_up_runs_only_the_statements_it_needs(
+    app: Flask, client: FlaskClient, statements: list[str]
+) -> None:
+    with app.app_context():
+        act = factories.action()
+        url = f"/actions/{act.slug}/register"
+        form = factories.registration_form(act)
+    statements.clear()
+    page = client.get(url)
+    assert page.status_code == 200
+    on_the_form = list(statements)
+    token = re.search(
+        r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)
+    )
+    assert token is not None
+    statements.clear()
+    response = client.post(url, data={**form, "csrf_token": token.group(1)})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    on_the_post = list(statements)
+
+    # The form page: the action and its measures.
+    assert len(on_the_form) == 1, on_the_form
+    # The POST: the action and its measures, the household and the resident looked up, the
+    # seven rows written (resident, household, registration, its measure, its status change,
+    # the confirmation link, the email job) and the job's key checked.
+    assert len(on_the_post) == 11, on_the_post
+    with app.app_context():
+        assert db.session.scalar(select(Registration.id)) is not None
