@@ -1186,22 +1186,23 @@ def end_line(line: OrderLine, *, now: datetime) -> bool:
         return False
     line.status = LineStatus.WITHDRAWN
     line.updated_at = now
-    _end_open_work(line, now)
+    _end_open_work(line, now, QuoteStatus.DECLINED)
     jobs.enqueue(
         "orders.send_household_withdrawn", f"household-withdrawn:{line.id}", line_id=line.id
     )
     return True
 
 
-def _end_open_work(line: OrderLine, now: datetime) -> None:
+def _end_open_work(line: OrderLine, now: datetime, quote_ends_as: QuoteStatus) -> None:
     """A line that ends before its work is done: its planned survey is off, and its open quote
-    is answered, so that no reminder or expiry email follows."""
+    ends (so that no reminder or expiry email follows): declined when the resident withdrew,
+    expired when the action was cancelled (the offer lapsed; the resident said nothing)."""
     for survey in line.surveys:
         if survey.status in (SurveyStatus.PLANNED, SurveyStatus.CHANGE_REQUESTED):
             survey.status = SurveyStatus.CANCELLED
     for quote in line.quotes:
         if quote.status is QuoteStatus.SENT:
-            quote.status = QuoteStatus.DECLINED
+            quote.status = quote_ends_as
             quote.decided_at = now
 
 
@@ -1256,7 +1257,7 @@ def action_cancelled(action: Action, *, now: datetime) -> None:
                 line.status = LineStatus.CANCELLED
                 line.current = False
                 line.updated_at = now
-                _end_open_work(line, now)
+                _end_open_work(line, now, QuoteStatus.EXPIRED)
         jobs.enqueue(
             "orders.send_order_cancelled", f"order-cancelled:{order.id}", order_id=order.id
         )

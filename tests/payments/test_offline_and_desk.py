@@ -287,7 +287,7 @@ def test_cancelling_the_action_ends_the_work_not_done_and_leaves_installed_work_
     assert paid_open.refund_reason is RefundReason.ACTION_CANCELLED
     assert unpaid_open.status is PaymentStatus.CANCELLED
     assert open_quote.line.status is LineStatus.CANCELLED
-    assert open_quote.status is not QuoteStatus.SENT
+    assert open_quote.status is QuoteStatus.EXPIRED  # lapsed: not the resident's no
     [run] = db.session.scalars(select(RefundRun)).all()
     assert {
         p.id for p in db.session.scalars(select(Payment).where(Payment.refund_run_id == run.id))
