@@ -1237,8 +1237,9 @@ def action_cancelled(action: Action, *, now: datetime) -> None:
     """Called in the cancellation's transaction: open orders and runs end, installers hear.
 
     Work already installed is never cancelled: its line stays installed (the resident can still
-    confirm it) or completed, and its deposit stays as it is (``payments.action_cancelled``).
-    Only the work not done yet ends, with its survey and open quote."""
+    confirm it) or completed, and its deposit stays as it is (``payments.action_cancelled``);
+    an order holding such work stays accepted, so the installer keeps seeing what it did. Only
+    the work not done yet ends, with its survey and open quote."""
     db.session.execute(
         update(MatchingRun)
         .where(MatchingRun.action_id == action.id, MatchingRun.status.in_(OPEN_RUN))
@@ -1251,13 +1252,17 @@ def action_cancelled(action: Action, *, now: datetime) -> None:
         )
     )
     for order in orders:
-        order.status = OrderStatus.CANCELLED
+        done = False
         for line in order.lines:
             if line.current and line.status in OPEN_LINE - {LineStatus.INSTALLED}:
                 line.status = LineStatus.CANCELLED
                 line.current = False
                 line.updated_at = now
                 _end_open_work(line, now, QuoteStatus.EXPIRED)
+            elif line.status in (LineStatus.INSTALLED, LineStatus.COMPLETED):
+                done = True
+        if not done:
+            order.status = OrderStatus.CANCELLED
         jobs.enqueue(
             "orders.send_order_cancelled", f"order-cancelled:{order.id}", order_id=order.id
         )

@@ -21,7 +21,7 @@ from coop.core.workdays import local_today
 from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.orders import fieldwork
-from coop.orders.models import LineStatus, QuoteStatus
+from coop.orders.models import LineStatus, OrderStatus, QuoteStatus
 from coop.payments import services
 from coop.payments.models import (
     FlagReason,
@@ -34,7 +34,7 @@ from coop.payments.models import (
 from coop.payments.services import DepositPolicy, PaymentError
 from coop.registrations.models import RegistrationStatus
 from tests import factories
-from tests.payments.conftest import World, accept, log_in, quote_for, run_jobs
+from tests.payments.conftest import World, accept, log_in, quote_for, run_jobs, world_of
 
 
 @pytest.fixture
@@ -298,6 +298,17 @@ def test_cancelling_the_action_ends_the_work_not_done_and_leaves_installed_work_
     keys = [entry.key for entry in sent]
     for payment in (paid_installed, paid_completed, due_installed):
         assert not [k for k in keys if f":{payment.id}" in k and k.startswith("deposit-")], keys
+    # The order holds work done: it stays accepted, and the installer keeps seeing that work
+    # (its email says what ends and what stays).
+    assert world.order.status is OrderStatus.ACCEPTED
+    installer = app.test_client()
+    log_in(installer, world.installer_user)
+    page = installer.get(f"/installer/orders/{world.order.id}").get_data(as_text=True)
+    assert f'id="line-{paid_installed.quote.line.id}" data-status="installed"' in page
+    assert f'id="line-{open_quote.line.id}" data-status="cancelled"' in page
+    [cancelled] = [e for e in sent if e.key.startswith(f"order-cancelled:{world.order.id}:")][:1]
+    assert cancelled.template == "order_cancelled"
+    assert "De 3 woningen waar u het werk hebt uitgevoerd blijven" in (cancelled.body_text or "")
     # The installer can still be confirmed for the installed work; "refund all" again finds
     # nothing to refund (the installed work's deposits are not part of it).
     fieldwork.confirm_installation(
@@ -309,3 +320,10 @@ def test_cancelling_the_action_ends_the_work_not_done_and_leaves_installed_work_
     # Later scheduler rounds remind nobody of the quote that ended with its line.
     assert fieldwork.remind_open_quotes(utcnow() + timedelta(days=29)) == 0
     assert fieldwork.expire_quotes(utcnow() + timedelta(days=40)) == 0
+    # An order with no work done is cancelled as a whole.
+    zeist = factories.staff(factories.organisation("Energiecoöperatie Zeist"), "zeist@example.nl")
+    other = world_of(staff=zeist, slug="ander-dak")
+    quote_for(other)
+    actions.cancel_action(other.staff, other.action, "Geen installateur meer")
+    db.session.expire_all()
+    assert other.order.status is OrderStatus.CANCELLED
