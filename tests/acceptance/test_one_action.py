@@ -1106,6 +1106,37 @@ def every_link_in_every_email_opens(story: Story) -> None:
     COUNTS["links opened"] = len(checked)
 
 
+def every_page_opens_for_everyone(story: Story) -> None:
+    """Each person clicks through their own pages (every link that stays on coop, breadth
+    first): after everything the story did (a declined, an expired and a cancelled order,
+    withdrawn, erased and installed work), every page opens; none answers an error."""
+    problems: list[tuple[str, str, int]] = []
+    opened = 0
+    for who, start, within in (
+        ("admin", "/desk/", ("/desk",)),
+        ("dak", "/installer", ("/installer",)),
+        ("warmte", "/installer", ("/installer",)),
+        ("anna", "/my", ("/my",)),
+        ("eva", "/my", ("/my",)),
+    ):
+        browser = story.browser(who)
+        seen = {start}
+        todo = [start]
+        while todo and len(seen) < 250:
+            path = todo.pop(0)
+            page = browser.get(path, expect=None)
+            opened += 1
+            if page.status != 200:
+                problems.append((who, path, page.status))
+                continue
+            for link in re.findall(r'href="(/[^"#?]*)', page.text):
+                if link.startswith(within) and link not in seen:
+                    seen.add(link)
+                    todo.append(link)
+    assert not problems, problems
+    COUNTS["pages opened"] = opened
+
+
 def no_deposit_refunded_for_installed_work(story: Story) -> None:
     """Anna's roof deposit: paid, and nothing else ever happened to it; the cancelled action
     has no refund run (the only deposit held is for installed work); Bram's is no longer due."""
@@ -1184,6 +1215,7 @@ def test_one_action_on_the_production_shape(
         dashboard_counts_what_happened(story)
         no_deposit_refunded_for_installed_work(story)
         every_link_in_every_email_opens(story)
+        every_page_opens_for_everyone(story)
     TIMINGS["total"] = time.monotonic() - started
     print("\nacceptance test, seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in TIMINGS.items()))
     print("acceptance test, counts: " + ", ".join(f"{k} {v}" for k, v in COUNTS.items()))
