@@ -74,9 +74,9 @@ class Form:
                         assert not missing, f"{c.name} offers no {sorted(missing)}"
                     out.extend((c.name, v) for v in wanted)
                 else:
-                    if c.kind in ("checkbox", "radio") and self.options(c.name):
+                    if c.kind in ("checkbox", "radio"):
                         offered = self.options(c.name)
-                        assert wanted in offered or wanted == "y", (c.name, wanted, offered)
+                        assert wanted in offered, (c.name, wanted, offered)
                     out.append((c.name, wanted))
                 continue
             if c.kind in ("checkbox", "radio"):
