@@ -48,6 +48,19 @@ def _redis_db() -> int:
 REDIS_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{_redis_db()}")
 
 
+class ClosingClient(FlaskClient):
+    """Flask's test client, reading each response whole and closing it, as a WSGI server does
+    once the response has gone out: what the app runs then (the embedded default's jobs) has
+    run when the call returns, as the tests expect."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
+Flask.test_client_class = ClosingClient
+
+
 def unavailable(what: str) -> None:
     """Skip on a developer machine without ``what``; fail under CI, where it must be there."""
     if IN_CI:

@@ -100,6 +100,20 @@ def create_organisation(
     return Created(organisation, created=True)
 
 
+_PASSWORD_PROBLEMS = {
+    "password_too_short": f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters.",
+    "password_is_email": "Choose a password that is not the email address.",
+    "password_common": (
+        "This password is on lists of passwords that leaked or are used a lot (or is built on "
+        "the name, email address or a common word), so it is tried first. Choose another."
+    ),
+    "password_guessable": (
+        "This password is too easy to guess: avoid names, dates, words with a number and "
+        "keyboard rows. A few unrelated words make a strong password."
+    ),
+}
+
+
 def check_staff(email: str, name: str, organisation_id: int) -> User | None:
     """What ``create_staff`` checks before the password: the organisation exists, the email and
     name are usable and the address is free. Returns the account when it is already this
@@ -135,11 +149,11 @@ def create_staff(
     if existing is not None:
         return Created(existing, created=False)
     address = _email(email)
-    problem = password_problem(password, address)
-    if problem == "password_too_short":
-        raise SetupError(f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters.")
+    # The invitation form's check (length, the address itself, zxcvbn with the person's own
+    # name and address), each refusal with its own reason.
+    problem = password_problem(password, address, name)
     if problem is not None:
-        raise SetupError("Choose a password that is not the email address.")
+        raise SetupError(_PASSWORD_PROBLEMS.get(problem, "Choose another password."))
     user = User(
         email=address,
         name=_text(name, "name", PERSON_NAME_MAX),

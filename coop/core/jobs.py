@@ -3,10 +3,11 @@
 A service calls ``enqueue()`` inside its own transaction, so the state change and the intent to
 do the follow-up work commit together (or not at all). After the commit the job is handed over:
 to RQ when ``REDIS_URL`` is set (``worker.py`` runs it), otherwise it runs in this process once
-the request or command is done. If the hand-over fails (Redis down) the row simply waits:
-``sweep()`` hands over every due row that has not finished. Redis only carries a wake-up with the
-row's id; the database row is the record, and ``execute()`` locks it and checks its status, so
-running a job twice (a retry, a killed worker, a second sweep) does the work once.
+the request's response has gone out, or the command is done. If the hand-over fails (Redis
+down) the row simply waits: ``sweep()`` hands over every due row that has not finished. Redis
+only carries a wake-up with the row's id; the database row is the record, and ``execute()``
+locks it and checks its status, so running a job twice (a retry, a killed worker, a second
+sweep) does the work once.
 
 Each job belongs to a lane: ``urgent`` (what a person waits for at the screen: the sign-up's
 confirmation, a login link), ``default``, or ``bulk`` (segment updates). Each lane is its own RQ
@@ -375,10 +376,24 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _run_inline_jobs(response: Any) -> Any:
-        dispatcher(app).run_pending()
+        # Once the response has gone out (the WSGI server closes it), so that its time never
+        # depends on the jobs: /login answers alike whether a resident has the address or not.
+        waiting = dispatcher(app)
+        if isinstance(waiting, InlineDispatcher) and waiting._queue():
+            response.call_on_close(lambda: _run_inline_after_response(app))
         return response
 
     _dispose_pool_after_fork(app)
+
+
+def _run_inline_after_response(app: Flask) -> None:
+    """The request's context is gone by now: the jobs get a context (and session) of their own,
+    as in a worker."""
+    with app.app_context():
+        try:
+            dispatcher(app).run_pending()
+        finally:
+            db.session.remove()
 
 
 def _after_commit(session: Session) -> None:

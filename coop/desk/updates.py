@@ -200,6 +200,8 @@ def _recipients(
                 .where(
                     ActionMeasure.action_id == segment_update.action_id,
                     ActionMeasure.measure_id == int(segment["measure_id"]),
+                    # A measure the resident withdrew on its own is no longer theirs.
+                    RegistrationMeasure.withdrawn_at.is_(None),
                 )
             )
         )

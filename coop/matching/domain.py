@@ -116,9 +116,10 @@ def group_demand(homes: Iterable[tuple[str, str, int]]) -> list[DemandGroup]:
 
 def _labels(g: DemandGroup) -> dict[str, str]:
     where = f"{g.area} ({g.label})" if g.label else g.area
+    one = g.homes == 1
     return {
-        "en": f"{where} {MEASURES[g.measure]['en']}, {g.homes} homes",
-        "nl": f"{where} {MEASURES[g.measure]['nl']}, {g.homes} woningen",
+        "en": f"{where} {MEASURES[g.measure]['en']}, {g.homes} {'home' if one else 'homes'}",
+        "nl": f"{where} {MEASURES[g.measure]['nl']}, {g.homes} {'woning' if one else 'woningen'}",
     }
 
 

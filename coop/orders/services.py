@@ -1391,18 +1391,24 @@ def end_line(line: OrderLine, *, now: datetime) -> bool:
         return False
     line.status = LineStatus.WITHDRAWN
     line.updated_at = now
+    _end_open_work(line, now, QuoteStatus.DECLINED)
+    jobs.enqueue(
+        "orders.send_household_withdrawn", f"household-withdrawn:{line.id}", line_id=line.id
+    )
+    return True
+
+
+def _end_open_work(line: OrderLine, now: datetime, quote_ends_as: QuoteStatus) -> None:
+    """A line that ends before its work is done: its planned survey is off, and its open quote
+    ends (so that no reminder or expiry email follows): declined when the resident withdrew,
+    expired when the action was cancelled (the offer lapsed; the resident said nothing)."""
     for survey in line.surveys:
         if survey.status in (SurveyStatus.PLANNED, SurveyStatus.CHANGE_REQUESTED):
             survey.status = SurveyStatus.CANCELLED
     for quote in line.quotes:
         if quote.status is QuoteStatus.SENT:
-            # Withdrawing answers the open quote: no reminder or expiry email follows.
-            quote.status = QuoteStatus.DECLINED
+            quote.status = quote_ends_as
             quote.decided_at = now
-    jobs.enqueue(
-        "orders.send_household_withdrawn", f"household-withdrawn:{line.id}", line_id=line.id
-    )
-    return True
 
 
 def detach_lines(registration: Registration) -> list[OrderLine]:
@@ -1433,7 +1439,12 @@ def detach_lines(registration: Registration) -> list[OrderLine]:
 
 
 def action_cancelled(action: Action, *, now: datetime) -> None:
-    """Called in the cancellation's transaction: open orders and runs end, installers hear."""
+    """Called in the cancellation's transaction: open orders and runs end, installers hear.
+
+    Work already installed is never cancelled: its line stays installed (the resident can still
+    confirm it) or completed, and its deposit stays as it is (``payments.action_cancelled``);
+    an order holding such work stays accepted, so the installer keeps seeing what it did. Only
+    the work not done yet ends, with its survey and open quote."""
     db.session.execute(
         update(MatchingRun)
         .where(MatchingRun.action_id == action.id, MatchingRun.status.in_(OPEN_RUN))
@@ -1446,11 +1457,17 @@ def action_cancelled(action: Action, *, now: datetime) -> None:
         )
     )
     for order in orders:
-        order.status = OrderStatus.CANCELLED
+        done = False
         for line in order.lines:
-            if line.current and line.status in OPEN_LINE:
+            if line.current and line.status in OPEN_LINE - {LineStatus.INSTALLED}:
                 line.status = LineStatus.CANCELLED
                 line.current = False
+                line.updated_at = now
+                _end_open_work(line, now, QuoteStatus.EXPIRED)
+            elif line.status in (LineStatus.INSTALLED, LineStatus.COMPLETED):
+                done = True
+        if not done:
+            order.status = OrderStatus.CANCELLED
         jobs.enqueue(
             "orders.send_order_cancelled", f"order-cancelled:{order.id}", order_id=order.id
         )

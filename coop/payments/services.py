@@ -1221,15 +1221,18 @@ def forget_registrations(registration_ids: list[int]) -> None:
 
 def action_cancelled(action: Action, *, actor: User | None, now: datetime) -> RefundRun | None:
     """Called in the cancellation's transaction: nothing is due any more, and every deposit we
-    hold goes back, by one refund run (a job with progress)."""
-    payments = list(
-        db.session.scalars(
+    hold goes back, by one refund run (a job with progress). Except for work already installed:
+    it was done, so its deposit stays as it is (paid, or still due) and is never refunded."""
+    payments = [
+        payment
+        for payment in db.session.scalars(
             select(Payment)
             .where(Payment.action_id == action.id)
             .order_by(Payment.id)
             .with_for_update()
         )
-    )
+        if not work_installed(payment)
+    ]
     for payment in payments:
         if payment.status in UNPAID:
             _cancel(payment, actor=actor, now=now, note="action cancelled")
@@ -1268,8 +1271,9 @@ def refund_all_again(actor: User, action: Action, *, now: datetime | None = None
     if action.status is not ActionStatus.CANCELLED:
         raise PaymentError("action_not_cancelled")
     lock_row(action)
-    holding = list(
-        db.session.scalars(
+    holding = [
+        payment
+        for payment in db.session.scalars(
             select(Payment)
             .where(
                 Payment.action_id == action.id,
@@ -1278,7 +1282,8 @@ def refund_all_again(actor: User, action: Action, *, now: datetime | None = None
             .order_by(Payment.id)
             .with_for_update()
         )
-    )
+        if not work_installed(payment)  # installed work is never refunded
+    ]
     if not holding:
         raise PaymentError("nothing_to_refund")
     run = _start_run(actor, action, holding, now)

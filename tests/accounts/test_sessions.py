@@ -10,17 +10,22 @@ address, and successful logins never count.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from typing import Any
 
 import pyotp
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
+from werkzeug.serving import make_server
 
 from coop.accounts import sessions, throttle
-from coop.accounts.models import User
+from coop.accounts.models import LoginLinkRequest, User
+from coop.core import jobs
+from coop.core.models import EmailLog
 from coop.desk.models import AuditEntry
 from coop.extensions import db
 from tests import factories
@@ -481,3 +486,59 @@ def test_login_requests_keep_no_address_after_their_job(app: Flask) -> None:
         db.session.commit()
         assert forget_login_requests() == 1
         assert [r.email for r in db.session.scalars(select(LoginLinkRequest))] == ["new@example.nl"]
+
+
+def test_on_the_embedded_default_the_login_form_answers_before_its_job_runs(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a queue the jobs run in the web process, after the response has gone out: the
+    answer to /login never waits for the job that finds out whether a resident has the address
+    (and emails the link), so its time says nothing about who is registered. The job is held
+    here until the browser has its answer; before, the answer waited for the job."""
+    with app.app_context():
+        factories.confirmed_registration(factories.action(), email="anna@example.nl")
+    release = threading.Event()
+    deliver = jobs._handlers["accounts.deliver_login_link"]
+
+    def held(**args: Any) -> None:
+        assert release.wait(15), "the test never let the job go"
+        deliver(**args)
+
+    monkeypatch.setitem(jobs._handlers, "accounts.deliver_login_link", held)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="login-server", daemon=True)
+    thread.start()
+    try:
+        browser = requests.Session()
+        base = f"http://127.0.0.1:{server.server_port}"
+        form = browser.get(f"{base}/login", timeout=5).text
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form)
+        assert token
+        try:
+            answer = browser.post(
+                f"{base}/login",
+                data={"email": "anna@example.nl", "csrf_token": token.group(1)},
+                allow_redirects=False,
+                timeout=3,
+            )
+        except requests.Timeout:
+            pytest.fail("/login answered only after its job had run")
+        assert answer.status_code == 302
+        with app.app_context():
+            assert len(db.session.scalars(select(LoginLinkRequest)).all()) == 1  # not run yet
+            db.session.remove()
+        release.set()
+        deadline = time.monotonic() + 10
+        sent = None
+        while sent is None and time.monotonic() < deadline:
+            with app.app_context():
+                sent = db.session.scalar(
+                    select(EmailLog).where(EmailLog.recipient == "anna@example.nl")
+                )
+                db.session.remove()
+            time.sleep(0.05)
+        assert sent is not None and sent.template == "login_link"
+    finally:
+        release.set()
+        server.shutdown()
+        thread.join(timeout=10)

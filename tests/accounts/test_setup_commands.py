@@ -255,3 +255,32 @@ def test_a_new_deployment_with_the_console_script_as_the_readme_says(tmp_path: P
         assert user is not None and user.is_desk_admin and user.organisation_id == 1
         db.session.rollback()
         db.engine.dispose()
+
+
+def test_create_staff_checks_the_password_as_the_invitation_form_does(app: Flask) -> None:
+    """The same check as a colleague's invitation: leaked and common passwords, ones built on
+    the person's name, and easily guessed ones are refused, each with its own reason."""
+    organisation_id = _organisation(app)
+    args = [
+        "create-staff",
+        "--email",
+        "s.w@amersfoort.example",
+        "--name",
+        "Sanne Willems",
+        "--organisation-id",
+        str(organisation_id),
+    ]
+    cases = [
+        ("Willems1234!", "built on the name, email address or a common word"),
+        ("wachtwoord12345", "leaked or are used a lot"),
+        ("willemswillems", "too easy to guess"),
+    ]
+    for password, message in cases:
+        result = invoke(app, [*args, "--password", password])
+        assert result.exit_code == 1, (password, result.output)
+        assert message in result.output, (password, result.output)
+        assert "not the email address" not in result.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User)) == 0
+    result = invoke(app, [*args, "--password", "Kanaalweg-Dakgoot-Zonnepaneel"])
+    assert result.exit_code == 0, result.output

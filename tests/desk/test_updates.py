@@ -571,3 +571,41 @@ def test_cancelling_a_scheduled_update_makes_it_a_draft(
     assert smtp.envelopes == []
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(EmailLog)) == 0
+
+
+def test_a_measure_segment_leaves_out_residents_who_withdrew_that_measure(
+    app: Flask, client: FlaskClient, smtp: SMTPRecorder, segment: dict[str, Any]
+) -> None:
+    """Piet wanted a roof and a heat pump and withdrew the heat pump alone: an update about heat
+    pumps is not for him any more; one about roofs still is."""
+    with app.app_context():
+        action = db.session.get(Action, segment["action"])
+        assert action is not None
+        piet = resident("piet@example.nl", name="Piet Bakker")
+        both = register(action, S.CONFIRMED, user=piet, measures=("roof", "hybrid_heat_pump"))
+        heat_pump = next(
+            m for m in both.measures if m.action_measure.measure.code == "hybrid_heat_pump"
+        )
+        registrations.withdraw(both, "Te duur", actor=piet, measure_ids=[heat_pump.id])
+        assert both.status is S.CONFIRMED  # the roof goes on
+        hybrid = heat_pump.action_measure.measure_id
+    staff_client(app, client, segment["staff_a"])
+    heat_pumps = compose(client, segment, measure=hybrid, status="", pc4="")
+    page = client.get(f"/desk/updates/{heat_pumps}").get_data(as_text=True)
+    assert "1 resident" in page
+    send_now(client, heat_pumps)
+    roofs = compose(
+        client, segment, status="", pc4="", subject_nl="Dakisolatie", subject_en="Roofs"
+    )
+    send_now(client, roofs)
+
+    def got(*subjects: str) -> list[str]:
+        return sorted(
+            address
+            for envelope, message in zip(smtp.envelopes, smtp.messages, strict=True)
+            for address in envelope.rcpt_tos
+            if subject_of(message) in subjects
+        )
+
+    assert got("Informatieavond 12 maart", "Information evening 12 March") == ["hp@example.nl"]
+    assert "piet@example.nl" in got("Dakisolatie", "Roofs")

@@ -264,3 +264,12 @@ def test_or_library_gapa_problem_1_reaches_its_optimum() -> None:
     # bench.gap's check: every job assigned once, no capacity exceeded; it returns the cost.
     assert check(gap, result.agent_of_each_item()) == result.cost == 1698
     assert result.optimal
+
+
+def test_a_group_of_one_home_says_one_home() -> None:
+    """Seen on the run page of the production-shape test: "3524 hybrid heat pump, 1 homes"."""
+    groups = [DemandGroup("g", "3524", "hybrid_heat_pump", homes=1, quantity=1)]
+    result = match(groups, [installer("A", {"hybrid_heat_pump": 390_000}, 10)], time_limit_s=5)
+    explanation = result.result("g").explanation
+    assert explanation["en"].startswith("3524 hybrid heat pump, 1 home -> Installer A")
+    assert explanation["nl"].startswith("3524 hybride warmtepomp, 1 woning -> Installer A")

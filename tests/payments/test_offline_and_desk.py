@@ -6,23 +6,35 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask, render_template_string
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from coop.actions import services as actions
 from coop.actions.models import Action
 from coop.core.models import EmailLog
+from coop.core.time import utcnow
+from coop.core.workdays import local_today
 from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.orders import fieldwork
+from coop.orders.models import LineStatus, OrderStatus, QuoteStatus
 from coop.payments import services
-from coop.payments.models import FlagReason, PaymentMode, PaymentStatus, RefundReason
+from coop.payments.models import (
+    FlagReason,
+    Payment,
+    PaymentMode,
+    PaymentStatus,
+    RefundReason,
+    RefundRun,
+)
 from coop.payments.services import DepositPolicy, PaymentError
 from coop.registrations.models import RegistrationStatus
 from tests import factories
-from tests.payments.conftest import World, accept, log_in, quote_for, run_jobs
+from tests.payments.conftest import World, accept, log_in, quote_for, run_jobs, world_of
 
 
 @pytest.fixture
@@ -230,3 +242,88 @@ def test_a_percentage_deposit_is_asked_on_the_quote_total(app: Flask, world: Wor
     fieldwork.accept_quote(quote.line.registration.user, quote)
     assert services.deposit_of_quote(quote) is None
     assert quote.line.registration.status is RegistrationStatus.ACCEPTED
+
+
+def test_cancelling_the_action_ends_the_work_not_done_and_leaves_installed_work_alone(
+    app: Flask, world: World
+) -> None:
+    """Installed (or confirmed) work is never cancelled and its deposit never refunded: paid
+    stays paid, due stays due. The rest ends: unpaid deposits are no longer due, paid ones go
+    back by the refund run, open quotes and surveys end with their lines (no reminder later)."""
+    today = local_today(utcnow())
+
+    def installed(quote_total: int, *, pay: bool, confirm: bool = False) -> Payment:
+        payment = accept(quote_for(world, total_excl_vat=quote_total))
+        if pay:
+            services.mark_received(world.staff, payment, payment.amount_cents)
+        line = payment.quote.line
+        fieldwork.mark_installed(world.installer_user, line, today)
+        if confirm:
+            fieldwork.confirm_installation(line.registration.user, line, 5)
+        return payment
+
+    paid_installed = installed(200000, pay=True)
+    due_installed = installed(210000, pay=False)
+    paid_completed = installed(220000, pay=True, confirm=True)
+    paid_open = accept(quote_for(world, total_excl_vat=230000))
+    services.mark_received(world.staff, paid_open, paid_open.amount_cents)
+    unpaid_open = accept(quote_for(world, total_excl_vat=240000))
+    open_quote = quote_for(world, total_excl_vat=250000)
+    run_jobs()
+    before = db.session.scalar(select(func.count()).select_from(EmailLog))
+
+    actions.cancel_action(world.staff, world.action, "De gemeente stopt de actie")
+    run_jobs()
+    db.session.expire_all()
+    # Installed work: its line, and its deposit, as they were.
+    assert paid_installed.status is PaymentStatus.PAID
+    assert paid_completed.status is PaymentStatus.PAID
+    assert due_installed.status is PaymentStatus.PENDING
+    assert paid_installed.quote.line.status is LineStatus.INSTALLED
+    assert paid_installed.quote.line.current
+    assert paid_completed.quote.line.status is LineStatus.COMPLETED
+    # The rest ends.
+    assert paid_open.status is PaymentStatus.REFUNDING
+    assert paid_open.refund_reason is RefundReason.ACTION_CANCELLED
+    assert unpaid_open.status is PaymentStatus.CANCELLED
+    assert open_quote.line.status is LineStatus.CANCELLED
+    assert open_quote.status is QuoteStatus.EXPIRED  # lapsed: not the resident's no
+    [run] = db.session.scalars(select(RefundRun)).all()
+    assert {
+        p.id for p in db.session.scalars(select(Payment).where(Payment.refund_run_id == run.id))
+    } == {paid_open.id}
+    # No email about refunding installed work; the resident who still owes it is not told
+    # that it is no longer due.
+    sent = db.session.scalars(select(EmailLog).order_by(EmailLog.id).offset(before)).all()
+    keys = [entry.key for entry in sent]
+    for payment in (paid_installed, paid_completed, due_installed):
+        assert not [k for k in keys if f":{payment.id}" in k and k.startswith("deposit-")], keys
+    # The order holds work done: it stays accepted, and the installer keeps seeing that work
+    # (its email says what ends and what stays).
+    assert world.order.status is OrderStatus.ACCEPTED
+    installer = app.test_client()
+    log_in(installer, world.installer_user)
+    page = installer.get(f"/installer/orders/{world.order.id}").get_data(as_text=True)
+    assert f'id="line-{paid_installed.quote.line.id}" data-status="installed"' in page
+    assert f'id="line-{open_quote.line.id}" data-status="cancelled"' in page
+    [cancelled] = [e for e in sent if e.key.startswith(f"order-cancelled:{world.order.id}:")][:1]
+    assert cancelled.template == "order_cancelled"
+    assert "De 3 woningen waar u het werk hebt uitgevoerd blijven" in (cancelled.body_text or "")
+    # The installer can still be confirmed for the installed work; "refund all" again finds
+    # nothing to refund (the installed work's deposits are not part of it).
+    fieldwork.confirm_installation(
+        paid_installed.quote.line.registration.user, paid_installed.quote.line, 4
+    )
+    services.mark_refunded(world.staff, paid_open)
+    with pytest.raises(PaymentError):
+        services.refund_all_again(world.staff, world.action)
+    # Later scheduler rounds remind nobody of the quote that ended with its line.
+    assert fieldwork.remind_open_quotes(utcnow() + timedelta(days=29)) == 0
+    assert fieldwork.expire_quotes(utcnow() + timedelta(days=40)) == 0
+    # An order with no work done is cancelled as a whole.
+    zeist = factories.staff(factories.organisation("Energiecoöperatie Zeist"), "zeist@example.nl")
+    other = world_of(staff=zeist, slug="ander-dak")
+    quote_for(other)
+    actions.cancel_action(other.staff, other.action, "Geen installateur meer")
+    db.session.expire_all()
+    assert other.order.status is OrderStatus.CANCELLED
