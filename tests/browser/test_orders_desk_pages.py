@@ -233,8 +233,17 @@ def test_approving_a_proposal_with_the_keyboard(
     tab_until(page, "main form button[type=submit]")
     with page.expect_navigation():
         page.keyboard.press("Enter")
-    # Back on the run's page, which follows the approval's job (here run after the request).
+    # Back on the run's page, which follows the approval's job (on the embedded default it runs
+    # once the response has gone out): the page shows its progress or, already, that it is done.
     expect(page).to_have_url(live_server.url + run_path)
+    for _ in range(120):  # up to a minute on a busy machine
+        if page.locator("#approved").count():
+            break
+        # The person waits a moment and follows the page's own refresh link, by keyboard.
+        page.wait_for_timeout(500)
+        tab_until(page, "#refresh")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
     expect(page.locator("#approved")).to_be_visible()
     page.locator("#approved a").focus()
     with page.expect_navigation():
