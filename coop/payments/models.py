@@ -87,8 +87,9 @@ class RefundReason(enum.StrEnum):
 class Payment(db.Model):  # type: ignore[name-defined]
     """One deposit asked for one accepted quote.
 
-    ``quote_id`` and ``registration_id`` become empty when the resident erases their account:
-    the amounts, references and Stripe ids stay for the books.
+    ``registration_id`` becomes empty when the resident erases their account: the amounts,
+    references and Stripe ids stay for the books, and the quote (kept with its order line in
+    the installer's order, without the person) still says what the deposit was for.
     """
 
     __tablename__ = "payments"

@@ -1206,14 +1206,15 @@ def _cancel(payment: Payment, *, actor: User | None, now: datetime, note: str) -
 
 def forget_registrations(registration_ids: list[int]) -> None:
     """Before a resident's registrations are erased: the payments stay for the books, without
-    the link to the person."""
+    the link to the person. The link to the quote stays: the quote stays with its order line in
+    the installer's order (detached from the person too), and it tells whether the work was
+    installed, which decides whether the deposit may ever be refunded (a cancelled action)."""
     if not registration_ids:
         return
     for payment in db.session.scalars(
         select(Payment).where(Payment.registration_id.in_(registration_ids))
     ):
         payment.registration_id = None
-        payment.quote_id = None
 
 
 # --- a cancelled action: every deposit back ---------------------------------------------------

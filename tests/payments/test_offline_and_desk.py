@@ -327,3 +327,31 @@ def test_cancelling_the_action_ends_the_work_not_done_and_leaves_installed_work_
     actions.cancel_action(other.staff, other.action, "Geen installateur meer")
     db.session.expire_all()
     assert other.order.status is OrderStatus.CANCELLED
+
+
+def test_an_erased_residents_installed_work_keeps_its_deposit_when_the_action_is_cancelled(
+    world: World,
+) -> None:
+    """Erasure detaches the person, not the work: the deposit still knows its quote (and so
+    that the work was installed), and cancelling the action later refunds nothing for it."""
+    from coop.registrations import services as registrations
+
+    today = local_today(utcnow())
+    payment = accept(quote_for(world, total_excl_vat=200000))
+    services.mark_received(world.staff, payment, payment.amount_cents)
+    line = payment.quote.line
+    fieldwork.mark_installed(world.installer_user, line, today)
+    resident = line.registration.user
+    run_jobs()
+
+    registrations.erase_resident(resident)
+    run_jobs()
+    db.session.expire_all()
+    assert payment.registration_id is None
+    assert payment.quote is not None and payment.quote.line.status is LineStatus.INSTALLED
+
+    actions.cancel_action(world.staff, world.action, "De gemeente stopt de actie")
+    run_jobs()
+    db.session.expire_all()
+    assert payment.status is PaymentStatus.PAID
+    assert payment.refund_run_id is None
