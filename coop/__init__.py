@@ -83,6 +83,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _register_domains(app: Flask) -> None:
+    # Each domain's rules for ``coop.core.authz`` and the hooks it provides to core.
+    from coop.accounts import permissions as _account_permissions  # noqa: F401
+    from coop.accounts import sessions
+    from coop.actions import email_templates as _own_wording  # noqa: F401
+    from coop.actions import permissions as _action_permissions  # noqa: F401
+    from coop.desk import permissions as _desk_permissions  # noqa: F401
+    from coop.desk import services as _desk_settings  # noqa: F401
+    from coop.installers import permissions as _installer_permissions  # noqa: F401
+    from coop.orders import permissions as _order_permissions  # noqa: F401
+    from coop.participation import permissions as _participation_permissions  # noqa: F401
+    from coop.payments import permissions as _payment_permissions  # noqa: F401
+    from coop.registrations import permissions as _registration_permissions  # noqa: F401
+    from coop.tenders import permissions as _tender_permissions  # noqa: F401
+
+    login_manager.user_loader(sessions.load_user)
     # Importing each domain's jobs module registers its job handlers and periodic tasks.
     from coop.accounts import jobs as _account_jobs  # noqa: F401
     from coop.accounts.views import bp as accounts_bp

@@ -35,8 +35,9 @@ from coop.accounts.forms import (
     UseLinkForm,
 )
 from coop.accounts.models import LoginPurpose, Role
+from coop.accounts.permissions import role_required, staff_required
 from coop.core import ratelimit
-from coop.core.authz import require, role_required, staff_required
+from coop.core.authz import require
 from coop.core.web import safe_next
 from coop.extensions import db, limiter
 from coop.registrations import services as registrations

@@ -15,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from coop.accounts.permissions import staff_required
 from coop.actions import email_templates as wording
 from coop.actions import services
 from coop.actions.forms import (
@@ -27,7 +28,7 @@ from coop.actions.forms import (
 )
 from coop.actions.models import Action, ActionMeasure, Neighbourhood
 from coop.actions.services import ActionDetails, ActionError, NeighbourhoodDetails, parse_pc4_list
-from coop.core.authz import require, staff_required
+from coop.core.authz import require
 from coop.extensions import db
 
 bp = Blueprint("actions_desk", __name__, url_prefix="/desk/actions")

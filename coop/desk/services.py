@@ -15,8 +15,10 @@ from typing import Any, Literal, TypeVarTuple
 from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import selectinload
 
+from coop.accounts.models import Organisation
 from coop.actions.models import Action, ActionMeasure, Measure, Neighbourhood
 from coop.actions.services import MeasureOffer, measure_offers
+from coop.core import address_lookup
 from coop.core.time import AMSTERDAM
 from coop.desk.models import AuditEntry
 from coop.extensions import db
@@ -543,6 +545,13 @@ def audit_page(organisation_id: int, page: int = 1) -> AuditPage:
 
 
 # --- the desk's settings ----------------------------------------------------------------------
+
+
+@address_lookup.desk_allows_lookup.provide
+def lookup_allowed(organisation_id: int) -> bool:
+    """Whether the desk has not switched the address lookup off (an unknown desk: it has not)."""
+    organisation = db.session.get(Organisation, organisation_id)
+    return organisation is None or organisation.address_lookup
 
 
 def set_address_lookup(actor: Any, organisation: Any, on: bool) -> None:

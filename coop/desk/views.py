@@ -12,9 +12,10 @@ from flask_babel import format_date, format_number, format_percent, gettext
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from coop.accounts.permissions import installer_required, staff_required
 from coop.actions.models import Action
 from coop.core import address_lookup
-from coop.core.authz import installer_required, require, staff_required
+from coop.core.authz import require
 from coop.core.formatting import money
 from coop.core.web import localized
 from coop.desk import services, updates

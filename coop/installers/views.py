@@ -8,8 +8,9 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import gettext
 from flask_login import current_user
 
+from coop.accounts.permissions import staff_required
 from coop.accounts.services import AccountError
-from coop.core.authz import require, staff_required
+from coop.core.authz import require
 from coop.core.formatting import format_euros
 from coop.desk import exports
 from coop.installers import services

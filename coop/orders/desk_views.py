@@ -14,10 +14,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from coop.accounts.permissions import staff_required
 from coop.actions import services as actions
 from coop.actions.forms import ButtonForm
 from coop.actions.models import Action
-from coop.core.authz import require, staff_required
+from coop.core.authz import require
 from coop.core.formatting import money
 from coop.extensions import db
 from coop.orders import services

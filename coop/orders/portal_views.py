@@ -26,8 +26,9 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from coop.accounts.permissions import installer_required
 from coop.actions.forms import ButtonForm
-from coop.core.authz import authorize, installer_required, require
+from coop.core.authz import authorize, require
 from coop.core.calendar import calendar_bytes
 from coop.core.formatting import format_euros, local_datetime, money
 from coop.core.time import AMSTERDAM, utcnow

@@ -16,8 +16,9 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from coop.accounts.permissions import resident_required
 from coop.actions.forms import ButtonForm
-from coop.core.authz import require, resident_required
+from coop.core.authz import require
 from coop.core.time import utcnow
 from coop.extensions import db
 from coop.orders import fieldwork

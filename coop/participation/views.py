@@ -27,10 +27,11 @@ from werkzeug.wrappers import Response as Redirect
 from wtforms import Field
 from wtforms.fields.choices import SelectChoice
 
+from coop.accounts.permissions import resident_required, staff_required
 from coop.actions.forms import amsterdam_moment
 from coop.actions.models import Neighbourhood
 from coop.core import address_lookup
-from coop.core.authz import require, resident_required, staff_required
+from coop.core.authz import require
 from coop.core.forms import address_looked_up
 from coop.core.time import utcnow
 from coop.core.web import localized

@@ -15,9 +15,10 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from coop.accounts.permissions import staff_required
 from coop.actions import services as actions
 from coop.actions.models import Action
-from coop.core.authz import require, staff_required
+from coop.core.authz import require
 from coop.desk import exports
 from coop.extensions import db
 from coop.payments import search, services

@@ -26,7 +26,8 @@ from flask_babel import gettext
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from coop.core.authz import require, resident_required
+from coop.accounts.permissions import resident_required
+from coop.core.authz import require
 from coop.core.time import utcnow
 from coop.extensions import csrf, db
 from coop.orders.models import Quote

@@ -18,8 +18,9 @@ from flask import (
 from flask_babel import format_number, gettext
 from flask_login import current_user
 
+from coop.accounts.permissions import staff_required
 from coop.core import address_lookup
-from coop.core.authz import require, staff_required
+from coop.core.authz import require
 from coop.core.forms import address_looked_up
 from coop.core.time import utcnow
 from coop.desk import exports

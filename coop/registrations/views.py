@@ -21,9 +21,10 @@ from flask_babel import get_locale, gettext
 from flask_login import current_user, logout_user
 
 from coop.accounts import services as accounts
+from coop.accounts.permissions import resident_required
 from coop.actions import services as actions
 from coop.core import address_lookup, ratelimit
-from coop.core.authz import authorize, require, resident_required
+from coop.core.authz import authorize, require
 from coop.core.forms import address_looked_up
 from coop.core.time import utcnow
 from coop.extensions import db, limiter

@@ -12,8 +12,9 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from coop.accounts.permissions import installer_required
 from coop.actions.models import Action, ActionMeasure
-from coop.core.authz import installer_required, require
+from coop.core.authz import require
 from coop.core.formatting import format_euros, local_datetime
 from coop.core.time import utcnow
 from coop.core.web import localized
