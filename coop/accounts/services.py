@@ -19,9 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from coop.accounts import sessions, throttle
 from coop.accounts.models import LoginLinkRequest, LoginPurpose, LoginToken, Role, User
-from coop.core import jobs, tokens
+from coop.core import audit, jobs, tokens
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.extensions import db
 
 log = logging.getLogger(__name__)

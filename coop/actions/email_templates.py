@@ -27,10 +27,9 @@ from sqlalchemy import select
 
 from coop.accounts.models import User
 from coop.actions.models import Action, ActionEmailTemplate
-from coop.core import mail
+from coop.core import audit, mail
 from coop.core.formatting import local_date
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.extensions import db
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,8 @@ from coop.actions.models import (
     Neighbourhood,
     PriceTier,
 )
-from coop.core import jobs
+from coop.core import audit, jobs
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.extensions import db
 from coop.registrations.models import Registration, RegistrationMeasure, RegistrationStatus
 from coop.registrations.services import participants_by_measure

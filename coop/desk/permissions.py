@@ -6,7 +6,8 @@ from __future__ import annotations
 from coop.accounts.models import User
 from coop.accounts.permissions import desk_admin_of, staff_of
 from coop.core import authz
-from coop.desk.models import AuditEntry, SegmentUpdate
+from coop.core.audit import AuditEntry
+from coop.desk.models import SegmentUpdate
 
 
 @authz.policy(SegmentUpdate)

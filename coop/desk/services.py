@@ -19,8 +19,8 @@ from coop.accounts.models import Organisation
 from coop.actions.models import Action, ActionMeasure, Measure, Neighbourhood
 from coop.actions.services import MeasureOffer, measure_offers
 from coop.core import address_lookup
+from coop.core.audit import AuditEntry
 from coop.core.time import AMSTERDAM
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.orders.models import LineStatus, OrderLine, Quote, QuoteStatus, SiteSurvey
 from coop.registrations.models import (
@@ -557,7 +557,7 @@ def lookup_allowed(organisation_id: int) -> bool:
 def set_address_lookup(actor: Any, organisation: Any, on: bool) -> None:
     """Whether the desk's forms fill in street and town from the BAG (``coop.core.address_lookup``).
     A desk may not want its residents' postcodes and house numbers asked of PDOK; audited."""
-    from coop.desk import audit
+    from coop.core import audit
 
     if organisation.address_lookup == on:
         return

@@ -24,11 +24,10 @@ from sqlalchemy import update as sql_update
 
 from coop.accounts.models import Role, User
 from coop.actions.models import Action, ActionMeasure
-from coop.core import jobs, tokens
+from coop.core import audit, jobs, tokens
 from coop.core.mail import TemporaryMailError, render_email, send_email
 from coop.core.models import EmailStatus, OutboxJob
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.desk.models import DeliveryStatus, SegmentUpdate, UpdateDelivery, UpdateStatus
 from coop.desk.services import LEFT
 from coop.extensions import db

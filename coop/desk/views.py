@@ -15,11 +15,12 @@ from werkzeug.wrappers import Response
 from coop.accounts.permissions import installer_required, staff_required
 from coop.actions.models import Action
 from coop.core import address_lookup
+from coop.core.audit import AuditEntry
 from coop.core.authz import require
+from coop.core.charts import Chart, Datum
 from coop.core.formatting import money
 from coop.core.web import localized
 from coop.desk import services, updates
-from coop.desk.charts import Chart, Datum
 from coop.desk.forms import (
     STATUS_LABELS,
     ButtonForm,
@@ -28,7 +29,7 @@ from coop.desk.forms import (
     UpdateForm,
     update_form,
 )
-from coop.desk.models import AuditEntry, SegmentUpdate, UpdateStatus
+from coop.desk.models import SegmentUpdate, UpdateStatus
 from coop.extensions import csrf
 from coop.registrations.desk_services import DWELLING_LABELS, OWNERSHIP_LABELS
 from coop.registrations.models import RegistrationStatus

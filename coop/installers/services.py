@@ -21,8 +21,8 @@ from sqlalchemy.orm import selectinload
 
 from coop.accounts.models import Role, User
 from coop.actions.models import Measure
+from coop.core import audit, exports
 from coop.core.web import localized
-from coop.desk import audit, exports
 from coop.extensions import db
 from coop.installers.models import Installer, InstallerOffer
 

@@ -10,9 +10,9 @@ from flask_login import current_user
 
 from coop.accounts.permissions import staff_required
 from coop.accounts.services import AccountError
+from coop.core import exports
 from coop.core.authz import require
 from coop.core.formatting import format_euros
-from coop.desk import exports
 from coop.installers import services
 from coop.installers.forms import (
     InstallerForm,

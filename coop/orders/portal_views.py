@@ -28,13 +28,13 @@ from werkzeug.wrappers import Response
 
 from coop.accounts.permissions import installer_required
 from coop.actions.forms import ButtonForm
+from coop.core import exports
 from coop.core.authz import authorize, require
 from coop.core.calendar import calendar_bytes
 from coop.core.formatting import format_euros, local_datetime, money
 from coop.core.time import AMSTERDAM, utcnow
 from coop.core.web import localized
 from coop.core.workdays import local_today
-from coop.desk import exports
 from coop.extensions import db
 from coop.installers import services as installers
 from coop.installers.models import Installer

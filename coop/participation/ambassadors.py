@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from coop.accounts.models import Role, User
 from coop.actions.models import Neighbourhood
+from coop.core import audit
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.extensions import db
 from coop.participation.models import (
     Ambassador,

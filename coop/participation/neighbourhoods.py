@@ -15,8 +15,8 @@ from sqlalchemy import delete, select
 
 from coop.accounts.models import User
 from coop.actions.models import Action, Neighbourhood
+from coop.core import audit
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.extensions import db
 from coop.participation import interest, meetings, surveys
 from coop.participation.models import (

@@ -30,13 +30,12 @@ from wtforms.fields.choices import SelectChoice
 from coop.accounts.permissions import resident_required, staff_required
 from coop.actions.forms import amsterdam_moment
 from coop.actions.models import Neighbourhood
-from coop.core import address_lookup
+from coop.core import address_lookup, exports
 from coop.core.authz import require
+from coop.core.charts import Chart, Datum
 from coop.core.forms import address_looked_up
 from coop.core.time import utcnow
 from coop.core.web import localized
-from coop.desk import exports
-from coop.desk.charts import Chart, Datum
 from coop.extensions import db, limiter
 from coop.participation import ambassadors, interest, meetings, neighbourhoods, surveys
 from coop.participation.forms import (

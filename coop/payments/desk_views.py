@@ -18,8 +18,8 @@ from werkzeug.wrappers import Response
 from coop.accounts.permissions import staff_required
 from coop.actions import services as actions
 from coop.actions.models import Action
+from coop.core import exports
 from coop.core.authz import require
-from coop.desk import exports
 from coop.extensions import db
 from coop.payments import search, services
 from coop.payments.forms import ButtonForm, DepositPolicyForm, ReceivedForm

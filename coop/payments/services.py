@@ -28,13 +28,12 @@ from sqlalchemy.orm import selectinload
 
 from coop.accounts.models import Role, User
 from coop.actions.models import Action, ActionStatus
-from coop.core import jobs
+from coop.core import audit, jobs
 from coop.core.db import lock_row
+from coop.core.exports import Table
 from coop.core.formatting import MAX_AMOUNT_CENTS
 from coop.core.time import AMSTERDAM, utcnow
 from coop.core.web import localized
-from coop.desk import audit
-from coop.desk.exports import Table
 from coop.extensions import db
 from coop.orders.models import LineStatus, Quote
 from coop.payments import stripe_gateway

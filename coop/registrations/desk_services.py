@@ -24,11 +24,11 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from coop.accounts.models import User
 from coop.actions.models import Action, ActionMeasure, Measure
+from coop.core import audit, exports
 from coop.core.address import normalise_postcode
 from coop.core.models import EmailLog
 from coop.core.time import utcnow
 from coop.core.web import localized
-from coop.desk import audit, exports
 from coop.extensions import db
 from coop.registrations import search
 from coop.registrations.models import (

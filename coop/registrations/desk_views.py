@@ -19,11 +19,10 @@ from flask_babel import format_number, gettext
 from flask_login import current_user
 
 from coop.accounts.permissions import staff_required
-from coop.core import address_lookup
+from coop.core import address_lookup, exports
 from coop.core.authz import require
 from coop.core.forms import address_looked_up
 from coop.core.time import utcnow
-from coop.desk import exports
 from coop.extensions import db
 from coop.registrations import desk_services, services, withdrawal
 from coop.registrations.desk_forms import (

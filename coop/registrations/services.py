@@ -19,10 +19,9 @@ from sqlalchemy.orm import selectinload
 from coop.accounts.models import LoginPurpose, LoginToken, Role, User
 from coop.accounts.services import AccountError, get_or_create_resident, issue_login_token
 from coop.actions.models import Action
-from coop.core import jobs
+from coop.core import audit, jobs
 from coop.core.models import EmailLog
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.extensions import db
 from coop.registrations.models import (
     ENDED,

@@ -20,11 +20,10 @@ from sqlalchemy.orm import selectinload
 
 from coop.accounts.models import Role, User
 from coop.actions.models import Action, ActionMeasure, ActionStatus
-from coop.core import jobs
+from coop.core import audit, jobs
 from coop.core.db import lock_row
 from coop.core.formatting import MAX_AMOUNT_CENTS
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.extensions import db
 from coop.installers.models import Installer
 from coop.tenders.models import BidLine, TenderInvitation, TenderRound

@@ -25,8 +25,8 @@ from werkzeug.serving import make_server
 from coop.accounts import sessions, throttle
 from coop.accounts.models import LoginLinkRequest, User
 from coop.core import jobs
+from coop.core.audit import AuditEntry
 from coop.core.models import EmailLog
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from tests import factories
 

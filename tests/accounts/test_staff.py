@@ -20,8 +20,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from coop.accounts import services
 from coop.accounts.models import LoginPurpose, LoginToken, Role, User
 from coop.core import tokens
+from coop.core.audit import AuditEntry
 from coop.core.time import utcnow
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.installers.models import Installer
 from tests import factories

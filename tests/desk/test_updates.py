@@ -19,17 +19,12 @@ from sqlalchemy import func, select, update
 from coop.accounts.models import User
 from coop.actions.models import Action, Measure
 from coop.core import jobs
+from coop.core.audit import AuditEntry
 from coop.core.mail import TemporaryMailError
 from coop.core.models import EmailLog, JobStatus, OutboxJob
 from coop.core.time import AMSTERDAM, utcnow
 from coop.desk import updates
-from coop.desk.models import (
-    AuditEntry,
-    DeliveryStatus,
-    SegmentUpdate,
-    UpdateDelivery,
-    UpdateStatus,
-)
+from coop.desk.models import DeliveryStatus, SegmentUpdate, UpdateDelivery, UpdateStatus
 from coop.extensions import db
 from coop.registrations import services as registrations
 from coop.registrations.models import RegistrationStatus

@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 
 from coop.actions import services as actions
 from coop.actions.models import Action
+from coop.core.audit import AuditEntry
 from coop.core.models import EmailLog
 from coop.core.time import utcnow
 from coop.core.workdays import local_today
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.orders import fieldwork
 from coop.orders.models import LineStatus, OrderStatus, QuoteStatus
