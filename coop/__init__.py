@@ -98,14 +98,24 @@ def _register_domains(app: Flask) -> None:
     from coop.tenders import permissions as _tender_permissions  # noqa: F401
 
     login_manager.user_loader(sessions.load_user)
+    # Receivers of domain events, bottom-up: they run in this order (``coop.core.events``).
     # Importing each domain's jobs module registers its job handlers and periodic tasks.
     from coop.accounts import jobs as _account_jobs  # noqa: F401
     from coop.accounts.views import bp as accounts_bp
     from coop.actions.views import bp as actions_bp
     from coop.core.address_views import bp as address_bp
     from coop.desk.views import bp as desk_bp
+    from coop.orders import services as _order_receivers  # noqa: F401
+    from coop.payments import search as _payment_reference  # noqa: F401
+    from coop.payments import services as _payment_receivers  # noqa: F401
     from coop.registrations import jobs as _registration_jobs  # noqa: F401
     from coop.registrations.views import bp as registrations_bp
+
+    # The resident's pages across the domains add their routes to the registrations' blueprints
+    # before these are registered; their jobs are the withdrawal's emails.
+    from coop.residents import desk_views as _resident_desk_views  # noqa: F401
+    from coop.residents import jobs as _resident_jobs  # noqa: F401
+    from coop.residents import views as _resident_views  # noqa: F401
 
     app.register_blueprint(actions_bp)
     app.register_blueprint(address_bp)

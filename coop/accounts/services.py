@@ -6,6 +6,7 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -19,7 +20,8 @@ from sqlalchemy.exc import IntegrityError
 
 from coop.accounts import sessions, throttle
 from coop.accounts.models import LoginLinkRequest, LoginPurpose, LoginToken, Role, User
-from coop.core import audit, jobs, tokens
+from coop.core import audit, authz, jobs, tokens
+from coop.core.hooks import Hook
 from coop.core.time import utcnow
 from coop.extensions import db
 
@@ -110,6 +112,14 @@ class LinkProblem(StrEnum):
 class RedeemedLink:
     user: User
     token: LoginToken
+
+
+# A confirmation link used: registrations confirm the registration (its id) and say whether it
+# was confirmed now and which page to show (``coop.registrations.services`` provides it); None
+# when the registration no longer exists.
+registration_confirmed: Hook[Callable[[int], tuple[bool, str] | None]] = Hook(
+    "registration_confirmed", lambda registration_id: None
+)
 
 
 def redeem_login_link(signed: str, now: datetime | None = None) -> RedeemedLink | LinkProblem:
@@ -245,7 +255,7 @@ def _audit_organisation(user: User) -> int | None:
     if user.organisation_id is not None:
         return user.organisation_id
     if user.installer is not None:
-        return user.installer.organisation_id
+        return int(user.installer.organisation_id)
     return None
 
 
@@ -666,9 +676,7 @@ def change_password(user: User, current: str, new: str) -> None:
 
 def may_deactivate(actor: User, user: User) -> bool:
     """Whether ``actor`` may switch ``user``'s access off or on (see ``core.authz``)."""
-    from coop.core.authz import authorize  # the one place that says who may do what
-
-    return authorize(actor, user, "deactivate")
+    return authz.authorize(actor, user, "deactivate")
 
 
 def log_out(user: User) -> None:

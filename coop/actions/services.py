@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
 from coop.accounts.models import Role, User
+from coop.actions import events
+from coop.actions import participants as taking_part
 from coop.actions.models import (
     Action,
     ActionMeasure,
@@ -26,8 +28,6 @@ from coop.actions.models import (
 from coop.core import audit, jobs
 from coop.core.time import utcnow
 from coop.extensions import db
-from coop.registrations.models import Registration, RegistrationMeasure, RegistrationStatus
-from coop.registrations.services import participants_by_measure
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class MeasureOffer:
 
 
 def measure_offers(action: Action) -> list[MeasureOffer]:
-    counts = participants_by_measure(action)
+    counts = taking_part.by_measure.call(action)
     offers = []
     for action_measure in action.measures:
         participants = counts.get(action_measure.id, 0)
@@ -120,8 +120,6 @@ class ActionError(Exception):
         self.params = params
 
 
-# Registrations that no longer count: the resident stepped out or never confirmed.
-_NOT_COUNTED = (RegistrationStatus.WITHDRAWN, RegistrationStatus.EXPIRED)
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SLUG_MAX = 80
 
@@ -162,14 +160,7 @@ class NeighbourhoodDetails:
 
 def registration_counts(action_ids: list[int]) -> dict[int, int]:
     """Registrations that still count (not withdrawn or expired), per action."""
-    if not action_ids:
-        return {}
-    rows = db.session.execute(
-        select(Registration.action_id, func.count())
-        .where(Registration.action_id.in_(action_ids), Registration.status.not_in(_NOT_COUNTED))
-        .group_by(Registration.action_id)
-    ).all()
-    return {action_id: count for action_id, count in rows}
+    return taking_part.registrations_per_action.call(action_ids) if action_ids else {}
 
 
 def organisation_actions(organisation_id: int) -> list[ActionRow]:
@@ -387,10 +378,8 @@ def close_action(actor: User | None, action: Action, now: datetime | None = None
 
 
 def _registration_closed(action: Action) -> None:
-    # Imported here: orders build on actions; closing registration starts grouping the demand.
-    from coop.orders import services as orders
-
-    orders.registration_closed(action)
+    # Orders build on actions: closing registration starts grouping the demand.
+    events.registration_closed.send(action)
 
 
 def reopen_action(actor: User, action: Action, now: datetime | None = None) -> None:
@@ -421,14 +410,9 @@ def cancel_action(actor: User, action: Action, reason: str, now: datetime | None
         closed_at=action.closed_at or now,
         extra={"reason": reason},
     )
-    # Imported here: orders build on actions; a cancelled action's open orders end with it.
-    from coop.orders import services as orders
-
-    orders.action_cancelled(action, now=now)
-    # Deposits not paid are no longer due; those paid are all refunded, by one refund run.
-    from coop.payments import services as payments
-
-    payments.action_cancelled(action, actor=actor, now=now)
+    # A cancelled action's open orders end with it; deposits not paid are no longer due, those
+    # paid are all refunded, by one refund run (orders and payments build on actions).
+    events.action_cancelled.send(action, actor=actor, now=now)
     db.session.commit()
 
 
@@ -570,14 +554,7 @@ def update_offer(
 
 def offer_in_use(offer: ActionMeasure) -> bool:
     """Whether any registration (whatever its status) chose this measure."""
-    return (
-        db.session.scalar(
-            select(RegistrationMeasure.id)
-            .where(RegistrationMeasure.action_measure_id == offer.id)
-            .limit(1)
-        )
-        is not None
-    )
+    return taking_part.offer_chosen.call(offer)
 
 
 def remove_offer(actor: User, offer: ActionMeasure) -> None:
@@ -593,6 +570,10 @@ def remove_offer(actor: User, offer: ActionMeasure) -> None:
 
 
 # --- neighbourhoods ---------------------------------------------------------------------------
+
+
+def get_neighbourhood(neighbourhood_id: int) -> Neighbourhood | None:
+    return db.session.get(Neighbourhood, neighbourhood_id)
 
 
 def neighbourhoods_of(organisation_id: int) -> list[Neighbourhood]:

@@ -6,11 +6,10 @@ from flask import Blueprint, abort, render_template, request
 from flask_babel import gettext
 from flask_login import current_user
 
-from coop.actions import services
+from coop.actions import participants, services
 from coop.core.address import normalise_postcode, pc4_of
 from coop.core.authz import authorize
 from coop.core.time import utcnow
-from coop.registrations.services import participant_count
 
 bp = Blueprint("actions", __name__)
 
@@ -44,6 +43,6 @@ def detail(slug: str) -> str:
         "actions/detail.html",
         action=action,
         offers=services.measure_offers(action),
-        participants=participant_count(action),
+        participants=participants.count.call(action),
         open_now=action.is_open_for_registration(utcnow()),
     )

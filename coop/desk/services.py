@@ -18,7 +18,10 @@ from sqlalchemy.orm import selectinload
 from coop.accounts.models import Organisation
 from coop.actions.models import Action, ActionMeasure, Measure, Neighbourhood
 from coop.actions.services import MeasureOffer, measure_offers
-from coop.core import address_lookup
+from coop.actions.services import (
+    get_neighbourhood as get_neighbourhood,  # the desk's pages ask it here
+)
+from coop.core import address_lookup, audit
 from coop.core.audit import AuditEntry
 from coop.core.time import AMSTERDAM
 from coop.extensions import db
@@ -97,10 +100,6 @@ def action_for_dashboard(action_id: int) -> Action | None:
             selectinload(Action.neighbourhoods),
         )
     )
-
-
-def get_neighbourhood(neighbourhood_id: int) -> Neighbourhood | None:
-    return db.session.get(Neighbourhood, neighbourhood_id)
 
 
 # --- dashboards ------------------------------------------------------------------------------
@@ -557,8 +556,6 @@ def lookup_allowed(organisation_id: int) -> bool:
 def set_address_lookup(actor: Any, organisation: Any, on: bool) -> None:
     """Whether the desk's forms fill in street and town from the BAG (``coop.core.address_lookup``).
     A desk may not want its residents' postcodes and house numbers asked of PDOK; audited."""
-    from coop.core import audit
-
     if organisation.address_lookup == on:
         return
     before = {"address_lookup": organisation.address_lookup}

@@ -31,6 +31,7 @@ from coop.desk.forms import (
 )
 from coop.desk.models import SegmentUpdate, UpdateStatus
 from coop.extensions import csrf
+from coop.payments import services as payments
 from coop.registrations.desk_services import DWELLING_LABELS, OWNERSHIP_LABELS
 from coop.registrations.models import RegistrationStatus
 
@@ -49,14 +50,11 @@ def home() -> str:
         "desk/home.html",
         overview=services.organisation_overview(current_user.organisation_id),
         neighbourhoods=services.organisation_neighbourhoods(current_user.organisation_id),
-        # Imported here: payments build on the desk (audit, exports).
         to_transfer=_refunds_to_transfer(current_user.organisation_id),
     )
 
 
 def _refunds_to_transfer(organisation_id: int) -> list[Any]:
-    from coop.payments import services as payments
-
     return payments.refunds_to_transfer(organisation_id)
 
 

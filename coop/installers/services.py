@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
+from coop.accounts import services as accounts
 from coop.accounts.models import Role, User
 from coop.actions.models import Measure
 from coop.core import audit, exports
@@ -272,8 +273,6 @@ def invite_user(actor: User, installer: Installer, email: str, name: str) -> Use
     The account rules (one account per email, the invitation link, its audit entry) are the
     accounts domain's; this only ties the new user to the installer.
     """
-    from coop.accounts import services as accounts
-
     return accounts.invite_user(actor, email, name, Role.INSTALLER, installer_id=installer.id)
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import selectinload
 
 from coop import matching
 from coop.accounts.models import Role, User
+from coop.actions import events as action_events
 from coop.actions.models import Action, ActionMeasure, ActionStatus
 from coop.core import audit, jobs
 from coop.core.db import lock_row
@@ -55,7 +56,9 @@ from coop.registrations.models import (
     RegistrationMeasure,
     RegistrationStatus,
 )
+from coop.tenders import demand as tender_demand
 from coop.tenders import services as tenders
+from coop.tenders.demand import DemandGroup
 from coop.tenders.models import TenderRound
 
 log = logging.getLogger(__name__)
@@ -185,16 +188,7 @@ def prepare_batches(action_id: int) -> int:
     return len(batches)
 
 
-@dataclass(frozen=True)
-class DemandGroup:
-    """Homes of one measure in one postcode area that have no installer yet."""
-
-    action_measure: ActionMeasure
-    pc4: str
-    homes: int
-    quantity: int
-
-
+@tender_demand.open_demand.provide
 def demand(action: Action) -> list[DemandGroup]:
     """The demand without an installer, per measure and postcode area (for bids and pages)."""
     by_measure = {m.id: m for m in action.measures}
@@ -211,6 +205,7 @@ def demand(action: Action) -> list[DemandGroup]:
     ]
 
 
+@action_events.registration_closed.connect
 def registration_closed(action: Action) -> None:
     """Called in the transaction that closes registration: group the demand in a job."""
     jobs.enqueue(
@@ -1437,7 +1432,8 @@ def detach_lines(registration: Registration) -> list[OrderLine]:
     return lines
 
 
-def action_cancelled(action: Action, *, now: datetime) -> None:
+@action_events.action_cancelled.connect
+def action_cancelled(action: Action, *, now: datetime, **_details: Any) -> None:
     """Called in the cancellation's transaction: open orders and runs end, installers hear.
 
     Work already installed is never cancelled: its line stays installed (the resident can still

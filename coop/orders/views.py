@@ -21,7 +21,7 @@ from coop.actions.forms import ButtonForm
 from coop.core.authz import require
 from coop.core.time import utcnow
 from coop.extensions import db
-from coop.orders import fieldwork
+from coop.orders import events, fieldwork
 from coop.orders.forms import ConfirmInstallationForm, DeclineQuoteForm, SurveyChangeForm
 from coop.orders.models import LineStatus, OrderLine, Quote, SurveyStatus
 from coop.orders.services import OrderError
@@ -161,12 +161,10 @@ def _quote_page(quote: Quote, problem: str | None = None) -> str:
 def after_accepting(quote: Quote) -> Response:
     """Where the resident goes once the quote is accepted. The one place to hook in what must
     follow an acceptance: the deposit page while a deposit is to be paid."""
-    # Imported here: payments build on orders.
-    from coop.payments import services as payments
-
-    deposit = payments.due_deposit(quote)
-    if deposit is not None:
-        return redirect(url_for("payments.deposit", payment_id=deposit.id))
+    # Payments build on orders: they provide the page (``events.page_after_accepting``).
+    page = events.page_after_accepting.call(quote)
+    if page is not None:
+        return redirect(page)
     return redirect(url_for("orders.quote", quote_id=quote.id))
 
 

@@ -30,6 +30,7 @@ from coop.participation.models import (
     SurveyResponse,
 )
 from coop.participation.services import ParticipationError, street_key
+from coop.registrations.services import registrations_of
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,6 @@ class StreetChoice:
 
 def street_choices(user: User) -> list[StreetChoice]:
     # Through the registrations domain's own service: the homes this resident registered.
-    from coop.registrations.services import registrations_of
-
     choices: dict[str, StreetChoice] = {}
     for registration in registrations_of(user):
         household = registration.household

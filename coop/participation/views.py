@@ -28,16 +28,18 @@ from wtforms import Field
 from wtforms.fields.choices import SelectChoice
 
 from coop.accounts.permissions import resident_required, staff_required
+from coop.actions import services as actions
 from coop.actions.forms import amsterdam_moment
 from coop.actions.models import Neighbourhood
 from coop.core import address_lookup, exports
-from coop.core.authz import require
+from coop.core.authz import authorize, require
 from coop.core.charts import Chart, Datum
 from coop.core.forms import address_looked_up
 from coop.core.time import utcnow
 from coop.core.web import localized
 from coop.extensions import db, limiter
 from coop.participation import ambassadors, interest, meetings, neighbourhoods, surveys
+from coop.participation import jobs as participation_jobs
 from coop.participation.forms import (
     PERSPECTIVE_LABELS,
     STATE_LABELS,
@@ -244,9 +246,7 @@ def neighbourhood(neighbourhood_id: int) -> str:
 
 
 def _measure_names() -> dict[str, str]:
-    from coop.actions.services import catalogue
-
-    return {m.code: localized(m, "name") for m in catalogue()}
+    return {m.code: localized(m, "name") for m in actions.catalogue()}
 
 
 # --- meetings --------------------------------------------------------------------------------
@@ -308,10 +308,8 @@ def meeting(meeting_id: int) -> Any:
 
 @bp.get("/meetings/<int:meeting_id>/calendar.ics")
 def meeting_calendar(meeting_id: int) -> Response:
-    from coop.participation.jobs import meeting_ics
-
     item = _meeting(meeting_id)
-    filename, mimetype, data = meeting_ics(item, _language())
+    filename, mimetype, data = participation_jobs.meeting_ics(item, _language())
     return Response(
         data,
         mimetype=mimetype,
@@ -570,8 +568,6 @@ def ambassador() -> Any:
 
 
 def _may_contact(neighbour: ambassadors.Neighbour) -> bool:
-    from coop.core.authz import authorize
-
     return authorize(current_user, neighbour, "contact")
 
 
@@ -604,9 +600,7 @@ def log_contact(ambassador_id: int) -> Any:
 
 
 def _organisation_neighbourhoods() -> list[Neighbourhood]:
-    from coop.actions.services import neighbourhoods_of
-
-    return neighbourhoods_of(current_user.organisation_id)
+    return actions.neighbourhoods_of(current_user.organisation_id)
 
 
 @desk_bp.get("/")
@@ -1120,9 +1114,7 @@ def campaign_detail(campaign_id: int) -> str:
 
 
 def _desk_neighbourhood(neighbourhood_id: int) -> Neighbourhood:
-    from coop.desk.services import get_neighbourhood
-
-    item = get_neighbourhood(neighbourhood_id)
+    item = actions.get_neighbourhood(neighbourhood_id)
     require(current_user, item, "manage")
     assert item is not None
     return item

@@ -20,13 +20,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from flask import current_app
+from flask import current_app, url_for
 from flask_babel import force_locale, get_locale, gettext
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from coop.accounts.models import Role, User
+from coop.actions import events as action_events
 from coop.actions.models import Action, ActionStatus
 from coop.core import audit, jobs
 from coop.core.db import lock_row
@@ -35,6 +36,7 @@ from coop.core.formatting import MAX_AMOUNT_CENTS
 from coop.core.time import AMSTERDAM, utcnow
 from coop.core.web import localized
 from coop.extensions import db
+from coop.orders import events as order_events
 from coop.orders.models import LineStatus, Quote
 from coop.payments import stripe_gateway
 from coop.payments.models import (
@@ -218,6 +220,13 @@ def due_deposit(quote: Quote) -> Payment | None:
     return payment if payment is not None and payment.status in UNPAID else None
 
 
+@order_events.page_after_accepting.provide
+def deposit_page(quote: Quote) -> str | None:
+    """After accepting a quote: the deposit page while its deposit is to be paid."""
+    deposit = due_deposit(quote)
+    return url_for("payments.deposit", payment_id=deposit.id) if deposit is not None else None
+
+
 def deposits_of(registration: Registration) -> list[Payment]:
     return list(
         db.session.scalars(
@@ -335,6 +344,7 @@ def _staff_ids(organisation_id: int) -> list[int]:
 # --- asking the deposit -----------------------------------------------------------------------
 
 
+@order_events.quote_accepted.connect
 def request_deposit(quote: Quote, *, now: datetime) -> Payment | None:
     """Called in the transaction that accepts ``quote``: the deposit the action asks, once per
     quote, and the email telling the resident how to pay. The caller commits."""
@@ -1219,6 +1229,7 @@ def forget_registrations(registration_ids: list[int]) -> None:
 # --- a cancelled action: every deposit back ---------------------------------------------------
 
 
+@action_events.action_cancelled.connect
 def action_cancelled(action: Action, *, actor: User | None, now: datetime) -> RefundRun | None:
     """Called in the cancellation's transaction: nothing is due any more, and every deposit we
     hold goes back, by one refund run (a job with progress). Except for work already installed:

@@ -21,8 +21,8 @@ from coop.core.formatting import local_datetime
 from coop.core.time import AMSTERDAM, utcnow
 from coop.extensions import db
 from coop.installers import services as installers
-from coop.orders import services as orders
 from coop.tenders import services
+from coop.tenders.demand import demand
 from coop.tenders.forms import CancelRoundForm, DeadlineForm, TenderForm
 from coop.tenders.models import TenderRound
 from coop.tenders.services import TenderError
@@ -128,7 +128,7 @@ def open_round(action_id: int) -> str | Response:
         form=form,
         problem=problem,
         candidates=candidates,
-        demand=orders.demand(action),
+        demand=demand(action),
     )
 
 

@@ -25,6 +25,7 @@ from coop.core.db import lock_row
 from coop.core.formatting import MAX_AMOUNT_CENTS
 from coop.core.time import utcnow
 from coop.extensions import db
+from coop.installers.mail import installer_recipients
 from coop.installers.models import Installer
 from coop.tenders.models import BidLine, TenderInvitation, TenderRound
 
@@ -100,9 +101,6 @@ def preview_round(
     The same rules as ``open_round`` (raising the same ``TenderError``), so that what staff
     confirm can be sent; nothing is written.
     """
-    # Imported here: the orders jobs import the orders services, which import this module.
-    from coop.orders.jobs import installer_recipients
-
     installers = _check_new_round(action, installer_ids, deadline, now or utcnow())
     return [
         Invitee(

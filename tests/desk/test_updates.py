@@ -28,6 +28,7 @@ from coop.desk.models import DeliveryStatus, SegmentUpdate, UpdateDelivery, Upda
 from coop.extensions import db
 from coop.registrations import services as registrations
 from coop.registrations.models import RegistrationStatus
+from coop.residents import services as residents
 from tests import factories
 from tests.conftest import SMTPRecorder, message_text, smtp_config
 from tests.desk.test_dashboard import login, register, resident
@@ -277,7 +278,7 @@ def test_unsubscribe_link_works_and_the_next_update_skips_them(
         anna = db.session.get(User, segment["anna"])
         assert anna is not None
         registration = registrations.registrations_of(anna)[0]
-        registrations.withdraw(registration, "Moving house", actor=anna)
+        residents.withdraw(registration, "Moving house", actor=anna)
         jobs.dispatcher().run_pending()
     assert len(smtp.to("anna@example.nl")) == 2
 
@@ -581,7 +582,7 @@ def test_a_measure_segment_leaves_out_residents_who_withdrew_that_measure(
         heat_pump = next(
             m for m in both.measures if m.action_measure.measure.code == "hybrid_heat_pump"
         )
-        registrations.withdraw(both, "Te duur", actor=piet, measure_ids=[heat_pump.id])
+        residents.withdraw(both, "Te duur", actor=piet, measure_ids=[heat_pump.id])
         assert both.status is S.CONFIRMED  # the roof goes on
         hybrid = heat_pump.action_measure.measure_id
     staff_client(app, client, segment["staff_a"])
