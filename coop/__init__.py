@@ -94,8 +94,8 @@ def _register_domains(app: Flask) -> None:
     from coop.actions.desk_views import bp as actions_desk_bp
     from coop.actions.views import bp as actions_bp
     from coop.core.address_views import bp as address_bp
+    from coop.desk.update_views import unsubscribe_bp
     from coop.desk.views import bp as desk_bp
-    from coop.desk.views import unsubscribe_bp
     from coop.installers.views import bp as installers_desk_bp
     from coop.orders.desk_views import bp as orders_desk_bp
     from coop.orders.portal_views import bp as portal_bp
@@ -173,6 +173,7 @@ DOMAIN_MODULES = (
     "coop.desk.permissions",
     "coop.desk.services",  # the desk's address-lookup switch (``core.address_lookup``)
     "coop.desk.jobs",
+    "coop.desk.update_views",  # routes on the desk's blueprint
 )
 
 

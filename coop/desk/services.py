@@ -17,10 +17,10 @@ from sqlalchemy.orm import selectinload
 
 from coop.accounts.models import Organisation
 from coop.actions.models import Action, ActionMeasure, Measure, Neighbourhood
-from coop.actions.services import MeasureOffer, measure_offers
-from coop.actions.services import (
+from coop.actions.neighbourhoods import (
     get_neighbourhood as get_neighbourhood,  # the desk's pages ask it here
 )
+from coop.actions.services import MeasureOffer, measure_offers
 from coop.core import address_lookup, audit
 from coop.core.audit import AuditEntry
 from coop.core.time import AMSTERDAM

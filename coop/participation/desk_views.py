@@ -24,16 +24,15 @@ from wtforms import Field
 from wtforms.fields.choices import SelectChoice
 
 from coop.accounts.permissions import staff_required
-from coop.actions import services as actions
+from coop.actions import neighbourhoods as neighbourhood_areas
 from coop.actions.forms import amsterdam_moment
 from coop.actions.models import Neighbourhood
 from coop.core.authz import require
 from coop.core.charts import Chart, Datum
 from coop.core.time import utcnow
 from coop.participation import ambassadors, interest, meetings, neighbourhoods, surveys
-from coop.participation.forms import (
+from coop.participation.desk_forms import (
     AttendanceForm,
-    ButtonForm,
     CampaignForm,
     CancelMeetingForm,
     FollowUpForm,
@@ -42,6 +41,7 @@ from coop.participation.forms import (
     household_counts_form_for,
     household_counts_of,
 )
+from coop.participation.forms import ButtonForm
 from coop.participation.models import (
     Meeting,
     MeetingKind,
@@ -61,7 +61,7 @@ bp = Blueprint("participation_desk", __name__, url_prefix="/desk/participation")
 
 
 def _organisation_neighbourhoods() -> list[Neighbourhood]:
-    return actions.neighbourhoods_of(current_user.organisation_id)
+    return neighbourhood_areas.neighbourhoods_of(current_user.organisation_id)
 
 
 @bp.get("/")
@@ -376,7 +376,7 @@ def campaign_detail(campaign_id: int) -> str:
 
 
 def _desk_neighbourhood(neighbourhood_id: int) -> Neighbourhood:
-    item = actions.get_neighbourhood(neighbourhood_id)
+    item = neighbourhood_areas.get_neighbourhood(neighbourhood_id)
     require(current_user, item, "manage")
     assert item is not None
     return item

@@ -27,12 +27,9 @@ from coop.core.authz import require
 from coop.core.charts import Chart, Datum
 from coop.core.web import localized
 from coop.participation import surveys
+from coop.participation.desk_forms import QuestionForm, SurveyForm
 from coop.participation.desk_views import _organisation_neighbourhoods, bp
-from coop.participation.forms import (
-    ButtonForm,
-    QuestionForm,
-    SurveyForm,
-)
+from coop.participation.forms import ButtonForm
 from coop.participation.models import (
     QuestionKind,
     SurveyStatus,
