@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from coop.accounts import sessions, throttle
 from coop.accounts.models import LoginLinkRequest, LoginPurpose, LoginToken, Role, User
 from coop.core import audit, authz, jobs, tokens
+from coop.core.errors import DomainError
 from coop.core.hooks import Hook
 from coop.core.time import utcnow
 from coop.extensions import db
@@ -33,12 +34,8 @@ _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
-class AccountError(Exception):
+class AccountError(DomainError):
     """A rule stopped the operation; ``code`` says which, the view turns it into a message."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
 
 
 def normalise_email(email: str) -> str:

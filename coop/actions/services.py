@@ -26,6 +26,7 @@ from coop.actions.models import (
     PriceTier,
 )
 from coop.core import audit, jobs
+from coop.core.errors import DomainError
 from coop.core.time import utcnow
 from coop.extensions import db
 
@@ -110,14 +111,9 @@ def measure_offers(action: Action) -> list[MeasureOffer]:
 # --- the desk: managing an organisation's actions ---------------------------------------------
 
 
-class ActionError(Exception):
+class ActionError(DomainError):
     """A rule stopped the change; ``code`` names it (the view shows the message), ``params``
     give the details the message needs (which tier, ...)."""
-
-    def __init__(self, code: str, **params: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
 
 
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")

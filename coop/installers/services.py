@@ -23,6 +23,7 @@ from coop.accounts import services as accounts
 from coop.accounts.models import Role, User
 from coop.actions.models import Measure
 from coop.core import audit, exports
+from coop.core.errors import DomainError
 from coop.core.web import localized
 from coop.extensions import db
 from coop.installers.models import Installer, InstallerOffer
@@ -45,12 +46,8 @@ AUDITED_FIELDS = (
 )
 
 
-class InstallerError(Exception):
+class InstallerError(DomainError):
     """A rule stopped the operation; ``code`` names it and the view shows the message."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
 
 
 class ServiceAreaError(ValueError):

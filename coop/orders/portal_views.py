@@ -28,7 +28,7 @@ from werkzeug.wrappers import Response
 
 from coop.accounts.permissions import installer_required
 from coop.actions.forms import ButtonForm
-from coop.core import exports
+from coop.core import errors, exports
 from coop.core.authz import authorize, require
 from coop.core.calendar import calendar_bytes
 from coop.core.formatting import format_euros, local_datetime, money
@@ -128,21 +128,12 @@ NEXT_STEPS: dict[str, Any] = {
 
 
 def message_for(error: OrderError) -> str:
-    template = MESSAGES.get(error.code)
-    if template is None:
-        return str(gettext("This is not possible."))
-    return str(template) % error.params if error.params else str(template)
+    return errors.message_for(error, MESSAGES)
 
 
 def refuse(form: Any, error: OrderError, fields: dict[str, str]) -> str | None:
     """Put the refusal at its field; return it when it belongs above the form."""
-    db.session.rollback()
-    message = message_for(error)
-    field = getattr(form, fields.get(error.code, ""), None)
-    if field is None:
-        return message
-    field.errors = [*field.errors, message]
-    return None
+    return errors.refuse(form, error, MESSAGES, fields)
 
 
 @bp.app_template_global()

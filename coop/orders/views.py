@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from coop.accounts.permissions import resident_required
 from coop.actions.forms import ButtonForm
+from coop.core import errors
 from coop.core.authz import require
 from coop.core.time import utcnow
 from coop.extensions import db
@@ -71,21 +72,12 @@ QUOTE_STATUS: dict[str, Any] = {
 
 
 def message_for(error: OrderError) -> str:
-    template = MESSAGES.get(error.code)
-    if template is None:
-        return str(gettext("This is not possible."))
-    return str(template) % error.params if error.params else str(template)
+    return errors.message_for(error, MESSAGES)
 
 
 def refuse(form: Any, error: OrderError, fields: dict[str, str]) -> str | None:
     """Put the refusal at its field; return it when it belongs above the form."""
-    db.session.rollback()
-    message = message_for(error)
-    field = getattr(form, fields.get(error.code, ""), None)
-    if field is None:
-        return message
-    field.errors = [*field.errors, message]
-    return None
+    return errors.refuse(form, error, MESSAGES, fields)
 
 
 @bp.app_template_global()

@@ -26,6 +26,7 @@ from coop.accounts.models import User
 from coop.actions.models import Action, ActionMeasure, Measure
 from coop.core import audit, exports
 from coop.core.address import normalise_postcode
+from coop.core.errors import DomainError
 from coop.core.hooks import Hook
 from coop.core.models import EmailLog
 from coop.core.time import utcnow
@@ -91,10 +92,8 @@ _STATUS_ORDER = {
 }
 
 
-class NoteError(Exception):
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
+class NoteError(DomainError):
+    """A rule stopped the operation; ``code`` names it."""
 
 
 @dataclass

@@ -22,6 +22,7 @@ from coop.accounts.services import AccountError, get_or_create_resident, issue_l
 from coop.actions import participants
 from coop.actions.models import Action, ActionMeasure
 from coop.core import audit, jobs
+from coop.core.errors import DomainError
 from coop.core.time import utcnow
 from coop.extensions import db
 from coop.registrations.models import (
@@ -57,12 +58,12 @@ REMINDER_GRACE = timedelta(hours=24)
 REGISTER_AGAIN = frozenset({RegistrationStatus.WITHDRAWN, RegistrationStatus.EXPIRED})
 
 
-class RegistrationError(Exception):
-    """A rule stopped the operation; ``code`` names it and the view shows the message."""
+class RegistrationError(DomainError):
+    """A rule stopped the operation; ``code`` names it and the view shows the message;
+    ``registration``: the one already there (registering an address twice)."""
 
     def __init__(self, code: str, registration: Registration | None = None) -> None:
         super().__init__(code)
-        self.code = code
         self.registration = registration
 
 

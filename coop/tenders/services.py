@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -22,6 +21,7 @@ from coop.accounts.models import Role, User
 from coop.actions.models import Action, ActionMeasure, ActionStatus
 from coop.core import audit, jobs
 from coop.core.db import lock_row
+from coop.core.errors import DomainError
 from coop.core.formatting import MAX_AMOUNT_CENTS
 from coop.core.time import utcnow
 from coop.extensions import db
@@ -37,13 +37,8 @@ MAX_BIDDING_TIME = timedelta(days=90)
 MAX_CAPACITY_HOMES = 100_000
 
 
-class TenderError(Exception):
+class TenderError(DomainError):
     """A rule stopped the operation; ``code`` names it, ``params`` fill in its message."""
-
-    def __init__(self, code: str, **params: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
 
 
 @dataclass(frozen=True)

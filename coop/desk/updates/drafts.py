@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from coop.accounts.models import User
 from coop.actions.models import Action
 from coop.core import audit
+from coop.core.errors import DomainError
 from coop.desk.models import DeliveryStatus, SegmentUpdate, UpdateDelivery, UpdateStatus
 from coop.extensions import db
 from coop.registrations.models import (
@@ -29,12 +30,8 @@ CONTENT_FIELDS = ("action_id", "segment", "subject_nl", "subject_en", "body_nl",
 DELIVERY_PAGE_SIZE = 100
 
 
-class UpdateError(Exception):
+class UpdateError(DomainError):
     """A rule stopped the operation; ``code`` names it and the view shows the message."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
 
 
 @dataclass(frozen=True)

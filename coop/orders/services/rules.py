@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
 
+from coop.core.errors import DomainError
 from coop.orders.models import (
     OPEN_LINE,
     LineStatus,
@@ -47,10 +47,5 @@ ORDER_REMINDER_BEFORE = timedelta(hours=24)
 MAX_DECLINE_REASON = 2000
 
 
-class OrderError(Exception):
+class OrderError(DomainError):
     """A rule stopped the operation; ``code`` names it, ``params`` fill in its message."""
-
-    def __init__(self, code: str, **params: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params

@@ -7,13 +7,13 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from flask import current_app
 
 from coop.accounts.models import User
 from coop.actions.models import Action, ActionStatus
 from coop.core import audit
+from coop.core.errors import DomainError
 from coop.core.formatting import MAX_AMOUNT_CENTS
 from coop.extensions import db
 from coop.payments import stripe_gateway
@@ -30,13 +30,8 @@ IDEMPOTENCY_WINDOW = timedelta(hours=23)
 MAX_DEPOSIT_PERCENT = 50  # article 7:26 BW: a consumer pays at most half in advance
 
 
-class PaymentError(Exception):
+class PaymentError(DomainError):
     """A rule stopped the operation; ``code`` names it and the view shows the message."""
-
-    def __init__(self, code: str, **params: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
 
 
 def current_mode() -> PaymentMode:
