@@ -226,7 +226,6 @@ def _change_status(action_id: int, change: Any, done: str) -> str | Response | t
     try:
         change(current_user, action)
     except ActionError as error:
-        db.session.rollback()
         return _detail_page(action, problem=message_for(error)), 409
     flash(done, "success")
     return redirect(url_for("actions_desk.detail", action_id=action.id))
@@ -262,7 +261,6 @@ def cancel(action_id: int) -> str | Response | tuple[str, int]:
         try:
             services.cancel_action(current_user, action, form.reason.data)
         except ActionError as error:
-            db.session.rollback()
             problem = _refusal(form, error)
             if problem is not None:
                 return render_template(
@@ -338,7 +336,6 @@ def remove_measure(action_id: int, offer_id: int) -> str | Response | tuple[str,
     try:
         services.remove_offer(current_user, offer)
     except ActionError as error:
-        db.session.rollback()
         return _detail_page(action, problem=message_for(error)), 409
     flash(gettext("The measure is removed."), "success")
     return redirect(url_for("actions_desk.detail", action_id=action.id))

@@ -26,6 +26,7 @@ from coop.actions.models import (
     PriceTier,
 )
 from coop.core import audit, jobs
+from coop.core.db import unit_of_work
 from coop.core.errors import DomainError
 from coop.core.time import utcnow
 from coop.extensions import db
@@ -340,6 +341,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+@unit_of_work
 def publish_action(actor: User, action: Action, now: datetime | None = None) -> None:
     """Draft -> open: residents can find it and register within its window."""
     now = now or utcnow()
@@ -354,6 +356,7 @@ def publish_action(actor: User, action: Action, now: datetime | None = None) -> 
     db.session.commit()
 
 
+@unit_of_work
 def close_action(actor: User | None, action: Action, now: datetime | None = None) -> None:
     """Open -> closed: no new registrations; batching and matching can start."""
     now = now or utcnow()
@@ -370,6 +373,7 @@ def _registration_closed(action: Action) -> None:
     events.registration_closed.send(action)
 
 
+@unit_of_work
 def reopen_action(actor: User, action: Action, now: datetime | None = None) -> None:
     """Closed -> open, only while the window is still open (extend it first otherwise)."""
     now = now or utcnow()
@@ -382,6 +386,7 @@ def reopen_action(actor: User, action: Action, now: datetime | None = None) -> N
     db.session.commit()
 
 
+@unit_of_work
 def cancel_action(actor: User, action: Action, reason: str, now: datetime | None = None) -> None:
     """Any status -> cancelled, with the reason in the audit log (the action has no column)."""
     now = now or utcnow()
@@ -545,6 +550,7 @@ def offer_in_use(offer: ActionMeasure) -> bool:
     return taking_part.offer_chosen.call(offer)
 
 
+@unit_of_work
 def remove_offer(actor: User, offer: ActionMeasure) -> None:
     """Stop offering a measure, only while no registration uses it."""
     action = offer.action

@@ -263,7 +263,6 @@ def reassign(action_id: int, run_id: int, batch_id: int) -> str | Response | tup
         try:
             services.reassign(current_user, matching_run, group.batch, form.shares())
         except OrderError as error:
-            db.session.rollback()
             problem = message_for(error)
         else:
             flash(gettext("The group is changed in the proposal."), "success")
@@ -294,7 +293,6 @@ def approve(action_id: int, run_id: int) -> str | Response | tuple[str, int]:
     try:
         services.request_approval(current_user, matching_run)
     except OrderError as error:
-        db.session.rollback()
         return _run_page(action, matching_run, problem=message_for(error)), 409
     flash(
         gettext(

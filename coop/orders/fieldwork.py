@@ -19,7 +19,7 @@ from sqlalchemy.orm import selectinload
 
 from coop.accounts.models import Role, User
 from coop.core import jobs
-from coop.core.db import lock_row
+from coop.core.db import lock_row, unit_of_work
 from coop.core.formatting import MAX_AMOUNT_CENTS
 from coop.core.time import utcnow
 from coop.core.workdays import local_today
@@ -290,6 +290,7 @@ def _decide(actor: User, quote: Quote, now: datetime) -> OrderLine:
     return line
 
 
+@unit_of_work
 def accept_quote(actor: User, quote: Quote, *, now: datetime | None = None) -> Quote:
     """The resident agrees to the work at this price."""
     now = now or utcnow()

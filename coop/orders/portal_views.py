@@ -35,7 +35,6 @@ from coop.core.formatting import format_euros, local_datetime, money
 from coop.core.time import AMSTERDAM, utcnow
 from coop.core.web import localized
 from coop.core.workdays import local_today
-from coop.extensions import db
 from coop.installers import services as installers
 from coop.installers.models import Installer
 from coop.orders import fieldwork, planning, services
@@ -235,7 +234,6 @@ def accept_order(order_id: int) -> Any:
     try:
         services.accept_order(current_user, order)
     except OrderError as error:
-        db.session.rollback()
         return _order_page(order, problem=message_for(error)), 409
     flash(gettext("You accepted the order. Plan the site surveys with the residents."), "success")
     return redirect(url_for("portal.order", order_id=order.id))

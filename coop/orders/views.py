@@ -21,7 +21,6 @@ from coop.actions.forms import ButtonForm
 from coop.core import errors
 from coop.core.authz import require
 from coop.core.time import utcnow
-from coop.extensions import db
 from coop.orders import events, fieldwork
 from coop.orders.forms import ConfirmInstallationForm, DeclineQuoteForm, SurveyChangeForm
 from coop.orders.models import LineStatus, OrderLine, Quote, SurveyStatus
@@ -169,7 +168,6 @@ def accept_quote(quote_id: int) -> Any:
     try:
         fieldwork.accept_quote(current_user, quote)
     except OrderError as error:
-        db.session.rollback()
         return _quote_page(quote, problem=message_for(error)), 409
     flash(
         gettext(

@@ -91,7 +91,6 @@ def pay(payment_id: int) -> Response | tuple[str, int]:
     try:
         url = services.start_checkout(current_user, payment)
     except PaymentError as error:
-        db.session.rollback()
         message = _MESSAGES.get(error.code, _MESSAGES["not_payable"])()
         flash(message, "error" if error.code == "gateway" else "info")
         return redirect(url_for("payments.deposit", payment_id=payment.id))

@@ -16,7 +16,6 @@ from flask_babel import gettext
 from flask_login import current_user
 
 from coop.accounts.permissions import staff_required
-from coop.extensions import db
 from coop.registrations import desk_services
 from coop.registrations import services as registration_services
 from coop.registrations.desk_forms import DeskWithdrawForm, NoteForm
@@ -100,7 +99,6 @@ def withdraw(registration_id: int) -> Any:
                     registration, form.reason.data, actor=current_user, measure_ids=chosen
                 )
             except registration_services.RegistrationError:
-                db.session.rollback()
                 problem = gettext(
                     "This can no longer be withdrawn: the measure moved on meanwhile. Look at "
                     "its progress below."

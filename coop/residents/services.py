@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from coop.accounts.models import LoginToken, User
+from coop.core.db import unit_of_work
 from coop.core.models import EmailLog
 from coop.core.time import utcnow
 from coop.extensions import db
@@ -44,6 +45,7 @@ def can_withdraw(registration: Registration, now: datetime | None = None) -> boo
     return withdrawal.can_withdraw_any(registration, now)
 
 
+@unit_of_work
 def withdraw(
     registration: Registration,
     reason: str,

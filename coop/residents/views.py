@@ -18,7 +18,6 @@ from flask_login import current_user, logout_user
 
 from coop.accounts.permissions import resident_required
 from coop.core.authz import require
-from coop.extensions import db
 from coop.orders import fieldwork
 from coop.registrations import services as registration_services
 from coop.registrations.forms import EraseForm, WithdrawForm, details_form_for
@@ -125,7 +124,6 @@ def withdraw(registration_id: int) -> Any:
                     registration, form.reason.data, actor=current_user, measure_ids=chosen
                 )
             except registration_services.RegistrationError as exc:
-                db.session.rollback()
                 problem = ERROR_MESSAGES.get(exc.code, ERROR_MESSAGES["not_withdrawable"])()
             else:
                 if done.registration_withdrawn:

@@ -80,7 +80,6 @@ def bid(invitation_id: int) -> Any:
         try:
             services.submit_bid(current_user, invitation, form.bids())
         except TenderError as error:
-            db.session.rollback()
             problem = str(MESSAGES.get(error.code, gettext("This is not possible.")))
             status = 409
             db.session.refresh(invitation)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 from coop.accounts.models import Role, User
 from coop.actions.models import Action, ActionMeasure, ActionStatus
 from coop.core import audit, jobs
-from coop.core.db import lock_row
+from coop.core.db import lock_row, unit_of_work
 from coop.core.errors import DomainError
 from coop.core.formatting import MAX_AMOUNT_CENTS
 from coop.core.time import utcnow
@@ -275,6 +275,7 @@ def biddable_measures(invitation: TenderInvitation) -> list[ActionMeasure]:
     return list(invitation.round.action.measures)
 
 
+@unit_of_work
 def submit_bid(
     actor: User,
     invitation: TenderInvitation,

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from coop.accounts.models import Role, User
 from coop.actions.models import ActionStatus
 from coop.core import jobs
-from coop.core.db import lock_row
+from coop.core.db import lock_row, unit_of_work
 from coop.core.time import utcnow
 from coop.extensions import db
 from coop.orders.models import (
@@ -45,6 +45,7 @@ def _lock_order(order: Order) -> Order:
     return order
 
 
+@unit_of_work
 def accept_order(actor: User, order: Order, *, now: datetime | None = None) -> None:
     now = now or utcnow()
     _lock_order(order)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 from coop.accounts.models import User
 from coop.actions.models import ActionStatus
 from coop.core import audit, jobs
-from coop.core.db import lock_row
+from coop.core.db import lock_row, unit_of_work
 from coop.core.time import utcnow
 from coop.core.workdays import working_days_deadline
 from coop.extensions import db
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 APPROVAL_CHUNK_HOMES = 500
 
 
+@unit_of_work
 def request_approval(actor: User, run: MatchingRun, *, now: datetime | None = None) -> MatchingRun:
     """Staff approve the proposal: the run records who and when and becomes "approving", and a
     job (``carry_out_approval``) creates the orders while the run's page shows its progress.

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from coop.accounts.models import User
 from coop.core import audit
-from coop.core.db import lock_row
+from coop.core.db import lock_row, unit_of_work
 from coop.extensions import db
 from coop.installers.models import Installer
 from coop.orders.models import (
@@ -158,6 +158,7 @@ def choices_for(run: MatchingRun, batch: Batch) -> list[Choice]:
     return sorted(out, key=lambda c: (c.unit_price_cents, c.installer.company_name))
 
 
+@unit_of_work
 def reassign(
     actor: User, run: MatchingRun, batch: Batch, shares: dict[int, int]
 ) -> list[ProposedAssignment]:

@@ -13,7 +13,7 @@ from coop.accounts.models import User
 from coop.actions import events as action_events
 from coop.actions.models import Action, ActionStatus
 from coop.core import audit, jobs
-from coop.core.db import lock_row
+from coop.core.db import lock_row, unit_of_work
 from coop.core.time import utcnow
 from coop.extensions import db
 
@@ -87,6 +87,7 @@ def _start_run(
     return run
 
 
+@unit_of_work
 def refund_all_again(actor: User, action: Action, *, now: datetime | None = None) -> RefundRun:
     """Staff start a new run for a cancelled action: for deposits that arrived after the first
     run, or that staff moved back to refund after a failure. Safe to press twice."""

@@ -9,7 +9,7 @@ from flask import current_app
 from flask_babel import force_locale, get_locale, gettext
 
 from coop.accounts.models import Role, User
-from coop.core.db import lock_row
+from coop.core.db import lock_row, unit_of_work
 from coop.core.time import utcnow
 from coop.core.web import localized
 from coop.extensions import db
@@ -51,6 +51,7 @@ def checkout_locale(user: User) -> str:
     return user.language if user.language in ("nl", "en") else "nl"
 
 
+@unit_of_work
 def start_checkout(actor: User, payment: Payment, *, now: datetime | None = None) -> str:
     """The address of the Stripe Checkout page for this deposit.
 

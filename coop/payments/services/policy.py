@@ -13,6 +13,7 @@ from flask import current_app
 from coop.accounts.models import User
 from coop.actions.models import Action, ActionStatus
 from coop.core import audit
+from coop.core.db import unit_of_work
 from coop.core.errors import DomainError
 from coop.core.formatting import MAX_AMOUNT_CENTS
 from coop.extensions import db
@@ -109,6 +110,7 @@ def format_iban(iban: str | None) -> str:
     return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
 
 
+@unit_of_work
 def set_deposit_policy(actor: User, action: Action, policy: DepositPolicy) -> None:
     """Change what the action asks from the next accepted quote on; deposits already asked keep
     their amount."""

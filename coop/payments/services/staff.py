@@ -8,7 +8,7 @@ from typing import Any
 
 from coop.accounts.models import Role, User
 from coop.core import audit, jobs
-from coop.core.db import lock_row
+from coop.core.db import lock_row, unit_of_work
 from coop.core.time import AMSTERDAM, utcnow
 from coop.extensions import db
 from coop.payments.models import (
@@ -47,6 +47,7 @@ def arrival_moment(received_on: date, now: datetime) -> datetime:
     return min(end_of_day - timedelta(microseconds=1), now).astimezone(UTC)
 
 
+@unit_of_work
 def mark_received(
     actor: User,
     payment: Payment,
@@ -91,6 +92,7 @@ def mark_received(
     return outcome
 
 
+@unit_of_work
 def refund_by_staff(actor: User, payment: Payment, *, now: datetime | None = None) -> None:
     now = now or utcnow()
     _staff_of(actor, payment)
@@ -118,6 +120,7 @@ def can_mark_refunded(payment: Payment) -> bool:
     )
 
 
+@unit_of_work
 def mark_refunded(actor: User, payment: Payment, *, now: datetime | None = None) -> None:
     now = now or utcnow()
     _staff_of(actor, payment)
