@@ -21,6 +21,7 @@ in flight. ``handed_as`` on the row names the RQ job that carries it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import logging
 import os
@@ -30,7 +31,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import event, func, or_, select, update
@@ -43,7 +44,9 @@ from coop.extensions import db
 
 log = logging.getLogger(__name__)
 
-JobHandler = Callable[..., None]
+JobHandler = Callable[..., Any]
+P = ParamSpec("P")
+R = TypeVar("R")
 _handlers: dict[str, JobHandler] = {}
 # Called (with the job's arguments and the error) when a job is failed for good, so that the
 # record it works on can say so instead of waiting forever.
@@ -70,13 +73,32 @@ LOST_CHECK_LIMIT = 5000
 _PENDING_KEY = "coop_outbox_new"
 
 
+class Job(Generic[P, R]):
+    """A registered job handler, by its handle rather than its name: ``send_x.enqueue(key,
+    **args)`` records it in the outbox (run after the commit); calling it runs it now."""
+
+    def __init__(self, name: str, handler: Callable[P, R]) -> None:
+        self.name = name
+        self.handler = handler
+        functools.update_wrapper(self, handler)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.handler(*args, **kwargs)
+
+    def enqueue(self, key: str, *, run_after: datetime | None = None, **args: Any) -> OutboxJob:
+        return enqueue(self.name, key, run_after=run_after, **args)
+
+    def enqueue_many(self, work: list[tuple[str, dict[str, Any]]]) -> list[OutboxJob]:
+        return enqueue_many(self.name, work)
+
+
 def job(
     name: str,
     *,
     on_give_up: Callable[..., None] | None = None,
     lane: str = DEFAULT,
     after_batch: Callable[[list[dict[str, Any]]], None] | None = None,
-) -> Callable[[JobHandler], JobHandler]:
+) -> Callable[[Callable[P, R]], Job[P, R]]:
     """Register a job handler under a stable name (the name is stored in the outbox row).
 
     ``on_give_up(error=..., **args)`` runs once the job has failed its last attempt. ``lane``
@@ -86,7 +108,7 @@ def job(
     if lane not in LANES:
         raise ValueError(f"unknown lane {lane!r}")
 
-    def register(handler: JobHandler) -> JobHandler:
+    def register(handler: Callable[P, R]) -> Job[P, R]:
         if name in _handlers and _handlers[name] is not handler:
             raise RuntimeError(f"job {name!r} registered twice")
         _handlers[name] = handler
@@ -95,7 +117,7 @@ def job(
             _give_up[name] = on_give_up
         if after_batch is not None:
             _after_batch[name] = after_batch
-        return handler
+        return Job(name, handler)
 
     return register
 
