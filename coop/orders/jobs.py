@@ -14,11 +14,11 @@ from typing import Any
 
 from flask import current_app
 
+from coop.accounts.mail import email_user
 from coop.accounts.models import LoginPurpose, User
 from coop.accounts.services import issue_login_token, login_link
 from coop.core.calendar import CalendarEvent, calendar_bytes
 from coop.core.jobs import job, periodic
-from coop.core.mail import send_email
 from coop.extensions import db
 from coop.installers.mail import email_installer
 from coop.orders import fieldwork, services
@@ -71,14 +71,11 @@ def email_resident(
     **context: Any,
 ) -> None:
     user = registration.user
-    send_email(
+    email_user(
+        user,
+        template,
         key=key,
-        to=user.email,
-        template=template,
-        language=user.language,
-        user_id=user.id,
         action_id=registration.action_id,
-        name=user.name,
         registration=registration,
         action=registration.action,
         household=registration.household,
@@ -105,13 +102,10 @@ def send_proposal_ready(run_id: int, user_id: int) -> None:
     user = db.session.get(User, user_id)
     if run is None or user is None or not user.is_active:
         return
-    send_email(
+    email_user(
+        user,
+        "proposal_ready",
         key=f"proposal-ready:{run.id}:{user.id}",
-        to=user.email,
-        template="proposal_ready",
-        language=user.language,
-        user_id=user.id,
-        name=user.name,
         run=run,
         coverage=services.coverage(run),
         action=run.action,
@@ -126,13 +120,10 @@ def send_order_released(order_id: int, user_id: int) -> None:
     user = db.session.get(User, user_id)
     if order is None or user is None or not user.is_active:
         return
-    send_email(
+    email_user(
+        user,
+        "order_released",
         key=f"order-released:{order.id}:{user.id}",
-        to=user.email,
-        template="order_released",
-        language=user.language,
-        user_id=user.id,
-        name=user.name,
         order=order,
         action=order.action,
         installer=order.installer,

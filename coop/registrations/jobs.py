@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from coop.accounts.mail import email_user
 from coop.accounts.models import LoginToken
 from coop.accounts.services import login_link
 from coop.core.jobs import URGENT, job, periodic
-from coop.core.mail import send_email
 from coop.extensions import db
 from coop.registrations import services
 from coop.registrations.models import Registration, RegistrationStatus
@@ -46,14 +46,11 @@ def send_reminder(registration_id: int, token_id: int) -> None:
 
 def send_to_household(registration: Registration, template: str, key: str, **context: Any) -> None:
     user = registration.user
-    send_email(
+    email_user(
+        user,
+        template,
         key=key,
-        to=user.email,
-        template=template,
-        language=user.language,
-        user_id=user.id,
         action_id=registration.action_id,
-        name=user.name,
         registration=registration,
         action=registration.action,
         household=registration.household,

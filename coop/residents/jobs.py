@@ -8,11 +8,11 @@ from typing import Any
 
 from flask import current_app
 
+from coop.accounts.mail import email_user
 from coop.accounts.models import LoginPurpose, User
 from coop.accounts.services import issue_login_token, login_link
 from coop.actions.models import Action
 from coop.core.jobs import job
-from coop.core.mail import send_email
 from coop.extensions import db
 from coop.orders.models import OrderLine
 from coop.payments.models import Payment
@@ -102,13 +102,10 @@ def send_withdrawal_to_desk(
         db.session.get(Registration, registration_id) if registration_id is not None else None
     )
     # Erased meanwhile: the email still says what ended, without the address.
-    send_email(
+    email_user(
+        user,
+        "withdrawal_desk",
         key=f"withdrawal-desk:{token}:{user.id}",
-        to=user.email,
-        template="withdrawal_desk",
-        language=user.language,
-        user_id=user.id,
-        name=user.name,
         action=action,
         registration=registration,
         household=registration.household if registration is not None else None,
@@ -117,11 +114,9 @@ def send_withdrawal_to_desk(
         kept_lines=_rows(OrderLine, kept_line_ids),
         kept_payments=_rows(Payment, kept_payment_ids),
         footer="work",
-        link=(
-            f"{current_app.config['BASE_URL']}/desk/registrations/{registration.id}"
-            if registration is not None
-            else f"{current_app.config['BASE_URL']}/desk/actions/{action.id}/payments"
-        ),
+        link=f"{current_app.config['BASE_URL']}/desk/registrations/{registration.id}"
+        if registration is not None
+        else f"{current_app.config['BASE_URL']}/desk/actions/{action.id}/payments",
     )
 
 
