@@ -29,13 +29,13 @@ from coop.core.time import utcnow
 from coop.extensions import db, limiter
 from coop.orders import fieldwork
 from coop.registrations import services, withdrawal
-from coop.registrations.next_steps import next_steps
 from coop.registrations.forms import (
     EraseForm,
     WithdrawForm,
     details_form_for,
     registration_form_for,
 )
+from coop.registrations.next_steps import next_steps
 
 bp = Blueprint("registrations", __name__)
 
