@@ -84,14 +84,14 @@ def _query() -> Select[Review, Installer, Measure]:
 
 def reviews_for_action(action_id: int) -> list[InstallerReviews]:
     """The reviews of the work in this action, per installer, newest first."""
-    rows = db.session.execute(_query().where(Order.action_id == action_id)).tuples()
+    rows = db.session.execute(_query().where(Order.action_id == action_id)).all()
     return _grouped(list(rows))
 
 
 def reviews_of_installer(installer_id: int) -> InstallerReviews:
     """Every review of one installer, over all actions (the desk's installer page)."""
     installer = db.session.get(Installer, installer_id)
-    rows = db.session.execute(_query().where(Review.installer_id == installer_id)).tuples()
+    rows = db.session.execute(_query().where(Review.installer_id == installer_id)).all()
     groups = _grouped(list(rows))
     if groups:
         return groups[0]
