@@ -53,13 +53,12 @@ def next_steps(registration: Registration, now: datetime | None = None) -> NextS
     now = now or utcnow()
     today = _day(now)
     action = registration.action
+    # Staff may close registration before its planned day: then that moment is the one.
+    closes = action.registration_closes_at
+    if action.closed_at is not None and action.closed_at < closes:
+        closes = action.closed_at
     entries: list[PlanEntry] = [
-        PlanEntry(
-            "registration_closes",
-            _day(action.registration_closes_at),
-            at=action.registration_closes_at,
-            past=action.registration_closes_at <= now,
-        )
+        PlanEntry("registration_closes", _day(closes), at=closes, past=closes <= now)
     ]
     entries += [
         PlanEntry("milestone", m.on_date, past=m.on_date < today, milestone=m)
