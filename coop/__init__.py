@@ -158,12 +158,14 @@ DOMAIN_MODULES = (
     "coop.orders.permissions",
     "coop.orders.services",  # the open demand (``tenders``); receives action events
     "coop.orders.jobs",
+    "coop.orders.reviews",  # reviews on the action and installer pages
     "coop.payments.permissions",
     "coop.payments.services",  # receives action and quote events; the page after accepting
     "coop.payments.search",  # payment references in the registrations' search
     "coop.payments.jobs",
     "coop.participation.permissions",
     "coop.participation.jobs",
+    "coop.participation.findable",  # what is open, on the action pages
     "coop.participation.survey_desk_views",  # routes on the participation desk's blueprint
     # The resident's pages across the domains add their routes to the registrations'
     # blueprints (before these are registered); their jobs are the withdrawal's emails.

@@ -13,7 +13,7 @@ from coop.accounts.services import AccountError
 from coop.core import exports
 from coop.core.authz import require
 from coop.core.formatting import format_euros
-from coop.installers import services
+from coop.installers import page_hooks, services
 from coop.installers.forms import (
     InstallerForm,
     InviteInstallerUserForm,
@@ -95,12 +95,14 @@ def create() -> Any:
 @bp.get("/<int:installer_id>")
 @staff_required
 def detail(installer_id: int) -> str:
+    # The residents' reviews come from the orders domain (orders build on installers).
     installer = _installer(installer_id, "view")
     return render_template(
         "installers/desk/detail.html",
         installer=installer,
         users=services.users_of(installer),
         invite_form=InviteInstallerUserForm(formdata=None),
+        review_group=page_hooks.reviews_of_installer.call(installer.id),
     )
 
 

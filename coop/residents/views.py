@@ -19,10 +19,17 @@ from flask_login import current_user, logout_user
 from coop.accounts.permissions import resident_required
 from coop.core.authz import require
 from coop.orders import fieldwork
+from coop.participation import findable
 from coop.registrations import services as registration_services
+from coop.registrations.desk_services import DWELLING_LABELS, OWNERSHIP_LABELS
 from coop.registrations.forms import EraseForm, WithdrawForm, details_form_for
 from coop.registrations.views import ERROR_MESSAGES, bp
 from coop.residents import services, withdrawal
+from coop.residents.next_steps import next_steps
+
+
+def _home_labels() -> dict[str, Any]:
+    return {"dwelling_labels": DWELLING_LABELS, "ownership_labels": OWNERSHIP_LABELS}
 
 
 @bp.get("/my")
@@ -33,6 +40,10 @@ def mine() -> str:
         "registrations/mine.html",
         registrations=registrations,
         timelines={r.id: services.timeline(r) for r in registrations},
+        plans={r.id: next_steps(r) for r in registrations},
+        # What the resident can join around their homes, through participation's own service.
+        take_part=findable.for_resident(current_user._get_current_object()),
+        **_home_labels(),
     )
 
 
@@ -54,6 +65,8 @@ def detail(registration_id: int) -> str:
         lines=[line for line in fieldwork.lines_of_registration(registration) if line.current],
         can_edit=registration_services.can_edit(registration),
         can_withdraw=services.can_withdraw(registration),
+        plan=next_steps(registration),
+        **_home_labels(),
     )
 
 
