@@ -14,6 +14,8 @@ from sqlalchemy import DateTime, Enum, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 
+from coop.extensions import db
+
 
 @event.listens_for(Engine, "connect")
 def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
@@ -86,8 +88,6 @@ def lock_row(obj: Any) -> Any:
     """
     from sqlalchemy import inspect, select
 
-    from coop.extensions import db
-
     mapper = inspect(obj).mapper
     key = mapper.primary_key[0]
     db.session.execute(
@@ -105,7 +105,6 @@ def unit_of_work(service: F) -> F:
     back when it raises (the exception goes on, for the view to word). Views never commit or
     roll back. A service called inside another's unit of work joins it: only the outermost
     commits or rolls back."""
-    from coop.extensions import db
 
     @wraps(service)
     def run(*args: Any, **kwargs: Any) -> Any:

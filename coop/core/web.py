@@ -367,14 +367,12 @@ def healthz() -> tuple[Response, int]:
             from redis import Redis
             from rq import Queue
 
-            from coop.core.jobs import queue_names
-
             connection = Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=2)
             connection.ping()
             # RQ jobs waiting per lane (a job carries up to OUTBOX_BATCH_SIZE outbox rows).
             queued = {
                 lane: Queue(name, connection=connection).count
-                for lane, name in queue_names(current_app._get_current_object()).items()  # type: ignore[attr-defined]
+                for lane, name in jobs.queue_names(current_app._get_current_object()).items()  # type: ignore[attr-defined]
             }
             report["queue"] = {
                 "ok": True,
