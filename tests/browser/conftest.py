@@ -47,6 +47,33 @@ AXE_OPTIONS: dict[str, Any] = {
 }
 # A page that does not answer within this time is a failure, not something to wait for.
 TIMEOUT_MS = 10_000
+# The narrowest screen a page must fit without scrolling sideways (WCAG 1.4.10, reflow): a phone,
+# or 1280 px zoomed to 400%.
+NARROW = {"width": 320, "height": 800}
+# What sticks out when a page is wider than its window: null when it fits, else the page's width
+# and the innermost elements past the right edge (skipping what scrolls inside its own box).
+OVERFLOW_SCRIPT = """() => {
+  const root = document.documentElement;
+  const width = root.clientWidth;
+  if (root.scrollWidth <= width) return null;
+  const past = (el) => el.getBoundingClientRect().right > width + 0.5;
+  const scrollsItself = (el) => {
+    for (let box = el.parentElement; box && box !== document.body; box = box.parentElement) {
+      if (getComputedStyle(box).overflowX !== "visible" && !past(box)) return true;
+    }
+    return false;
+  };
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+    [...el.classList].map((c) => "." + c).join("");
+  const culprits = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    if (!past(el) || [...el.children].some(past) || scrollsItself(el)) continue;
+    const text = (el.textContent || "").trim().replace(/\\s+/g, " ").slice(0, 60);
+    culprits.push(`${name(el)} (right ${Math.round(el.getBoundingClientRect().right)}px) "${text}"`);
+    if (culprits.length === 5) break;
+  }
+  return {scrollWidth: root.scrollWidth, width: width, culprits: culprits};
+}"""
 
 RESIDENT_EMAIL = "jan@example.nl"
 RESIDENT_ADDRESS = {"postcode": "3521 AB", "house_number": "7", "addition": ""}
@@ -367,6 +394,32 @@ def page(context: BrowserContext) -> Page:
     return context.new_page()
 
 
+@pytest.fixture(autouse=True)
+def pages_fit_their_window(request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    """Every page a test opens (in any context it makes during the test) is measured when it
+    has loaded; one wider than its window fails the test at teardown (WCAG 1.4.10). Contexts
+    made by module-scoped fixtures, and those without JavaScript, are not measured."""
+    too_wide: list[str] = []
+    if "browser" not in request.fixturenames:
+        yield too_wide
+        return
+    browser: Browser = request.getfixturevalue("browser")
+    make_context = browser.new_context
+
+    def new_context(**options: Any) -> BrowserContext:
+        made = make_context(**options)
+        watch_widths(made, too_wide)
+        return made
+
+    browser.new_context = new_context  # type: ignore[method-assign]
+    try:
+        yield too_wide
+    finally:
+        browser.new_context = make_context  # type: ignore[method-assign]
+    if too_wide:
+        pytest.fail("Pages wider than their window:\n" + "\n".join(too_wide), pytrace=False)
+
+
 # --- helpers -----------------------------------------------------------------------------
 
 
@@ -375,6 +428,31 @@ def goto(page: Page, path: str, status: int = 200) -> None:
     response = page.goto(path)
     assert response is not None, path
     assert response.status == status, f"{path}: HTTP {response.status}, expected {status}"
+
+
+def overflow(page: Page) -> str | None:
+    """None when the page fits its window; else how wide it is and what sticks out."""
+    found = page.evaluate(OVERFLOW_SCRIPT)
+    if found is None:
+        return None
+    culprits = "; ".join(found["culprits"]) or "(no single element)"
+    return f"{found['scrollWidth']}px wide in a {found['width']}px window: {culprits}"
+
+
+def watch_widths(context: BrowserContext, too_wide: list[str]) -> None:
+    """Measure every page the context loads; note each one wider than its window."""
+
+    def measure(page: Page) -> None:
+        from playwright.sync_api import Error
+
+        try:
+            problem = overflow(page)
+        except Error:  # navigated on before the measurement: the next load is measured
+            return
+        if problem:
+            too_wide.append(f"{page.url}: {problem}")
+
+    context.on("page", lambda page: page.on("load", measure))
 
 
 def choose_language(page: Page, language: str) -> None:
