@@ -29,7 +29,7 @@ from coop.accounts.models import User
 from coop.extensions import db
 from coop.installers.models import Installer
 from coop.registrations.models import Household, Registration
-from tests.browser.conftest import NARROW, TIMEOUT_MS, overflow
+from tests.browser.conftest import NARROW, TIMEOUT_MS, LiveServer, goto, overflow
 from tests.conftest import base_config
 from tests.login import sign_in
 from tests.test_authorization import TARGETS, build_world, value_of
@@ -201,3 +201,24 @@ def test_every_page_of_every_role_fits_320_px(
     seconds = time.monotonic() - started
     print(f"{role}: {len(pages)} pages in Dutch, {len(english)} in English, {seconds:.1f}s")
     assert not too_wide, f"{len(too_wide)} page(s) too wide for {role}:\n" + "\n".join(too_wide)
+
+
+def test_a_page_wider_than_its_window_is_reported(
+    page: Page, live_server: LiveServer, pages_fit_their_window: list[str]
+) -> None:
+    """The watch on every page a browser test loads: a page too wide for its window (here a
+    login page at 320 px, made wider by a line that cannot wrap) is written down with what
+    sticks out, and would fail the test at teardown."""
+    page.set_viewport_size(NARROW)
+    goto(page, "/staff/login")
+    page.evaluate(
+        """() => { const line = document.createElement("p"); line.id = "too-long";
+        line.style.whiteSpace = "nowrap"; line.textContent = "x".repeat(200);
+        document.querySelector("main").append(line); }"""
+    )
+    # Measured on each load, and again as the context closes (the last page of a test).
+    page.context.close()
+    assert len(pages_fit_their_window) == 1, pages_fit_their_window
+    assert pages_fit_their_window[0].startswith(f"{live_server.url}/staff/login: ")
+    assert "in a 320px window: p#too-long (right " in pages_fit_their_window[0]
+    pages_fit_their_window.clear()  # seen: not a failure of this test
