@@ -406,8 +406,10 @@ def page(context: BrowserContext) -> Page:
 @pytest.fixture(autouse=True)
 def pages_fit_their_window(request: pytest.FixtureRequest) -> Iterator[list[str]]:
     """Every page a test opens (in any context it makes during the test) is measured when it
-    has loaded; one wider than its window fails the test at teardown (WCAG 1.4.10). Contexts
-    made by module-scoped fixtures, and those without JavaScript, are not measured."""
+    has loaded, and the pages it ends on again narrowed to 320 px as their context closes; one
+    wider than its window fails the test at teardown (WCAG 1.4.10). Contexts made by
+    module-scoped fixtures are not measured; those without JavaScript are (Playwright measures
+    in a world of its own)."""
     too_wide: list[str] = []
     if "browser" not in request.fixturenames:
         yield too_wide
@@ -449,17 +451,17 @@ def overflow(page: Page) -> str | None:
 
 
 def watch_widths(context: BrowserContext, too_wide: list[str]) -> None:
-    """Measure every page the context loads, and each page once more as the context closes
-    (the last page of a test may close before its load was measured); note each page wider
-    than its window, once."""
+    """Measure every page the context loads, in its own window; and as the context closes, each
+    open page once more (the last page of a test may close before its load was measured) and,
+    when the window is wider, narrowed to 320 px as well. Note each page too wide, once."""
     from playwright.sync_api import Error
 
-    def measure(page: Page) -> None:
+    def measure(page: Page, where: str = "") -> None:
         try:
             problem = overflow(page)
         except Error:  # navigated on or closed before the measurement
             return
-        found = f"{page.url}: {problem}"
+        found = f"{page.url}{where}: {problem}"
         if problem and found not in too_wide:
             too_wide.append(found)
 
@@ -469,6 +471,13 @@ def watch_widths(context: BrowserContext, too_wide: list[str]) -> None:
     def measure_and_close(**options: Any) -> None:
         for page in context.pages:
             measure(page)
+            size = page.viewport_size
+            if size is not None and size["width"] > NARROW["width"]:
+                try:
+                    page.set_viewport_size({"width": NARROW["width"], "height": size["height"]})
+                except Error:
+                    continue
+                measure(page, " (narrowed to 320 px)")
         close(**options)
 
     context.close = measure_and_close  # type: ignore[method-assign]
