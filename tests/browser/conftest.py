@@ -47,8 +47,44 @@ AXE_OPTIONS: dict[str, Any] = {
 }
 # A page that does not answer within this time is a failure, not something to wait for.
 TIMEOUT_MS = 10_000
+# The narrowest screen a page must fit without scrolling sideways (WCAG 1.4.10, reflow): a phone,
+# or 1280 px zoomed to 400%.
+NARROW = {"width": 320, "height": 800}
+# What sticks out when a page is wider than its window: null when it fits, else the page's width
+# and the innermost elements past the right edge (skipping what scrolls inside its own box).
+OVERFLOW_SCRIPT = """() => {
+  const root = document.documentElement;
+  const width = root.clientWidth;
+  if (root.scrollWidth <= width) return null;
+  const past = (el) => el.getBoundingClientRect().right > width + 0.5;
+  const scrollsItself = (el) => {
+    for (let box = el.parentElement; box && box !== document.body; box = box.parentElement) {
+      if (getComputedStyle(box).overflowX !== "visible" && !past(box)) return true;
+    }
+    return false;
+  };
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+    [...el.classList].map((c) => "." + c).join("");
+  // Past the edge: the box itself, or (a line that does not wrap) only what it holds.
+  const spills = (el) => getComputedStyle(el).overflowX === "visible" &&
+    el.getBoundingClientRect().left + el.scrollWidth > width + 0.5;
+  const sticksOut = (el) => past(el) || spills(el);
+  const culprits = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    if (!sticksOut(el) || [...el.children].some(sticksOut) || scrollsItself(el)) continue;
+    const text = (el.textContent || "").trim().replace(/\\s+/g, " ").slice(0, 60);
+    const right = Math.max(el.getBoundingClientRect().right,
+      el.getBoundingClientRect().left + el.scrollWidth);
+    culprits.push(`${name(el)} (right ${Math.round(right)}px) "${text}"`);
+    if (culprits.length === 5) break;
+  }
+  return {scrollWidth: root.scrollWidth, width: width, culprits: culprits};
+}"""
 
-RESIDENT_EMAIL = "jan@example.nl"
+# A very long address, as some residents have: every page that shows it must still fit 320 px.
+RESIDENT_EMAIL = (
+    "anna.maria.van.der.heijden-oosterbroek.langenaam@voorbeeld-energieloket-gemeente.nl"
+)
 RESIDENT_ADDRESS = {"postcode": "3521 AB", "house_number": "7", "addition": ""}
 STAFF_EMAIL = "staff@example.nl"
 INSTALLER_EMAIL = "planning@dakwerk.example.nl"
@@ -368,6 +404,34 @@ def page(context: BrowserContext) -> Page:
     return context.new_page()
 
 
+@pytest.fixture(autouse=True)
+def pages_fit_their_window(request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    """Every page a test opens (in any context it makes during the test) is measured when it
+    has loaded, and the pages it ends on again narrowed to 320 px as their context closes; one
+    wider than its window fails the test at teardown (WCAG 1.4.10). Contexts made by
+    module-scoped fixtures are not measured; those without JavaScript are (Playwright measures
+    in a world of its own)."""
+    too_wide: list[str] = []
+    if "browser" not in request.fixturenames:
+        yield too_wide
+        return
+    browser: Browser = request.getfixturevalue("browser")
+    make_context = browser.new_context
+
+    def new_context(**options: Any) -> BrowserContext:
+        made = make_context(**options)
+        watch_widths(made, too_wide)
+        return made
+
+    browser.new_context = new_context  # type: ignore[method-assign]
+    try:
+        yield too_wide
+    finally:
+        browser.new_context = make_context  # type: ignore[method-assign]
+    if too_wide:
+        pytest.fail("Pages wider than their window:\n" + "\n".join(too_wide), pytrace=False)
+
+
 # --- helpers -----------------------------------------------------------------------------
 
 
@@ -376,6 +440,48 @@ def goto(page: Page, path: str, status: int = 200) -> None:
     response = page.goto(path)
     assert response is not None, path
     assert response.status == status, f"{path}: HTTP {response.status}, expected {status}"
+
+
+def overflow(page: Page) -> str | None:
+    """None when the page fits its window; else how wide it is and what sticks out."""
+    found = page.evaluate(OVERFLOW_SCRIPT)
+    if found is None:
+        return None
+    culprits = "; ".join(found["culprits"]) or "(no single element)"
+    return f"{found['scrollWidth']}px wide in a {found['width']}px window: {culprits}"
+
+
+def watch_widths(context: BrowserContext, too_wide: list[str]) -> None:
+    """Measure every page the context loads, in its own window; and as the context closes, each
+    open page once more (the last page of a test may close before its load was measured) and,
+    when the window is wider, narrowed to 320 px as well. Note each page too wide, once."""
+    from playwright.sync_api import Error
+
+    def measure(page: Page, where: str = "") -> None:
+        try:
+            problem = overflow(page)
+        except Error:  # navigated on or closed before the measurement
+            return
+        found = f"{page.url}{where}: {problem}"
+        if problem and found not in too_wide:
+            too_wide.append(found)
+
+    context.on("page", lambda page: page.on("load", measure))
+    close = context.close
+
+    def measure_and_close(**options: Any) -> None:
+        for page in context.pages:
+            measure(page)
+            size = page.viewport_size
+            if size is not None and size["width"] > NARROW["width"]:
+                try:
+                    page.set_viewport_size({"width": NARROW["width"], "height": size["height"]})
+                except Error:
+                    continue
+                measure(page, " (narrowed to 320 px)")
+        close(**options)
+
+    context.close = measure_and_close  # type: ignore[method-assign]
 
 
 def choose_language(page: Page, language: str) -> None:

@@ -187,7 +187,10 @@ class StripeStandIn:
         known = session_id in self.sessions
         data = (
             "<!doctype html><html lang='en'><head><title>Stand-in Checkout</title></head>"
-            f"<body><main><h1 id='checkout'>Checkout {session_id}</h1></main></body></html>"
+            # Wraps the long session id, as Stripe's page would: browser tests measure every
+            # page they reach, the stand-in's too.
+            "<body style='overflow-wrap: anywhere'>"
+            f"<main><h1 id='checkout'>Checkout {session_id}</h1></main></body></html>"
         ).encode()
         handler.send_response(200 if known else 404)
         handler.send_header("Content-Type", "text/html; charset=utf-8")
