@@ -614,3 +614,32 @@ def test_a_line_longer_than_smtp_allows_goes_as_base64(ctx: Flask) -> None:
     [html] = [p for p in message_from_bytes(raw).walk() if p.get_content_type() == "text/html"]
     assert html["Content-Transfer-Encoding"] == "base64"
     assert html.get_payload(decode=True) == f"<p>{long_line}</p>".encode()
+
+
+@pytest.mark.parametrize("flush_later", [True, False])
+def test_the_rows_of_a_chunk_but_the_last_commit_without_waiting_for_the_disk(
+    ctx: Flask, smtp: SMTPRecorder, flush_later: bool
+) -> None:
+    """On PostgreSQL the commits of a chunk's rows but the last do not wait for the write-ahead
+    log's fsync (the last one does, and with it the earlier ones' log); each row is still
+    committed on its own before the next message goes out."""
+    from sqlalchemy import event
+
+    ctx.config["OUTBOX_FLUSH_LATER"] = flush_later
+    keys = login_links(residents(4))
+    [chunk] = rq_jobs(ctx, jobs.URGENT)
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        assert jobs.execute_chunk(chunk.args[0]) == {"done": 4}
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    relaxed = [s for s in statements if "synchronous_commit" in s]
+    on_postgresql = db.engine.dialect.name == "postgresql"
+    assert len(relaxed) == (3 if flush_later and on_postgresql else 0)
+    assert sorted(e.key for e in email_logs()) == sorted(keys)
+    assert len(smtp.envelopes) == 4
