@@ -38,7 +38,7 @@ def install() -> None:
     import wtforms.widgets
 
     core.html_params = html_params
-    wtforms.widgets.html_params = html_params  # type: ignore[attr-defined]
+    wtforms.widgets.html_params = html_params
     for widget in (core.Input, core.Button):
         if getattr(widget, "html_params", None) is _original:
-            widget.html_params = staticmethod(html_params)  # type: ignore[assignment]
+            widget.html_params = staticmethod(html_params)
