@@ -50,6 +50,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _configure_logging(app)
 
     from coop import models as _models  # noqa: F401  (the whole schema, before any query)
+    from coop.core import widgets
+
+    widgets.install()  # WTForms' attribute writer, the same output faster (coop/core/widgets.py)
 
     db.init_app(app)
     schema.init_app(

@@ -74,6 +74,9 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "OUTBOX_MAX_ATTEMPTS": _int(env, "OUTBOX_MAX_ATTEMPTS", 8),
         # Outbox rows committed together go to a worker in RQ jobs of at most this many.
         "OUTBOX_BATCH_SIZE": max(1, _int(env, "OUTBOX_BATCH_SIZE", 50)),
+        # The rows of a chunk but its last commit without waiting for PostgreSQL's disk (see
+        # coop/core/jobs.py ``_flush_later``); off: every email's commit waits for it.
+        "OUTBOX_FLUSH_LATER": _bool(env.get("OUTBOX_FLUSH_LATER"), True),
         "MAIL_SERVER": mail_server,
         "MAIL_PORT": _int(env, "MAIL_PORT", 25),
         "MAIL_USE_TLS": _bool(env.get("MAIL_USE_TLS"), False),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import secrets
@@ -10,10 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import pyotp
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -26,12 +25,26 @@ from coop.core.hooks import Hook
 from coop.core.time import utcnow
 from coop.extensions import db
 
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
 log = logging.getLogger(__name__)
 
-# Argon2id with OWASP's recommended minimum (m=19 MiB, t=2, p=1).
-_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
-# Verifying against this when the email is unknown costs the same time as a real check.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+@functools.cache
+def _hasher() -> PasswordHasher:
+    """Argon2id with OWASP's recommended minimum (m=19 MiB, t=2, p=1). Made (and argon2
+    imported) at the first password: a sign-up never hashes one, and each web worker is
+    smaller without it."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verifying against this when the email is unknown costs the same time as a real check."""
+    return _hasher().hash("not-a-real-password")
 
 
 class AccountError(DomainError):
@@ -190,14 +203,16 @@ def forget_login_requests(now: datetime | None = None) -> int:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def _password_matches(user: User | None, password: str) -> bool:
     """Whether ``password`` is the user's; the same time for an unknown or passwordless user."""
-    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
     try:
-        _hasher.verify(stored, password)
+        _hasher().verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False
     return user is not None and bool(user.password_hash)
@@ -226,8 +241,8 @@ def authenticate(email: str, password: str) -> User | None:
         return None
     throttle.succeeded("password", address)
     assert user.password_hash is not None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
+    if _hasher().check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher().hash(password)
     if not totp_enabled(user):  # with two-factor login, the login ends at the code step
         user.last_login_at = utcnow()
     db.session.commit()
@@ -538,6 +553,8 @@ def _use_code(user: User, code: str) -> bool:
     digits = "".join(code.split())
     if len(digits) != 6 or not digits.isdigit():
         return False
+    import pyotp  # here: only two-factor login needs it
+
     totp = pyotp.TOTP(user.totp_secret)
     now = totp.timecode(_clock())
     for step in range(now - TOTP_VALID_WINDOW, now + TOTP_VALID_WINDOW + 1):
@@ -562,6 +579,8 @@ def begin_totp_setup(user: User) -> str:
     """A new secret for the authenticator app; two-factor login is on only once confirmed."""
     if totp_enabled(user):
         raise AccountError("totp_already_on")
+    import pyotp
+
     user.totp_secret = pyotp.random_base32()
     user.totp_confirmed_at = None
     user.totp_last_step = None
@@ -573,6 +592,8 @@ def totp_uri(user: User) -> str:
     """The otpauth:// address an authenticator app reads (typed or pasted as text)."""
     if not user.totp_secret:
         raise AccountError("totp_not_started")
+    import pyotp
+
     return str(
         pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
     )

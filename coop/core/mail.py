@@ -14,10 +14,13 @@ message, as before.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import re
+import secrets
 import smtplib
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -146,31 +149,100 @@ def mime_message(
     """The message as it goes over the wire: multipart/mixed around the plain text and HTML
     alternatives and the attachments (as Flask-Mail builds it), with the key's Message-ID.
 
-    Built with the standard library's compat32 classes: Flask-Mail's ``Message`` took about
-    four times as long per message (its address and header handling). ``headers`` are added as
-    they are (e.g. List-Unsubscribe); a value with a line break is refused (header injection).
+    Without attachments (every bulk message) the bytes are written here directly, in the very
+    layout the standard library's compat32 generator writes: the generator took about 1.5 ms a
+    message, most of it folding short headers and compiling a regular expression per multipart
+    boundary to search the parts for it (our boundaries are random, as the generator's are).
+    With attachments the standard library builds it. ``headers`` are added as they are (e.g.
+    List-Unsubscribe); a value with a line break is refused (header injection).
     """
+    extra = dict(headers or {})
+    for name, value in extra.items():
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+            raise ValueError(f"line break in the email header {name!r}")
+    top = [
+        ("Subject", _header(subject)),
+        ("From", _address(sender)),
+        ("To", _address(to)),
+        ("Date", formatdate(localtime=True)),
+        ("Message-ID", message_id),
+        *extra.items(),
+    ]
+    if not attachments:
+        return _wire_message(top, text, html)
     outer = MIMEMultipart()
     alternative = MIMEMultipart("alternative")
     alternative.attach(MIMEText(text, "plain", "utf-8"))
     alternative.attach(MIMEText(html, "html", "utf-8"))
     outer.attach(alternative)
-    outer["Subject"] = _header(subject)
-    outer["From"] = _address(sender)
-    outer["To"] = _address(to)
-    outer["Date"] = formatdate(localtime=True)
-    outer["Message-ID"] = message_id
-    for name, value in (headers or {}).items():
-        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-            raise ValueError(f"line break in the email header {name!r}")
+    for name, value in top:
         outer[name] = value
-    for filename, mimetype, content in attachments or ():
+    for filename, mimetype, content in attachments:
         part = MIMEBase(*mimetype.split("/", 1))
         part.set_payload(content)
         encode_base64(part)
         part.add_header("Content-Disposition", "attachment", filename=filename)
         outer.attach(part)
     return outer.as_bytes(policy=_WIRE)
+
+
+_CRLF = b"\r\n"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _wire_message(top: Sequence[tuple[str, str]], text: str, html: str) -> bytes:
+    """multipart/mixed around multipart/alternative (text, HTML), as compat32 writes it."""
+    outer, inner = _boundary(text, html), _boundary(text, html)
+    lines = [
+        _wire_header("Content-Type", f'multipart/mixed; boundary="{outer}"'),
+        b"MIME-Version: 1.0\r\n",
+        *(_wire_header(name, value) for name, value in top),
+        _CRLF,
+        f"--{outer}\r\n".encode(),
+        _wire_header("Content-Type", f'multipart/alternative; boundary="{inner}"'),
+        b"MIME-Version: 1.0\r\n",
+        _CRLF,
+        f"--{inner}\r\n".encode(),
+        _wire_text("plain", text),
+        f"\r\n--{inner}\r\n".encode(),
+        _wire_text("html", html),
+        f"\r\n--{inner}--\r\n".encode(),
+        f"\r\n--{outer}--\r\n".encode(),
+    ]
+    return b"".join(lines)
+
+
+def _boundary(*parts: str) -> str:
+    while True:
+        boundary = "=" * 15 + str(secrets.randbelow(sys.maxsize)) + "=="
+        if not any(boundary in part for part in parts):
+            return boundary
+
+
+def _wire_header(name: str, value: str) -> bytes:
+    line = f"{name}: {value}"
+    if len(line) <= 78 and line.isascii():
+        return line.encode("ascii") + _CRLF
+    folded: bytes = _WIRE.fold_binary(name, value)  # the generator's folding, line end included
+    return folded
+
+
+def _wire_text(subtype: str, content: str) -> bytes:
+    """A text part in UTF-8 as MIMEText(..., "utf-8") writes it once Flask-Mail is imported
+    (which sets UTF-8 bodies to go unencoded): 7bit when ASCII, else 8bit; base64 only when a
+    line is longer than SMTP allows (998), which the generator would have sent as it was."""
+    lines = _LINE_BREAK.split(content)
+    if any(len(line) > 998 for line in lines):
+        encoding = "base64"
+        body = base64.encodebytes(content.encode("utf-8")).replace(b"\n", _CRLF)
+    else:
+        encoding = "7bit" if content.isascii() else "8bit"
+        body = "\r\n".join(lines).encode("utf-8")
+    head = (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\nMIME-Version: 1.0\r\n'
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
+    )
+    return head.encode("ascii") + body
 
 
 # compat32 (what Flask-Mail used) with the line ends SMTP wants; smtplib sends bytes as given.

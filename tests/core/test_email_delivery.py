@@ -527,3 +527,119 @@ def test_an_update_left_sending_after_its_last_chunk_is_marked_sent_by_the_sched
     db.session.expire_all()
     assert db.session.get(SegmentUpdate, stalled.id).status is UpdateStatus.SENT  # type: ignore[union-attr]
     assert updates.finish_stalled() == 0
+
+
+def _stdlib_message(subject: str, to: str, text: str, html: str, headers: dict[str, str]) -> bytes:
+    """The message as the standard library's generator writes it (what mime_message did for
+    every message before it wrote messages without attachments itself)."""
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
+    from coop.core import mail
+
+    outer = MIMEMultipart()
+    alternative = MIMEMultipart("alternative")
+    alternative.attach(MIMEText(text, "plain", "utf-8"))
+    alternative.attach(MIMEText(html, "html", "utf-8"))
+    outer.attach(alternative)
+    outer["Subject"] = mail._header(subject)
+    outer["From"] = mail._address("Coöp <noreply@coop.localhost>")
+    outer["To"] = mail._address(to)
+    outer["Date"] = "the date"
+    outer["Message-ID"] = "<abc@coop.localhost>"
+    for name, value in headers.items():
+        outer[name] = value
+    return outer.as_bytes(policy=mail._WIRE)
+
+
+@pytest.mark.parametrize(
+    ("subject", "to", "text", "html"),
+    [
+        ("Hallo", "anna@example.nl", "Hallo Anna,\n\nklik hier.\n", "<p>Hallo</p>"),
+        (
+            "Je aanmelding bij de Wärmtepomp-actie, met een onderwerp dat gevouwen moet worden",
+            "anna@exämple.nl",
+            "Hällo\r\nwörld, " * 40,
+            "<p>" + "xé " * 300 + "</p>",
+        ),
+        ("x", "a@example.nl", "a\rb\nc\r\n", ""),
+    ],
+)
+def test_a_message_without_attachments_is_written_as_the_standard_library_writes_it(
+    ctx: Flask, subject: str, to: str, text: str, html: str
+) -> None:
+    """Written directly (the generator took 1.5 ms a message), byte for byte what the
+    generator writes, but for the random boundaries and the date."""
+    import re
+
+    from coop.core.mail import mime_message
+
+    headers = {
+        "List-Unsubscribe": "<http://localhost/unsubscribe/" + "t" * 80 + ">, <mailto:u@x.nl>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    raw = mime_message(
+        subject=subject,
+        sender="Coöp <noreply@coop.localhost>",
+        to=to,
+        text=text,
+        html=html,
+        message_id="<abc@coop.localhost>",
+        headers=headers,
+    )
+
+    def same(message: bytes) -> bytes:
+        message = re.sub(rb"Date: [^\r]*", b"Date: the date", message)
+        return re.sub(rb"={15}\d+==", b"BOUNDARY", message)
+
+    assert same(raw) == same(_stdlib_message(subject, to, text, html, headers))
+    assert len(set(re.findall(rb"={15}\d+==", raw))) == 2
+
+
+def test_a_line_longer_than_smtp_allows_goes_as_base64(ctx: Flask) -> None:
+    from email import message_from_bytes
+
+    from coop.core.mail import mime_message
+
+    long_line = "x" * 1200
+    raw = mime_message(
+        subject="Hallo",
+        sender="noreply@coop.localhost",
+        to="anna@example.nl",
+        text="kort",
+        html=f"<p>{long_line}</p>",
+        message_id="<abc@coop.localhost>",
+    )
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    [html] = [p for p in message_from_bytes(raw).walk() if p.get_content_type() == "text/html"]
+    assert html["Content-Transfer-Encoding"] == "base64"
+    assert html.get_payload(decode=True) == f"<p>{long_line}</p>".encode()
+
+
+@pytest.mark.parametrize("flush_later", [True, False])
+def test_the_rows_of_a_chunk_but_the_last_commit_without_waiting_for_the_disk(
+    ctx: Flask, smtp: SMTPRecorder, flush_later: bool
+) -> None:
+    """On PostgreSQL the commits of a chunk's rows but the last do not wait for the write-ahead
+    log's fsync (the last one does, and with it the earlier ones' log); each row is still
+    committed on its own before the next message goes out."""
+    from sqlalchemy import event
+
+    ctx.config["OUTBOX_FLUSH_LATER"] = flush_later
+    keys = login_links(residents(4))
+    [chunk] = rq_jobs(ctx, jobs.URGENT)
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        assert jobs.execute_chunk(chunk.args[0]) == {"done": 4}
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    relaxed = [s for s in statements if "synchronous_commit" in s]
+    on_postgresql = db.engine.dialect.name == "postgresql"
+    assert len(relaxed) == (3 if flush_later and on_postgresql else 0)
+    assert sorted(e.key for e in email_logs()) == sorted(keys)
+    assert len(smtp.envelopes) == 4
