@@ -144,7 +144,7 @@ def test_tender_to_orders_and_a_decline_sends_the_homes_back_to_matching(world: 
     assert statuses == {RegistrationStatus.ASSIGNED}
     run_jobs()
     subjects = [e.subject for e in db.session.scalars(select(EmailLog))]
-    assert sum("Uw installateur" in s or "Your installer" in s for s in subjects) == 10
+    assert sum("Je installateur" in s or "Your installer" in s for s in subjects) == 10
 
     by_place = {(o.batch.pc4, o.batch.action_measure.measure.code): o for o in orders}
     services.accept_order(world["local_user"], by_place["3521", "roof"], now=after_deadline)
