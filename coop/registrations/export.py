@@ -175,7 +175,7 @@ def readable_document(data: dict[str, Any]) -> str:
     """The export as a standalone HTML document in the current language."""
     names = _Names()
     blocks = [
-        _block(str(FIELD_LABELS[key]), key, value, names)
+        _block(_label(key), key, value, names)
         for key, value in data.items()
         if key != "exported_at"
     ]
@@ -217,7 +217,7 @@ def _block(title: str, kind: str, value: Any, names: _Names) -> Block:
             block.rows.append(Row("", blocks=[_block(f"{number}.", kind, item, names)]))
         return block
     for key, item in value.items():
-        label = str(FIELD_LABELS[key])
+        label = _label(key)
         if isinstance(item, dict) or (
             isinstance(item, list) and item and isinstance(item[0], dict)
         ):
@@ -227,16 +227,22 @@ def _block(title: str, kind: str, value: Any, names: _Names) -> Block:
     return block
 
 
+def _label(key: str) -> str:
+    # A key without a label shows as it is rather than failing the download; the tests over
+    # the export's data (registrations and participation) catch it before it ships.
+    return str(FIELD_LABELS.get(key, key))
+
+
 def _value(kind: str, key: str, value: Any, names: _Names) -> str:
     if value is None or value == "":
         return "—"
     if isinstance(value, list) and not value:
-        return gettext("Nothing")
+        return str(gettext("Nothing"))
     if isinstance(value, bool):
-        return gettext("Yes") if value else gettext("No")
+        return str(gettext("Yes") if value else gettext("No"))
     if (kind, key) in _CODES:
         enum, labels = _CODES[kind, key]
-        return str(labels[enum(value)])
+        return str(labels.get(enum(value), value))
     if isinstance(value, list):
         return ", ".join(_value(kind, key, item, names) for item in value)
     if key == "measure":
@@ -244,7 +250,7 @@ def _value(kind: str, key: str, value: Any, names: _Names) -> str:
     if key == "action":
         return names.action(value)
     if key == "language":
-        return LANGUAGE_NAMES.get(value, value)
+        return str(LANGUAGE_NAMES.get(value, value))
     if key.endswith("_at") or key in ("at", "starts_at", "ends_at"):
         return _datetime(value)
     if key.endswith("_on"):
