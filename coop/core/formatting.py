@@ -49,6 +49,16 @@ def local_date(value: date | datetime | None, fmt: str = "long") -> str:
     return str(format_date(value, _DATE_PATTERNS.get(fmt, fmt)))
 
 
+def sortable_date(value: date | datetime) -> str:
+    """Dates in spreadsheet exports: "2027-01-13" and "2027-01-13 10:05" (Europe/Amsterdam),
+    the one form every spreadsheet reads as a date and sorts, whatever its language. Pages,
+    emails and readable documents use ``local_date``/``local_datetime``."""
+    if isinstance(value, datetime):
+        local = value.astimezone(AMSTERDAM) if value.tzinfo else value
+        return local.strftime("%Y-%m-%d %H:%M")
+    return value.isoformat()
+
+
 # The most an amount could sensibly be; above it is a typing error (and it keeps cents in range).
 MAX_AMOUNT_CENTS = 100_000_000  # € 1.000.000,00
 _PLAIN_AMOUNT = re.compile(r"^\d+(?:[.,]\d{1,2})?$")
