@@ -186,7 +186,8 @@ def test_household_that_withdrew_registers_again_on_the_same_row(
         assert new_link != old_link
 
     # The first round's unused link must not confirm the second round (someone else's).
-    response = factories.post_form(client, old_link, {})
+    assert client.get(old_link).status_code == 400  # says so on opening
+    response = factories.post_form(client, old_link, {}, token_from="/login")
     assert response.status_code == 400
     with app.app_context():
         assert db.session.get(Registration, first_id).status is (
