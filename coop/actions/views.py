@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, render_template, request
 from flask_babel import gettext
 from flask_login import current_user
@@ -31,19 +33,39 @@ def index() -> str:
             error = gettext("Enter a Dutch postcode: four digits and two letters, like 1234 AB.")
     actions = services.public_actions(pc4)
     return render_template(
-        "actions/index.html", actions=actions, postcode=raw, pc4=pc4, error=error
+        "actions/index.html",
+        actions=actions,
+        postcode=raw,
+        pc4=pc4,
+        error=error,
+        neighbourhood_offers=_neighbourhood_offers(pc4),
     )
+
+
+def _neighbourhood_offers(pc4: str | None) -> list[Any]:
+    """For a postcode: what is open in its neighbourhoods; without one: the public
+    neighbourhood pages, so that a resident finds their neighbourhood from the home page."""
+    from coop.participation import findable
+
+    return findable.for_postcode_area(pc4) if pc4 else findable.public_pages()
 
 
 @bp.get("/actions/<slug>")
 def detail(slug: str) -> str:
+    # Participation and the reviews through their own domains' services (they build on actions).
+    from coop.orders.reviews import reviews_for_action
+    from coop.participation import findable
+
     action = services.action_by_slug(slug[:80])
     if action is None or not authorize(current_user, action, "view"):
         abort(404)
+    user = current_user if current_user.is_authenticated else None
     return render_template(
         "actions/detail.html",
         action=action,
         offers=services.measure_offers(action),
         participants=participant_count(action),
         open_now=action.is_open_for_registration(utcnow()),
+        take_part=findable.for_action(action, user),
+        review_groups=reviews_for_action(action.id),
     )

@@ -94,12 +94,16 @@ def create() -> Any:
 @bp.get("/<int:installer_id>")
 @staff_required
 def detail(installer_id: int) -> str:
+    # The residents' reviews through the orders domain's service (orders builds on installers).
+    from coop.orders.reviews import reviews_of_installer
+
     installer = _installer(installer_id, "view")
     return render_template(
         "installers/desk/detail.html",
         installer=installer,
         users=services.users_of(installer),
         invite_form=InviteInstallerUserForm(formdata=None),
+        review_group=reviews_of_installer(installer.id),
     )
 
 

@@ -329,3 +329,25 @@ class ConfirmInstallationForm(FlaskForm):
 
     def rating_value(self) -> int | None:
         return int(self.rating.data) if self.rating.data else None
+
+
+class RateInstallationForm(FlaskForm):
+    """Rating confirmed work afterwards: now the rating is what the form is for."""
+
+    rating = RadioField(
+        _l("How do you rate the installer?"),
+        choices=list(RATINGS[1:]),
+        validators=[DataRequired(message=_l("Choose a rating from 1 to 5."))],
+        validate_choice=True,
+    )
+    comment = TextAreaField(
+        _l("Your experience (optional)"),
+        description=_l("Other residents of the action may read it, without your name."),
+        validators=[
+            Length(max=2000, message=_l("Use at most 2000 characters.")),
+            NoControlCharacters(),
+        ],
+    )
+
+    def rating_value(self) -> int | None:
+        return int(self.rating.data) if self.rating.data else None

@@ -20,8 +20,13 @@ from coop.actions.forms import ButtonForm
 from coop.core.authz import require, resident_required
 from coop.core.time import utcnow
 from coop.extensions import db
-from coop.orders import fieldwork
-from coop.orders.forms import ConfirmInstallationForm, DeclineQuoteForm, SurveyChangeForm
+from coop.orders import fieldwork, reviews
+from coop.orders.forms import (
+    ConfirmInstallationForm,
+    DeclineQuoteForm,
+    RateInstallationForm,
+    SurveyChangeForm,
+)
 from coop.orders.models import LineStatus, OrderLine, Quote, SurveyStatus
 from coop.orders.services import OrderError
 
@@ -44,10 +49,14 @@ MESSAGES: dict[str, Any] = {
     ),
     "rating_range": _l("Choose a rating from 1 to 5, or no rating."),
     "confirm_not_possible": _l("There is no finished work to confirm."),
+    "rating_required": _l("Choose a rating from 1 to 5."),
+    "rate_not_possible": _l("You can rate the work once you have confirmed it is done."),
+    "already_rated": _l("You have already rated this work. Thank you."),
 }
 SURVEY_CHANGE_FIELDS = {"message_required": "message", "message_too_long": "message"}
 DECLINE_FIELDS = {"message_too_long": "reason"}
 CONFIRM_FIELDS = {"rating_range": "rating", "message_too_long": "comment"}
+RATE_FIELDS = {"rating_required": "rating", "message_too_long": "comment"}
 
 LINE_STATUS: dict[str, Any] = {
     "assigned": _l("The installer will contact you to plan a site survey"),
@@ -97,6 +106,11 @@ def resident_line_status(status: Any) -> str:
 def quote_status_label(status: Any) -> str:
     value = getattr(status, "value", status)
     return str(QUOTE_STATUS.get(value, value))
+
+
+@bp.app_template_global()
+def can_rate_line(line: OrderLine) -> bool:
+    return reviews.can_rate(line)
 
 
 @bp.app_template_global()
@@ -277,7 +291,16 @@ def confirm(line_id: int) -> Any:
             problem = refuse(form, error, CONFIRM_FIELDS)
             status = 409
         else:
-            flash(gettext("Thank you. The work is confirmed as done."), "success")
+            if form.rating_value() is None:
+                flash(
+                    gettext(
+                        "Thank you. The work is confirmed as done. You can still rate the "
+                        "installer later, from this page."
+                    ),
+                    "success",
+                )
+            else:
+                flash(gettext("Thank you. The work is confirmed as done."), "success")
             return redirect(_registration_url(line))
     page = render_template(
         "orders/confirm.html",
@@ -285,6 +308,37 @@ def confirm(line_id: int) -> Any:
         installer=line.order.installer,
         measure=line.measure,
         possible=line.status is LineStatus.INSTALLED,
+        form=form,
+        problem=problem,
+    )
+    return (page, status) if status != 200 else page
+
+
+@bp.route("/my/lines/<int:line_id>/rate", methods=["GET", "POST"])
+@resident_required
+def rate(line_id: int) -> Any:
+    """Rate work that was confirmed without a rating."""
+    line = _line(line_id)
+    form = RateInstallationForm()
+    problem = None
+    status = 200
+    if form.validate_on_submit():
+        try:
+            reviews.rate_installation(
+                current_user, line, form.rating_value(), form.comment.data or ""
+            )
+        except OrderError as error:
+            problem = refuse(form, error, RATE_FIELDS)
+            status = 409
+        else:
+            flash(gettext("Thank you for your rating."), "success")
+            return redirect(_registration_url(line))
+    page = render_template(
+        "orders/rate.html",
+        line=line,
+        installer=line.order.installer,
+        measure=line.measure,
+        possible=reviews.can_rate(line),
         form=form,
         problem=problem,
     )

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from coop.accounts.models import Role, User
 from coop.actions.models import Neighbourhood
+from coop.core import jobs
 from coop.core.time import utcnow
 from coop.desk import audit
 from coop.extensions import db
@@ -84,13 +86,7 @@ def volunteer(user: User, choice: StreetChoice, motivation: str) -> Ambassador:
         raise ParticipationError("not_a_resident")
     if choice.value not in {c.value for c in street_choices(user)}:
         raise ParticipationError("not_your_street")
-    existing = db.session.scalar(
-        select(Ambassador).where(
-            Ambassador.user_id == user.id,
-            Ambassador.pc4 == choice.pc4,
-            Ambassador.street == choice.street,
-        )
-    )
+    existing = _volunteered_for(user, choice)
     if existing is not None:
         raise ParticipationError("already_volunteered", ambassador=existing)
     ambassador = Ambassador(
@@ -101,8 +97,38 @@ def volunteer(user: User, choice: StreetChoice, motivation: str) -> Ambassador:
         motivation=motivation,
     )
     db.session.add(ambassador)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # The same form sent twice at once: the other request stored it first.
+        db.session.rollback()
+        existing = _volunteered_for(user, choice)
+        raise ParticipationError("already_volunteered", ambassador=existing) from None
+    # The confirmation goes with the row, under its own key: sent once, whatever happens next.
+    jobs.enqueue(
+        "participation.send_ambassador_volunteered",
+        f"ambassador-volunteered:{ambassador.id}",
+        ambassador_id=ambassador.id,
+    )
     db.session.commit()
     return ambassador
+
+
+def _volunteered_for(user: User, choice: StreetChoice) -> Ambassador | None:
+    found: Ambassador | None = db.session.scalar(
+        select(Ambassador).where(
+            Ambassador.user_id == user.id,
+            Ambassador.pc4 == choice.pc4,
+            Ambassador.street == choice.street,
+        )
+    )
+    return found
+
+
+def open_street_choices(user: User) -> list[StreetChoice]:
+    """The streets this resident may still volunteer for: not those volunteered for already."""
+    taken = {(a.pc4, a.street) for a in ambassadorships_of(user)}
+    return [c for c in street_choices(user) if (c.pc4, c.street) not in taken]
 
 
 def approve(actor: User, ambassador: Ambassador, now: datetime | None = None) -> None:

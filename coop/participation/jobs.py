@@ -20,6 +20,7 @@ from coop.extensions import db
 from coop.participation import meetings
 from coop.participation.ics import ICS_MIMETYPE, meeting_calendar
 from coop.participation.models import (
+    Ambassador,
     InterestCampaign,
     InterestPledge,
     Meeting,
@@ -246,6 +247,24 @@ def send_threshold_reached_staff(campaign_id: int, user_id: int) -> None:
         campaign=campaign,
         link=external_url(f"/desk/participation/interest/{campaign.id}"),
         campaign_link=_campaign_link(campaign),
+    )
+
+
+@job("participation.send_ambassador_volunteered")
+def send_ambassador_volunteered(ambassador_id: int) -> None:
+    ambassador = db.session.get(Ambassador, ambassador_id)
+    if ambassador is None:  # the resident erased their account meanwhile
+        return
+    user = ambassador.user
+    send_email(
+        key=f"ambassador-volunteered:{ambassador.id}",
+        to=user.email,
+        template="ambassador_volunteered",
+        language=user.language,
+        user_id=user.id,
+        name=user.name,
+        ambassador=ambassador,
+        link=external_url("/my/ambassador"),
     )
 
 

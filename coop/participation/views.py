@@ -536,6 +536,9 @@ def my_pledge(token: str) -> Any:
 def ambassador() -> Any:
     user = current_user._get_current_object()
     choices = ambassadors.street_choices(user)
+    # Only the streets not volunteered for yet are offered; a form sent again for a street
+    # already taken (a double click, a second tab) shows what is there instead of an error.
+    open_choices = ambassadors.open_street_choices(user)
     form = VolunteerForm()
     form.street.choices = [
         SelectChoice(c.value, f"{c.street} ({c.pc4}), {c.neighbourhood.name}") for c in choices
@@ -548,13 +551,23 @@ def ambassador() -> Any:
                 raise ParticipationError("not_your_street")
             ambassadors.volunteer(user, choice, form.motivation.data or "")
         except ParticipationError as exc:
-            form.street.errors = [message(exc)]
+            if exc.code != "already_volunteered":
+                form.street.errors = [message(exc)]
+            else:
+                flash(gettext("You have already volunteered for this street."), "info")
+                return redirect(url_for("participation.ambassador"))
         else:
             flash(
-                gettext("Thank you for volunteering. The energy desk will get back to you."),
+                gettext(
+                    "Thank you for volunteering. We have sent you a confirmation by email; "
+                    "the energy desk will get back to you."
+                ),
                 "success",
             )
             return redirect(url_for("participation.ambassador"))
+    form.street.choices = [
+        SelectChoice(c.value, f"{c.street} ({c.pc4}), {c.neighbourhood.name}") for c in open_choices
+    ]
     roles = []
     for role in ambassadors.ambassadorships_of(user):
         require(current_user, role, "view")
@@ -565,7 +578,12 @@ def ambassador() -> Any:
         ]
         roles.append((role, neighbours, ambassadors.contacts_of(role), contact_form))
     return render_template(
-        "participation/ambassador.html", form=form, choices=choices, roles=roles, problem=problem
+        "participation/ambassador.html",
+        form=form,
+        choices=open_choices,
+        any_street=bool(choices),
+        roles=roles,
+        problem=problem,
     )
 
 

@@ -35,6 +35,7 @@ from coop.registrations.forms import (
     details_form_for,
     registration_form_for,
 )
+from coop.registrations.next_steps import next_steps
 
 bp = Blueprint("registrations", __name__)
 
@@ -165,14 +166,26 @@ def send_access(slug: str) -> Any:
     return redirect(url_for("accounts.check_email"))
 
 
+def _home_labels() -> dict[str, Any]:
+    from coop.registrations.desk_services import DWELLING_LABELS, OWNERSHIP_LABELS
+
+    return {"dwelling_labels": DWELLING_LABELS, "ownership_labels": OWNERSHIP_LABELS}
+
+
 @bp.get("/my")
 @resident_required
 def mine() -> str:
+    # What the resident can join around their homes, through participation's own service.
+    from coop.participation import findable
+
     registrations = services.registrations_of(current_user)
     return render_template(
         "registrations/mine.html",
         registrations=registrations,
         timelines={r.id: services.timeline(r) for r in registrations},
+        plans={r.id: next_steps(r) for r in registrations},
+        take_part=findable.for_resident(current_user._get_current_object()),
+        **_home_labels(),
     )
 
 
@@ -194,6 +207,8 @@ def detail(registration_id: int) -> str:
         lines=[line for line in fieldwork.lines_of_registration(registration) if line.current],
         can_edit=services.can_edit(registration),
         can_withdraw=services.can_withdraw(registration),
+        plan=next_steps(registration),
+        **_home_labels(),
     )
 
 
