@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import (
@@ -28,6 +27,7 @@ from coop.core.forms import address_looked_up
 from coop.core.time import utcnow
 from coop.extensions import db, limiter
 from coop.orders import fieldwork
+from coop.registrations import export as data_export
 from coop.registrations import services, withdrawal
 from coop.registrations.forms import (
     EraseForm,
@@ -329,11 +329,10 @@ def _chosen_measures(form: WithdrawForm, offered: list[withdrawal.MeasurePlan]) 
 @resident_required
 def export() -> Response:
     require(current_user, current_user._get_current_object(), "export")
-    data = services.export_resident_data(current_user)
     return Response(
-        json.dumps(data, ensure_ascii=False, indent=2),
-        mimetype="application/json",
-        headers={"Content-Disposition": 'attachment; filename="coop-my-data.json"'},
+        data_export.export_zip(current_user._get_current_object()),
+        mimetype="application/zip",
+        headers={"Content-Disposition": 'attachment; filename="coop-my-data.zip"'},
     )
 
 
