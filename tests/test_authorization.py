@@ -213,7 +213,7 @@ EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
     "accounts.login": {("GET", ""): everyone(200), ("POST", ""): everyone(200)},
     "accounts.check_email": {("GET", ""): everyone(200)},
     "accounts.use_link": {
-        ("GET", "bogus_token"): everyone(200),  # the button; the token is checked on POST
+        ("GET", "bogus_token"): everyone(400),  # checked on opening (nothing is used)
         ("POST", "bogus_token"): everyone(400),
     },
     "accounts.staff_login": {("GET", ""): everyone(200), ("POST", ""): everyone(200)},

@@ -132,15 +132,16 @@ registration_confirmed: Hook[Callable[[int], tuple[bool, str] | None]] = Hook(
 )
 
 
-def redeem_login_link(signed: str, now: datetime | None = None) -> RedeemedLink | LinkProblem:
-    """Use a login link once. The caller commits (together with what the link confirms)."""
-    now = now or utcnow()
+def _login_token(signed: str, now: datetime, *, lock: bool) -> LoginToken | LinkProblem:
+    """The token behind a login link if the link still works: signed by us, not used, not
+    expired, of an active account."""
     payload = tokens.unsign("login", signed)
     if payload is None or not isinstance(payload.get("id"), int):
         return LinkProblem.INVALID
-    token = db.session.execute(
-        select(LoginToken).where(LoginToken.id == payload["id"]).with_for_update()
-    ).scalar_one_or_none()
+    query = select(LoginToken).where(LoginToken.id == payload["id"])
+    if lock:
+        query = query.with_for_update()
+    token = db.session.execute(query).scalar_one_or_none()
     if token is None or not secrets.compare_digest(token.nonce, str(payload.get("n", ""))):
         return LinkProblem.INVALID
     if token.used_at is not None:
@@ -149,6 +150,22 @@ def redeem_login_link(signed: str, now: datetime | None = None) -> RedeemedLink 
         return LinkProblem.EXPIRED
     if not token.user.is_active:
         return LinkProblem.INVALID
+    return token
+
+
+def check_login_link(signed: str, now: datetime | None = None) -> LoginToken | LinkProblem:
+    """Whether a login or confirmation link still works, without using it: the page that
+    opens from the email says at once when it does not (mail scanners fetch links too, so only
+    the button's POST may use it)."""
+    return _login_token(signed, now or utcnow(), lock=False)
+
+
+def redeem_login_link(signed: str, now: datetime | None = None) -> RedeemedLink | LinkProblem:
+    """Use a login link once. The caller commits (together with what the link confirms)."""
+    now = now or utcnow()
+    token = _login_token(signed, now, lock=True)
+    if isinstance(token, LinkProblem):
+        return token
     token.used_at = now
     token.user.last_login_at = now
     return RedeemedLink(user=token.user, token=token)

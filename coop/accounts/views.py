@@ -111,10 +111,18 @@ def check_email() -> str:
 @bp.route("/login/<token>", methods=["GET", "POST"])
 def use_link(token: str) -> str | Response | tuple[str, int]:
     form = UseLinkForm()
-    if request.method == "GET":
-        return render_template("accounts/use_link.html", form=form, token=token)
-    if not form.validate_on_submit():
-        return render_template("accounts/use_link.html", form=form, token=token), 400
+    if request.method == "GET" or not form.validate_on_submit():
+        # Looking changes nothing; a link that can no longer work says so at once.
+        checked = services.check_login_link(token)
+        if isinstance(checked, services.LinkProblem):
+            return render_template("accounts/link_problem.html", problem=checked.value), 400
+        page = render_template(
+            "accounts/use_link.html",
+            form=form,
+            token=token,
+            confirming=checked.purpose is LoginPurpose.CONFIRM_REGISTRATION,
+        )
+        return page if request.method == "GET" else (page, 400)
     result = services.redeem_login_link(token)
     if isinstance(result, services.LinkProblem):
         db.session.rollback()

@@ -297,8 +297,10 @@ class OfferForm(FlaskForm):
 
     measure = SelectField(_l("Measure"), coerce=int, choices=[])
     indicative_price = EuroField(
-        _l("Indicative price per unit in euros"),
-        description=_l("The price per m² or per piece before any group discount."),
+        _l("Indicative price per unit in euros, including VAT"),
+        description=_l(
+            "What a resident pays per m² or per piece, VAT included, before any group discount."
+        ),
         validators=[DataRequired(_l("Enter the indicative price per unit."))],
     )
     tiers = FieldList(FormField(TierForm), min_entries=TIER_ROWS, max_entries=TIER_ROWS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from typing import ClassVar
 
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -160,6 +161,11 @@ class ActionMeasure(db.Model):  # type: ignore[name-defined]
     """A measure an action offers, with its indicative price per unit before group tiers."""
 
     __tablename__ = "action_measures"
+
+    # The indicative and tier prices are what a resident pays, VAT included: the action page
+    # shows them to residents as such, while installers bid excluding VAT. Pages that show these
+    # prices say which (the installer's bid form, the desk's price form).
+    PRICES_INCLUDE_VAT: ClassVar[bool] = True
 
     id: Mapped[int] = mapped_column(primary_key=True)
     action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"))

@@ -26,6 +26,7 @@ from typing import IO, Any, TypeAlias
 
 from flask import Response, send_file, stream_with_context
 
+from coop.core.formatting import sortable_date
 from coop.core.time import AMSTERDAM, utcnow
 
 Cell: TypeAlias = str | int | Decimal | datetime | date | None
@@ -72,10 +73,8 @@ def _local(value: datetime) -> datetime:
 def _csv_text(value: Cell) -> str:
     if value is None:
         return ""
-    if isinstance(value, datetime):
-        return _local(value).strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, date):
-        return value.isoformat()
+    if isinstance(value, date):  # a datetime too
+        return sortable_date(value)
     if isinstance(value, Decimal):
         return f"{value:.2f}".replace(".", ",")  # Dutch decimal comma, as Excel here reads it
     if isinstance(value, int):

@@ -24,7 +24,11 @@ def money(cents: int | None) -> str:
     return ("-" if negative else "") + text
 
 
-# Day, month in words, year and time without seconds or zone: "2 januari 2027, 10:16".
+# One format per language, everywhere (pages, emails, calendar texts): the day first, the month
+# in words, then the year, and the time without seconds or zone. Dutch "13 januari 2027, 10:16",
+# English "13 January 2027, 10:16". Babel's named formats ("long", "medium") would put the
+# month first in English ("January 13, 2027"), so the names map to these explicit patterns.
+_DATE_PATTERNS = {"long": "d MMMM y", "medium": "d MMM y", "short": "d-M-y", "day-month": "d MMM"}
 _DATETIME_PATTERNS = {"long": "d MMMM y, HH:mm", "medium": "d MMM y, HH:mm", "short": "d-M-y HH:mm"}
 
 
@@ -36,11 +40,23 @@ def local_datetime(value: datetime | None, fmt: str = "medium") -> str:
 
 
 def local_date(value: date | datetime | None, fmt: str = "long") -> str:
+    """A day in the page's language: "13 januari 2027", "13 January 2027" (a datetime is read
+    as its day in Europe/Amsterdam)."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         value = value.astimezone(AMSTERDAM).date()
-    return str(format_date(value, fmt))
+    return str(format_date(value, _DATE_PATTERNS.get(fmt, fmt)))
+
+
+def sortable_date(value: date | datetime) -> str:
+    """Dates in spreadsheet exports: "2027-01-13" and "2027-01-13 10:05" (Europe/Amsterdam),
+    the one form every spreadsheet reads as a date and sorts, whatever its language. Pages,
+    emails and readable documents use ``local_date``/``local_datetime``."""
+    if isinstance(value, datetime):
+        local = value.astimezone(AMSTERDAM) if value.tzinfo else value
+        return local.strftime("%Y-%m-%d %H:%M")
+    return value.isoformat()
 
 
 # The most an amount could sensibly be; above it is a typing error (and it keeps cents in range).

@@ -134,7 +134,7 @@ def seed_participation(
         kind=MeetingKind.INFORMATION_EVENING,
         title_nl="Informatieavond warmtenet Lunetten",
         title_en="Information evening heat network Lunetten",
-        description_nl="Wat is een warmtenet, wat kost het en wat betekent het voor uw woning?",
+        description_nl="Wat is een warmtenet, wat kost het en wat betekent het voor je woning?",
         description_en="What is a heat network, what does it cost, what does it mean for your home?",
         location="Buurthuis De Leeuw, Hondsrug 2, Utrecht",
         starts_at=evening,
@@ -169,9 +169,9 @@ def seed_participation(
     survey = Survey(
         organisation_id=desk.id,
         neighbourhood_id=lunetten.id,
-        title_nl="Hoe wilt u straks uw huis verwarmen?",
+        title_nl="Hoe wil je straks je huis verwarmen?",
         title_en="How would you like to heat your home in future?",
-        intro_nl="Vijf korte vragen. Uw antwoorden helpen bij de keuze voor een warmtenet.",
+        intro_nl="Vijf korte vragen. Je antwoorden helpen bij de keuze voor een warmtenet.",
         intro_en="Five short questions. Your answers help decide on a heat network.",
         status=SurveyStatus.OPEN,
         opened_at=now - timedelta(days=12),
@@ -179,7 +179,7 @@ def seed_participation(
             SurveyQuestion(
                 position=0,
                 kind=QuestionKind.SINGLE,
-                text_nl="Wat vindt u van een warmtenet in Lunetten?",
+                text_nl="Wat vind je van een warmtenet in Lunetten?",
                 text_en="What do you think of a heat network in Lunetten?",
                 options=[
                     SurveyOption(position=0, text_nl="Goed idee", text_en="Good idea"),
@@ -190,7 +190,7 @@ def seed_participation(
             SurveyQuestion(
                 position=1,
                 kind=QuestionKind.MULTIPLE,
-                text_nl="Waar wilt u meer over weten?",
+                text_nl="Waar wil je meer over weten?",
                 text_en="What would you like to know more about?",
                 required=False,
                 options=[
@@ -202,13 +202,13 @@ def seed_participation(
             SurveyQuestion(
                 position=2,
                 kind=QuestionKind.SCALE,
-                text_nl="Hoe tevreden bent u over uw huidige verwarming?",
+                text_nl="Hoe tevreden ben je over je huidige verwarming?",
                 text_en="How satisfied are you with your current heating?",
             ),
             SurveyQuestion(
                 position=3,
                 kind=QuestionKind.OPEN,
-                text_nl="Wat wilt u de gemeente meegeven?",
+                text_nl="Wat wil je de gemeente meegeven?",
                 text_en="What would you like to tell the municipality?",
                 required=False,
             ),
@@ -228,7 +228,7 @@ def seed_participation(
         neighbourhood_id=lunetten.id,
         title_nl="Interesse in een warmtenet voor Lunetten",
         title_en="Interest in a heat network for Lunetten",
-        description_nl="Geef vrijblijvend aan of uw huishouden interesse heeft. Bij 30% van de "
+        description_nl="Geef vrijblijvend aan of je huishouden interesse heeft. Bij 30% van de "
         "huishoudens werken we het plan verder uit.",
         description_en="Say, without obligation, whether your household is interested. At 30% "
         "of the households we work the plan out further.",

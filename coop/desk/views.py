@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_babel import format_date, format_number, format_percent, gettext
+from flask_babel import format_number, format_percent, gettext
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -16,7 +16,7 @@ from coop.core import address_lookup
 from coop.core.audit import AuditEntry
 from coop.core.authz import require
 from coop.core.charts import Chart, Datum
-from coop.core.formatting import money
+from coop.core.formatting import local_date, money
 from coop.core.web import localized
 from coop.desk import services
 from coop.desk.forms import (
@@ -165,7 +165,7 @@ def _charts(dashboard: services.Dashboard) -> dict[str, Chart]:
         "chart-over-time",
         title,
         gettext("Week starting") if weekly else gettext("Day"),
-        [(str(format_date(day, "d MMM")), count) for day, count in dashboard.over_time],
+        [(local_date(day, "day-month"), count) for day, count in dashboard.over_time],
         kind="columns",
     )
     charts["funnel"] = _funnel_chart(

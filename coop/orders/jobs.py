@@ -147,6 +147,7 @@ def _order_email(order_id: int, kind: str, *, link: bool, unanswered_only: bool 
         f"order_{kind}",
         order=order,
         action=order.action,
+        measure=order.batch.action_measure.measure,  # the subject names it: one area, two orders
         homes=len(order.lines),
         **({"link": _portal_order_link(order)} if link else {}),
     )

@@ -9,7 +9,6 @@ show and do reaches into every domain (the work on the home, the deposits, parti
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Response, flash, redirect, render_template, url_for
@@ -24,6 +23,7 @@ from coop.registrations import services as registration_services
 from coop.registrations.desk_services import DWELLING_LABELS, OWNERSHIP_LABELS
 from coop.registrations.forms import EraseForm, WithdrawForm, details_form_for
 from coop.registrations.views import ERROR_MESSAGES, bp
+from coop.residents import export as data_export
 from coop.residents import services, withdrawal
 from coop.residents.next_steps import next_steps
 
@@ -186,11 +186,10 @@ def _chosen_measures(form: WithdrawForm, offered: list[withdrawal.MeasurePlan]) 
 @resident_required
 def export() -> Response:
     require(current_user, current_user._get_current_object(), "export")
-    data = services.export_resident_data(current_user)
     return Response(
-        json.dumps(data, ensure_ascii=False, indent=2),
-        mimetype="application/json",
-        headers={"Content-Disposition": 'attachment; filename="coop-my-data.json"'},
+        data_export.export_zip(current_user._get_current_object()),
+        mimetype="application/zip",
+        headers={"Content-Disposition": 'attachment; filename="coop-my-data.zip"'},
     )
 
 

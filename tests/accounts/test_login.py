@@ -111,14 +111,45 @@ def test_a_login_link_logs_in_once_and_goes_to_the_page_asked_for(
         assert token.used_at is not None
         assert token.user.last_login_at is not None
 
-    # The same link again, in this browser or another: "already used", and nobody logged in.
+    # The same link again, in this browser or another: "already used", and nobody logged in;
+    # the page says so at once, and the button's POST (a page opened before) says it too.
     other = app.test_client()
     other.get("/language/en")
     for client in (english, other):
-        response = factories.post_form(client, path, {})
+        opened = client.get(path)
+        assert opened.status_code == 400
+        assert "This link has already been used." in opened.get_data(as_text=True)
+        assert "Welcome back" not in opened.get_data(as_text=True)
+        response = factories.post_form(client, path, {}, token_from="/login")
         assert response.status_code == 400
         assert "This link has already been used." in response.get_data(as_text=True)
     assert not logged_in(other)
+
+
+def test_a_working_link_greets_a_login_and_words_a_first_confirmation_as_confirming(
+    app: Flask, english: FlaskClient
+) -> None:
+    with app.app_context():
+        act = factories.action()
+        form = factories.registration_form(act)
+        slug = act.slug
+    factories.post_form(english, f"/actions/{slug}/register", form)
+    with app.app_context():
+        confirm = db.session.scalars(
+            select(LoginToken).where(LoginToken.purpose == LoginPurpose.CONFIRM_REGISTRATION)
+        ).one()
+        confirm_path = login_link(confirm).removeprefix("http://localhost")
+    page = english.get(confirm_path)
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "<h1>Confirm your registration</h1>" in text
+    assert "Confirm my registration" in text and "Welcome back" not in text
+
+    ask_link(english, form["email"])
+    login = english.get(newest_link(app)).get_data(as_text=True)
+    assert "<h1>Welcome back</h1>" in login and "Confirm my registration" not in login
+    with app.app_context():
+        assert all(t.used_at is None for t in db.session.scalars(select(LoginToken)))
 
 
 def test_login_link_never_redirects_off_site(app: Flask, english: FlaskClient) -> None:
@@ -141,6 +172,10 @@ def test_a_tampered_link_is_not_valid(app: Flask, english: FlaskClient) -> None:
     # only those decodes to the same signature (the test then passed a valid link by chance).
     flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
     for bad in (f"{payload}.{flipped}", signed[:-3], "x" * 600, "not-a-token"):
+        opened = english.get(f"/login/{bad}")
+        assert opened.status_code == 400, bad
+        assert "This link is not valid." in opened.get_data(as_text=True)
+        assert "Ask for a new login link" in opened.get_data(as_text=True)
         response = factories.post_form(english, f"/login/{bad}", {}, token_from="/login")
         assert response.status_code == 400, bad
         assert "This link is not valid." in response.get_data(as_text=True)
@@ -199,7 +234,11 @@ def test_an_expired_link_is_refused(app: Flask, english: FlaskClient) -> None:
         assert before + ttl <= token.expires_at <= utcnow() + ttl
         token.expires_at = utcnow() - timedelta(seconds=1)
         db.session.commit()
-    response = factories.post_form(english, path, {})
+    opened = english.get(path)
+    assert opened.status_code == 400
+    assert "This link has expired." in opened.get_data(as_text=True)
+    assert "Ask for a new login link" in opened.get_data(as_text=True)
+    response = factories.post_form(english, path, {}, token_from="/login")
     assert response.status_code == 400
     assert "This link has expired." in response.get_data(as_text=True)
     assert not logged_in(english)
@@ -214,7 +253,7 @@ def test_the_link_of_an_erased_resident_is_not_valid(app: Flask, english: FlaskC
     path = newest_link(app)
     with app.app_context():
         residents.erase_resident(db.session.scalars(select(User)).one())
-    response = factories.post_form(english, path, {})
+    response = factories.post_form(english, path, {}, token_from="/login")
     assert response.status_code == 400
     assert "This link is not valid." in response.get_data(as_text=True)
     assert not logged_in(english)
@@ -230,7 +269,7 @@ def test_a_deactivated_account_cannot_use_its_link(app: Flask, english: FlaskCli
     with app.app_context():
         db.session.scalars(select(User)).one().is_active_account = False
         db.session.commit()
-    assert factories.post_form(english, path, {}).status_code == 400
+    assert factories.post_form(english, path, {}, token_from="/login").status_code == 400
     assert not logged_in(english)
 
 

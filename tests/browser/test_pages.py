@@ -25,6 +25,7 @@ from tests.browser.conftest import (
     assert_accessible,
     choose_language,
     fill_registration,
+    goto,
     log_in_resident,
     log_in_with_password,
     visit,
@@ -172,11 +173,25 @@ def test_use_link(page: Page, live_server: LiveServer, language: str) -> None:
     assert_accessible(page)
 
 
+def test_a_used_link_fails_at_once(page: Page, live_server: LiveServer, language: str) -> None:
+    path = live_server.login_path("/my")
+    goto(page, path)
+    with page.expect_navigation():
+        page.locator("main form button[type=submit]").click()
+    assert page.url == live_server.url + "/my"
+    # The same link again, as from the email a second time: the failure shows at once.
+    visit(page, path, language, status=400)
+    expect(page.locator("main form")).to_have_count(0)
+    expected = "Deze link is al gebruikt" if language == "nl" else "This link has already been used"
+    expect(page.locator("main")).to_contain_text(expected)
+    expect(page.locator('main a.button[href="/login"]')).to_be_visible()
+    assert_accessible(page)
+
+
 def test_link_problem(page: Page, language: str) -> None:
-    visit(page, "/login/not-a-real-token", language)
-    with page.expect_response(lambda r: r.request.method == "POST") as answer:
-        submit(page)
-    assert answer.value.status == 400
+    # A link that cannot work says so on opening: no button to press first.
+    visit(page, "/login/not-a-real-token", language, status=400)
+    expect(page.locator("main form")).to_have_count(0)
     expect(page.locator('main a.button[href="/login"]')).to_be_visible()
     assert_accessible(page)
 

@@ -537,19 +537,19 @@ def _stdlib_message(subject: str, to: str, text: str, html: str, headers: dict[s
 
     from coop.core import mail
 
-    outer = MIMEMultipart()
-    alternative = MIMEMultipart("alternative")
-    alternative.attach(MIMEText(text, "plain", "utf-8"))
-    alternative.attach(MIMEText(html, "html", "utf-8"))
+    outer = MIMEMultipart(policy=mail._WIRE)
+    alternative = MIMEMultipart("alternative", policy=mail._WIRE)
+    alternative.attach(MIMEText(text, "plain", "utf-8", policy=mail._WIRE))
+    alternative.attach(MIMEText(html, "html", "utf-8", policy=mail._WIRE))
     outer.attach(alternative)
     outer["Subject"] = mail._header(subject)
     outer["From"] = mail._address("Coöp <noreply@coop.localhost>")
     outer["To"] = mail._address(to)
-    outer["Date"] = "the date"
+    outer["Date"] = "Sat, 05 Dec 2026 01:13:08 +0000"
     outer["Message-ID"] = "<abc@coop.localhost>"
     for name, value in headers.items():
         outer[name] = value
-    return outer.as_bytes(policy=mail._WIRE)
+    return outer.as_bytes()
 
 
 @pytest.mark.parametrize(

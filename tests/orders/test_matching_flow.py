@@ -145,7 +145,21 @@ def test_tender_to_orders_and_a_decline_sends_the_homes_back_to_matching(world: 
     assert statuses == {RegistrationStatus.ASSIGNED}
     run_jobs()
     subjects = [e.subject for e in db.session.scalars(select(EmailLog))]
-    assert sum("Uw installateur" in s or "Your installer" in s for s in subjects) == 10
+    assert sum("Je installateur" in s or "Your installer" in s for s in subjects) == 10
+    # One installer, two orders in one postcode area: the subjects tell them apart by measure.
+    order_subjects = sorted(
+        db.session.scalars(
+            select(EmailLog.subject).where(
+                EmailLog.template == "order_sent",
+                EmailLog.recipient == world["everywhere_user"].email,
+            )
+        )
+    )
+    assert len(order_subjects) == 2 and len(set(order_subjects)) == 2, order_subjects
+    names = {m.measure.code: (m.measure.name_nl, m.measure.name_en) for m in act.measures}
+    for code in ("hybrid_heat_pump", "roof"):
+        naming = [s for s in order_subjects if any(name in s for name in names[code])]
+        assert len(naming) == 1, (code, order_subjects)
 
     by_place = {(o.batch.pc4, o.batch.action_measure.measure.code): o for o in orders}
     services.accept_order(world["local_user"], by_place["3521", "roof"], now=after_deadline)

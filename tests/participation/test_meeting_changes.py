@@ -119,7 +119,7 @@ def test_a_new_time_is_emailed_once_to_each_with_a_place_or_waiting_with_an_upda
         assert "SEQUENCE:1" in ics and "SEQUENCE:0" in first_ics
         assert f"DTSTART:{later.strftime('%Y%m%dT%H%M%SZ')}" in ics
         assert "METHOD:PUBLISH" in ics
-    assert "U staat nog op de wachtlijst" in message_text(
+    assert "Je staat nog op de wachtlijst" in message_text(
         next(m for m in new if m["To"] == "bram@example.nl")
     )
     entry = db.session.scalars(select(AuditEntry).where(AuditEntry.verb == "meeting.update")).one()
@@ -385,6 +385,6 @@ def test_cancelling_through_the_desk_page_twice_emails_once(
     data = {"name": "Chantal Smit", "email": "chantal@example.nl", "consent": "y"}
     refused = factories.post_form(client, public, data)
     assert refused.status_code == 200
-    assert "U kunt zich niet meer aanmelden" in refused.get_data(as_text=True)
+    assert "Je kunt je niet meer aanmelden" in refused.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Rsvp)) == 2

@@ -4,7 +4,9 @@ another resident's rows are neither exported nor touched."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -193,6 +195,17 @@ def test_the_export_holds_each_kind_of_participation_of_the_person_and_no_one_el
         assert not_hers not in everything
     # The download is this, as JSON (the view dumps it as it is).
     assert json.loads(dumped(data))["participation"] == part
+
+    # And next to it the readable document, with every kind of participation worded.
+    from coop.registrations.export import FIELD_LABELS, readable_document
+    from flask_babel import force_locale
+
+    with force_locale("en"):
+        document = readable_document(data)
+    values = [html.unescape(v) for v in re.findall(r"<dd>(.*?)</dd>", document, re.S)]
+    assert not [v for v in values if v in FIELD_LABELS or v in ("confirmed", "active")]
+    for worded in ("Meetings you signed up for", "You have a place", "Active", "Kosten, Planning"):
+        assert worded in html.unescape(document), worded
 
 
 def test_a_withdrawn_pledge_is_exported_as_withdrawn(street: dict[str, Any]) -> None:

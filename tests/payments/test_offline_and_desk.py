@@ -308,7 +308,7 @@ def test_cancelling_the_action_ends_the_work_not_done_and_leaves_installed_work_
     assert f'id="line-{open_quote.line.id}" data-status="cancelled"' in page
     [cancelled] = [e for e in sent if e.key.startswith(f"order-cancelled:{world.order.id}:")][:1]
     assert cancelled.template == "order_cancelled"
-    assert "De 3 woningen waar u het werk hebt uitgevoerd blijven" in (cancelled.body_text or "")
+    assert "De 3 woningen waar je het werk hebt uitgevoerd blijven" in (cancelled.body_text or "")
     # The installer can still be confirmed for the installed work; "refund all" again finds
     # nothing to refund (the installed work's deposits are not part of it).
     fieldwork.confirm_installation(

@@ -6,9 +6,11 @@ the details, withdraw, download the data and erase it all: the issue's "done whe
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
+import zipfile
 from email.message import Message
 from typing import Any
 
@@ -182,9 +184,12 @@ def test_resident_journey_from_postcode_to_erasure(
     # Download everything held about the resident.
     exported = client.get("/my/export")
     assert exported.status_code == 200
-    assert exported.mimetype == "application/json"
+    assert exported.mimetype == "application/zip"
     assert "attachment" in exported.headers["Content-Disposition"]
-    data = json.loads(exported.get_data(as_text=True))
+    # The machine-readable JSON, next to a readable document (tests/registrations/test_export).
+    archive = zipfile.ZipFile(io.BytesIO(exported.get_data()))
+    data = json.loads(archive.read("coop-my-data.json"))
+    assert "coop-my-data.html" in archive.namelist()
     assert data["account"]["email"] == EMAIL
     [exported_registration] = data["registrations"]
     assert exported_registration["id"] == registration_id
@@ -221,4 +226,5 @@ def test_resident_journey_from_postcode_to_erasure(
         assert response.status_code == 302
         assert response.headers["Location"].startswith("/login")
     # The old confirmation link leads nowhere either.
-    assert factories.post_form(client, link_path, {}).status_code == 400
+    assert client.get(link_path).status_code == 400
+    assert factories.post_form(client, link_path, {}, token_from="/login").status_code == 400

@@ -187,7 +187,8 @@ def test_household_that_withdrew_registers_again_on_the_same_row(
         assert new_link != old_link
 
     # The first round's unused link must not confirm the second round (someone else's).
-    response = factories.post_form(client, old_link, {})
+    assert client.get(old_link).status_code == 400  # says so on opening
+    response = factories.post_form(client, old_link, {}, token_from="/login")
     assert response.status_code == 400
     with app.app_context():
         assert db.session.get(Registration, first_id).status is (
@@ -338,7 +339,10 @@ def test_an_expired_registration_is_not_confirmed_by_its_old_link(
         assert services.send_reminders(now=t0 + timedelta(hours=48)) == 1
         assert services.expire_unconfirmed() == 1
     client.get("/language/en")
-    response = factories.post_form(client, path, {})
+    opened = client.get(path)  # says so at once
+    assert opened.status_code == 400
+    assert "This link has expired." in opened.get_data(as_text=True)
+    response = factories.post_form(client, path, {}, token_from="/login")
     assert response.status_code == 400
     assert "This link has expired." in response.get_data(as_text=True)
     with app.app_context():
@@ -361,7 +365,10 @@ def test_expiry_ends_the_link_even_when_the_period_was_shortened(
         assert services.send_reminders(now=t0 + timedelta(hours=48)) == 1
         assert services.expire_unconfirmed() == 1
     client.get("/language/en")
-    response = factories.post_form(client, path, {})
+    opened = client.get(path)  # says so at once
+    assert opened.status_code == 400
+    assert "This link has expired." in opened.get_data(as_text=True)
+    response = factories.post_form(client, path, {}, token_from="/login")
     assert response.status_code == 400, response.headers.get("Location")
     assert "This link has expired." in response.get_data(as_text=True)
     with app.app_context():

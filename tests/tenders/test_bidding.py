@@ -63,6 +63,11 @@ def test_a_bid_is_sent_revised_sealed_from_others_and_closed_at_the_deadline(
         "not sent yet" in page and f'id="price_{roof}"' in page and f'id="capacity_{pump}"' in page
     )
     assert "3 homes signed up for it. By postcode area: 3521 (3 homes)." in " ".join(page.split())
+    # The residents' indicative price is what they pay, VAT included; the bid is without VAT.
+    assert re.search(
+        r"Indicative price for residents: €[\d,.]+ per unit, including VAT\.",
+        " ".join(page.split()),
+    )
 
     # A price without a number of homes, or a negative price: refused at the field, not saved.
     response = factories.post_form(client, url, {f"price_{roof}": "39,50"})
