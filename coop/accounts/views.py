@@ -38,7 +38,7 @@ from coop.accounts.models import LoginPurpose, Role
 from coop.accounts.permissions import role_required, staff_required
 from coop.core import ratelimit
 from coop.core.authz import require
-from coop.core.web import safe_next
+from coop.core.web import mark_issued_link, safe_next
 from coop.extensions import db, limiter
 
 bp = Blueprint("accounts", __name__)
@@ -106,6 +106,12 @@ def check_email() -> str:
     return render_template("accounts/check_email.html")
 
 
+def _link_problem(problem: services.LinkProblem) -> tuple[str, int]:
+    if problem is not services.LinkProblem.INVALID:
+        mark_issued_link()
+    return render_template("accounts/link_problem.html", problem=problem.value), 400
+
+
 # The routes with a token or key in their address (login links, invitations...) are limited to
 # RATELIMIT_LOGIN failed uses per client address in coop.core.web, generated from the URL map.
 @bp.route("/login/<token>", methods=["GET", "POST"])
@@ -115,7 +121,7 @@ def use_link(token: str) -> str | Response | tuple[str, int]:
         # Looking changes nothing; a link that can no longer work says so at once.
         checked = services.check_login_link(token)
         if isinstance(checked, services.LinkProblem):
-            return render_template("accounts/link_problem.html", problem=checked.value), 400
+            return _link_problem(checked)
         page = render_template(
             "accounts/use_link.html",
             form=form,
@@ -126,7 +132,7 @@ def use_link(token: str) -> str | Response | tuple[str, int]:
     result = services.redeem_login_link(token)
     if isinstance(result, services.LinkProblem):
         db.session.rollback()
-        return render_template("accounts/link_problem.html", problem=result.value), 400
+        return _link_problem(result)
     confirmed = False
     target = safe_next(result.token.next_path, "")
     if result.token.purpose is LoginPurpose.CONFIRM_REGISTRATION and result.token.registration_id:
@@ -251,6 +257,8 @@ def accept_invitation(token: str) -> str | Response | tuple[str, int]:
     invitation = services.check_invitation(token)
     db.session.rollback()
     if isinstance(invitation, services.LinkProblem):
+        if invitation is not services.LinkProblem.INVALID:
+            mark_issued_link()
         return render_template("accounts/invitation_problem.html", problem=invitation.value), 400
     form = SetPasswordForm()
     form.email = invitation.user.email

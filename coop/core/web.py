@@ -105,6 +105,13 @@ LINK_ARGUMENTS = frozenset({"token", "key"})
 LINK_FAILURES = ratelimit.Limit("link-failures", "RATELIMIT_LOGIN")
 
 
+def mark_issued_link() -> None:
+    """The address's token carries our signature but can no longer be used (used or expired):
+    opening it again is no guess, so it does not count towards the limit (a family computer
+    opening last month's emails, or everyone of an office behind one address)."""
+    g.issued_link = True
+
+
 def is_link_route(rule: Rule | None) -> bool:
     return rule is not None and bool(LINK_ARGUMENTS & set(rule.arguments))
 
@@ -145,7 +152,11 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        if is_link_route(request.url_rule) and response.status_code in (400, 404):
+        if (
+            is_link_route(request.url_rule)
+            and response.status_code in (400, 404)
+            and not g.get("issued_link")
+        ):
             LINK_FAILURES.count(_link_client())
         # Pages show personal data once someone is logged in or holds a link, and exports
         # are personal data: no browser or proxy keeps a copy (the back button on a shared

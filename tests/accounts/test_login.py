@@ -456,3 +456,24 @@ def test_sign_up_is_rate_limited(app: Flask, english: FlaskClient) -> None:
     assert 'value="3"' in page
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Registration)) == 2
+
+
+@pytest.mark.parametrize("app_config", [LIMITED])
+def test_opening_used_links_again_is_no_guess_but_a_tampered_one_is(
+    app: Flask, english: FlaskClient
+) -> None:
+    """Failed uses of a link are limited per address so that guessing gets nowhere; a link we
+    signed that was used or has expired is no guess: a household (or an office behind one
+    address) opening last month's emails keeps seeing what each link says."""
+    with app.app_context():
+        resident()
+    ask_link(english, RESIDENT)
+    path = newest_link(app)
+    assert factories.post_form(english, path, {}).status_code == 302
+    for _ in range(6):  # twice RATELIMIT_LOGIN
+        opened = english.get(path)
+        assert opened.status_code == 400
+        assert "This link has already been used." in opened.get_data(as_text=True)
+    tampered = path[:-3] + ("aaa" if not path.endswith("aaa") else "bbb")
+    answers = [english.get(tampered).status_code for _ in range(4)]
+    assert answers == [400, 400, 400, 429]

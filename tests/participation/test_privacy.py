@@ -197,8 +197,9 @@ def test_the_export_holds_each_kind_of_participation_of_the_person_and_no_one_el
     assert json.loads(dumped(data))["participation"] == part
 
     # And next to it the readable document, with every kind of participation worded.
-    from coop.residents.export import FIELD_LABELS, readable_document
     from flask_babel import force_locale
+
+    from coop.residents.export import FIELD_LABELS, readable_document
 
     with force_locale("en"):
         document = readable_document(data)
