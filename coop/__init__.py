@@ -3,6 +3,7 @@ around them. ``create_app()`` builds the Flask application."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Mapping
@@ -86,60 +87,99 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _register_domains(app: Flask) -> None:
-    # Importing each domain's jobs module registers its job handlers and periodic tasks.
-    from coop.accounts import jobs as _account_jobs  # noqa: F401
+    """Every domain plugs into the app here, bottom-up: its rules for ``coop.core.authz``, the
+    hooks it provides, its event receivers, its job handlers and its blueprints."""
+    _import_domains()
+    from coop.accounts import sessions
+
+    login_manager.user_loader(sessions.load_user)
     from coop.accounts.views import bp as accounts_bp
+    from coop.actions.desk_views import bp as actions_desk_bp
     from coop.actions.views import bp as actions_bp
     from coop.core.address_views import bp as address_bp
+    from coop.desk.update_views import unsubscribe_bp
     from coop.desk.views import bp as desk_bp
-    from coop.registrations import jobs as _registration_jobs  # noqa: F401
-    from coop.registrations.views import bp as registrations_bp
-
-    app.register_blueprint(actions_bp)
-    app.register_blueprint(address_bp)
-    app.register_blueprint(registrations_bp)
-    app.register_blueprint(accounts_bp)
-    app.register_blueprint(desk_bp)
-    from coop.desk import jobs as _desk_jobs  # noqa: F401
-    from coop.desk.views import unsubscribe_bp
-
-    app.register_blueprint(unsubscribe_bp)
     from coop.installers.views import bp as installers_desk_bp
-    from coop.registrations.desk_views import bp as registrations_desk_bp
-
-    app.register_blueprint(installers_desk_bp)
-    app.register_blueprint(registrations_desk_bp)
-    from coop.actions import jobs as _action_jobs  # noqa: F401
-    from coop.actions.desk_views import bp as actions_desk_bp
-
-    app.register_blueprint(actions_desk_bp)
-    from coop.orders import jobs as _order_jobs  # noqa: F401
     from coop.orders.desk_views import bp as orders_desk_bp
-    from coop.payments import jobs as _payment_jobs  # noqa: F401
-    from coop.payments.desk_views import bp as payments_desk_bp
-    from coop.payments.views import bp as payments_bp
-
-    app.register_blueprint(payments_bp)
-    app.register_blueprint(payments_desk_bp)
-    from coop.tenders import jobs as _tender_jobs  # noqa: F401
-    from coop.tenders.desk_views import bp as tenders_desk_bp
-
-    app.register_blueprint(orders_desk_bp)
-    app.register_blueprint(tenders_desk_bp)
-    from coop.participation import jobs as _participation_jobs  # noqa: F401
-    from coop.participation.views import bp as participation_bp
-    from coop.participation.views import desk_bp as participation_desk_bp
-
-    app.register_blueprint(participation_bp)
-    app.register_blueprint(participation_desk_bp)
-    # The installer's portal and the resident's steps in the work on their home.
     from coop.orders.portal_views import bp as portal_bp
     from coop.orders.views import bp as orders_bp
+    from coop.participation.desk_views import bp as participation_desk_bp
+    from coop.participation.views import bp as participation_bp
+    from coop.payments.desk_views import bp as payments_desk_bp
+    from coop.payments.views import bp as payments_bp
+    from coop.registrations.desk_views import bp as registrations_desk_bp
+    from coop.registrations.views import bp as registrations_bp
+    from coop.tenders.desk_views import bp as tenders_desk_bp
     from coop.tenders.portal_views import bp as tenders_portal_bp
 
-    app.register_blueprint(portal_bp)
-    app.register_blueprint(tenders_portal_bp)
-    app.register_blueprint(orders_bp)
+    for blueprint in (
+        actions_bp,
+        address_bp,
+        registrations_bp,
+        accounts_bp,
+        desk_bp,
+        unsubscribe_bp,
+        installers_desk_bp,
+        registrations_desk_bp,
+        actions_desk_bp,
+        payments_bp,
+        payments_desk_bp,
+        orders_desk_bp,
+        tenders_desk_bp,
+        participation_bp,
+        participation_desk_bp,
+        # The installer's portal and the resident's steps in the work on their home.
+        portal_bp,
+        tenders_portal_bp,
+        orders_bp,
+    ):
+        app.register_blueprint(blueprint)
+
+
+def _import_domains() -> None:
+    """Importing a module registers what it declares: the domain's authorisation rules
+    (``permissions``), the hooks it provides to lower layers, its event receivers and its job
+    handlers and periodic tasks (``jobs``). Imports below run in layer order."""
+    for name in DOMAIN_MODULES:
+        importlib.import_module(name)
+
+
+# Bottom-up, so that event receivers connect (and run) lower domain first: a cancelled action's
+# orders end before its deposits are settled (``coop.core.events``).
+DOMAIN_MODULES = (
+    "coop.accounts.permissions",
+    "coop.accounts.jobs",
+    "coop.actions.permissions",
+    "coop.actions.email_templates",  # an action's own wording of its emails (``core.mail``)
+    "coop.actions.jobs",
+    "coop.installers.permissions",
+    "coop.registrations.permissions",
+    "coop.registrations.services",  # participant counts (``actions``), confirmation links
+    "coop.registrations.jobs",
+    "coop.tenders.permissions",
+    "coop.tenders.jobs",
+    "coop.orders.permissions",
+    "coop.orders.services",  # the open demand (``tenders``); receives action events
+    "coop.orders.jobs",
+    "coop.orders.reviews",  # reviews on the action and installer pages
+    "coop.payments.permissions",
+    "coop.payments.services",  # receives action and quote events; the page after accepting
+    "coop.payments.search",  # payment references in the registrations' search
+    "coop.payments.jobs",
+    "coop.participation.permissions",
+    "coop.participation.jobs",
+    "coop.participation.findable",  # what is open, on the action pages
+    "coop.participation.survey_desk_views",  # routes on the participation desk's blueprint
+    # The resident's pages across the domains add their routes to the registrations'
+    # blueprints (before these are registered); their jobs are the withdrawal's emails.
+    "coop.residents.views",
+    "coop.residents.desk_views",
+    "coop.residents.jobs",
+    "coop.desk.permissions",
+    "coop.desk.services",  # the desk's address-lookup switch (``core.address_lookup``)
+    "coop.desk.jobs",
+    "coop.desk.update_views",  # routes on the desk's blueprint
+)
 
 
 def _select_locale() -> str:

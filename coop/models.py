@@ -11,8 +11,9 @@ from coop.actions.models import (
     Neighbourhood,
     PriceTier,
 )
+from coop.core.audit import AuditEntry
 from coop.core.models import EmailLog, OutboxJob, PeriodicTaskState
-from coop.desk.models import AuditEntry, SegmentUpdate, UpdateDelivery
+from coop.desk.models import SegmentUpdate, UpdateDelivery
 from coop.installers.models import Installer, InstallerOffer
 from coop.orders.models import (
     Batch,

@@ -29,9 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAYMENTS = "coop/payments/services.py"
 PAYMENT_MODELS = "coop/payments/models.py"
-ORDERS = "coop/orders/services.py"
 FIELDWORK = "coop/orders/fieldwork.py"
 MONEY_RULES = "tests/payments/test_money_rules.py"
 ORDER_RULES = "tests/orders/test_order_rules.py"
@@ -54,7 +52,7 @@ MUTATIONS = [
         "_money_received: a refunded deposit is no longer recognised as already settled",
         (
             (
-                PAYMENTS,
+                "coop/payments/services/webhooks.py",
                 "    if payment.status in HOLDS_MONEY or payment.status is PaymentStatus.REFUNDED:\n",
                 "    if payment.status in HOLDS_MONEY:\n",
             ),
@@ -67,7 +65,7 @@ MUTATIONS = [
         "as a1, and TRANSITIONS lets refunded go to paid or flagged (as cancelled may)",
         (
             (
-                PAYMENTS,
+                "coop/payments/services/webhooks.py",
                 "    if payment.status in HOLDS_MONEY or payment.status is PaymentStatus.REFUNDED:\n",
                 "    if payment.status in HOLDS_MONEY:\n",
             ),
@@ -85,7 +83,7 @@ MUTATIONS = [
         "_money_received: only an amount below the asked one is flagged (!= became <)",
         (
             (
-                PAYMENTS,
+                "coop/payments/services/webhooks.py",
                 "    elif cents != payment.amount_cents:\n",
                 "    elif cents < payment.amount_cents:\n",
             ),
@@ -101,7 +99,7 @@ MUTATIONS = [
         "process_event: only ignored events are skipped, so a processed one is processed again",
         (
             (
-                PAYMENTS,
+                "coop/payments/services/webhooks.py",
                 "    if row.status is not EventStatus.RECEIVED:\n        db.session.rollback()\n",
                 "    if row.status is EventStatus.IGNORED:\n        db.session.rollback()\n",
             ),
@@ -114,7 +112,7 @@ MUTATIONS = [
         "_apply_outside_refund: any refund made outside coop refunds the deposit",
         (
             (
-                PAYMENTS,
+                "coop/payments/services/refunds.py",
                 "    if cents < (payment.received_cents or payment.amount_cents):\n",
                 "    if cents <= 0:\n",
             ),
@@ -127,7 +125,7 @@ MUTATIONS = [
         "_reconcile_charge: charge.refunded taken to mean refunded, for the charge's amount",
         (
             (
-                PAYMENTS,
+                "coop/payments/services/refunds.py",
                 "    if charge.refunded and payment.status in HOLDS_MONEY:\n"
                 "        return payment, _apply_outside_refund(payment, charge.amount_refunded, now, "
                 "event_id)\n",
@@ -143,7 +141,7 @@ MUTATIONS = [
         "reassign: the room is checked only when a group is split over installers",
         (
             (
-                ORDERS,
+                "coop/orders/services/review.py",
                 "        if homes > choice.capacity_left:\n",
                 "        if len(wanted) > 1 and homes > choice.capacity_left:\n",
             ),
@@ -156,7 +154,7 @@ MUTATIONS = [
         "choices_for: the room left ignores the installer's homes elsewhere in the proposal",
         (
             (
-                ORDERS,
+                "coop/orders/services/review.py",
                 "        left = offer.capacity.get(batch.action_measure_id, 0) - elsewhere[installer.id]\n",
                 "        left = offer.capacity.get(batch.action_measure_id, 0)\n",
             ),
@@ -169,7 +167,7 @@ MUTATIONS = [
         "candidates: registry capacity ignores the homes already ordered from the installer",
         (
             (
-                ORDERS,
+                "coop/orders/services/candidates.py",
                 "                    offer.homes_per_week * registry_weeks\n"
                 "                    - in_use.get((installer.id, action_measure_id), 0),\n",
                 "                    offer.homes_per_week * registry_weeks,\n",
@@ -183,7 +181,7 @@ MUTATIONS = [
         "_check_answer: the deadline is no longer checked (only the page hides the buttons)",
         (
             (
-                ORDERS,
+                "coop/orders/services/answers.py",
                 '    if now > order.respond_by:\n        raise OrderError("answer_too_late")\n',
                 "",
             ),
@@ -196,7 +194,7 @@ MUTATIONS = [
         "expire_orders: the order is marked expired but its homes are not released",
         (
             (
-                ORDERS,
+                "coop/orders/services/answers.py",
                 "        _release(order, actor=None, now=now, trigger=RunTrigger.ORDER_EXPIRED)\n",
                 "",
             ),
@@ -209,7 +207,7 @@ MUTATIONS = [
         "expire_orders: the deadline compared the wrong way round (respond_by > now)",
         (
             (
-                ORDERS,
+                "coop/orders/services/answers.py",
                 ".where(Order.status == OrderStatus.SENT, Order.respond_by < now)\n",
                 ".where(Order.status == OrderStatus.SENT, Order.respond_by > now)\n",
             ),

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from coop.accounts import services
+from coop.accounts.mail import email_user
 from coop.accounts.models import LoginToken
 from coop.accounts.services import invitation_link, login_link
 from coop.core.jobs import URGENT, job, periodic
-from coop.core.mail import send_email
 from coop.extensions import db
 
 
@@ -26,13 +26,10 @@ def send_login_link(token_id: int) -> None:
     if token is None:  # the account was erased meanwhile
         return
     user = token.user
-    send_email(
+    email_user(
+        user,
+        "login_link",
         key=f"login-link:{token.id}",
-        to=user.email,
-        template="login_link",
-        language=user.language,
-        user_id=user.id,
-        name=user.name,
         link=login_link(token),
         expires_at=token.expires_at,
     )
@@ -48,13 +45,10 @@ def send_invitation(token_id: int) -> None:
         team = user.installer.company_name
     else:
         team = user.organisation.name if user.organisation is not None else ""
-    send_email(
+    email_user(
+        user,
+        "invitation",
         key=f"invite:{token.id}",
-        to=user.email,
-        template="invitation",
-        language=user.language,
-        user_id=user.id,
-        name=user.name,
         team=team,
         link=invitation_link(token),
         expires_at=token.expires_at,

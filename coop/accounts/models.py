@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, true
@@ -13,9 +13,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from coop.core.db import UTCDateTime, enum_type
 from coop.core.time import utcnow
 from coop.extensions import db
-
-if TYPE_CHECKING:
-    from coop.installers.models import Installer
 
 
 class OrganisationKind(enum.StrEnum):
@@ -80,7 +77,9 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     organisation: Mapped[Organisation | None] = relationship()
-    installer: Mapped[Installer | None] = relationship()
+    # The installer company (``coop.installers.models.Installer``), named rather than imported:
+    # installers build on accounts.
+    installer: Mapped[Any] = relationship("Installer")
 
     __table_args__ = (
         CheckConstraint("email = lower(email)", name="email_lowercase"),

@@ -25,7 +25,7 @@ from coop.accounts.services import (
     normalise_email,
     password_problem,
 )
-from coop.desk import audit
+from coop.core import audit
 from coop.extensions import db
 
 log = logging.getLogger(__name__)

@@ -35,11 +35,11 @@ from coop.accounts.forms import (
     UseLinkForm,
 )
 from coop.accounts.models import LoginPurpose, Role
+from coop.accounts.permissions import role_required, staff_required
 from coop.core import ratelimit
-from coop.core.authz import require, role_required, staff_required
+from coop.core.authz import require
 from coop.core.web import mark_issued_link, safe_next
 from coop.extensions import db, limiter
-from coop.registrations import services as registrations
 
 bp = Blueprint("accounts", __name__)
 
@@ -136,10 +136,10 @@ def use_link(token: str) -> str | Response | tuple[str, int]:
     confirmed = False
     target = safe_next(result.token.next_path, "")
     if result.token.purpose is LoginPurpose.CONFIRM_REGISTRATION and result.token.registration_id:
-        registration = registrations.get_registration(result.token.registration_id)
-        if registration is not None:
-            confirmed = registrations.confirm(registration)
-            target = url_for("registrations.detail", registration_id=registration.id)
+        # Registrations build on accounts: they confirm the registration the link was sent for.
+        confirmation = services.registration_confirmed.call(result.token.registration_id)
+        if confirmation is not None:
+            confirmed, target = confirmation
     db.session.commit()
     sessions.start(result.user)
     if confirmed:

@@ -15,7 +15,9 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from coop.accounts.permissions import staff_required
 from coop.actions import email_templates as wording
+from coop.actions import neighbourhoods as areas
 from coop.actions import services
 from coop.actions.forms import (
     ActionForm,
@@ -26,8 +28,9 @@ from coop.actions.forms import (
     WordingForm,
 )
 from coop.actions.models import Action, ActionMeasure, Neighbourhood
-from coop.actions.services import ActionDetails, ActionError, NeighbourhoodDetails, parse_pc4_list
-from coop.core.authz import require, staff_required
+from coop.actions.neighbourhoods import NeighbourhoodDetails
+from coop.actions.services import ActionDetails, ActionError, parse_pc4_list
+from coop.core.authz import require
 from coop.extensions import db
 
 bp = Blueprint("actions_desk", __name__, url_prefix="/desk/actions")
@@ -163,7 +166,7 @@ def _details(form: ActionForm) -> ActionDetails:
 @bp.route("/new", methods=["GET", "POST"])
 @staff_required
 def create() -> str | Response:
-    form = ActionForm(neighbourhoods=services.neighbourhoods_of(current_user.organisation_id))
+    form = ActionForm(neighbourhoods=areas.neighbourhoods_of(current_user.organisation_id))
     problem = None
     if form.validate_on_submit():
         try:
@@ -198,7 +201,7 @@ def _detail_page(action: Action, problem: str | None = None) -> str:
 @staff_required
 def edit(action_id: int) -> str | Response:
     action = _action(action_id)
-    form = ActionForm(neighbourhoods=services.neighbourhoods_of(action.organisation_id))
+    form = ActionForm(neighbourhoods=areas.neighbourhoods_of(action.organisation_id))
     problem = None
     if request.method == "GET":
         form.fill_from(action)
@@ -223,7 +226,6 @@ def _change_status(action_id: int, change: Any, done: str) -> str | Response | t
     try:
         change(current_user, action)
     except ActionError as error:
-        db.session.rollback()
         return _detail_page(action, problem=message_for(error)), 409
     flash(done, "success")
     return redirect(url_for("actions_desk.detail", action_id=action.id))
@@ -259,7 +261,6 @@ def cancel(action_id: int) -> str | Response | tuple[str, int]:
         try:
             services.cancel_action(current_user, action, form.reason.data)
         except ActionError as error:
-            db.session.rollback()
             problem = _refusal(form, error)
             if problem is not None:
                 return render_template(
@@ -335,7 +336,6 @@ def remove_measure(action_id: int, offer_id: int) -> str | Response | tuple[str,
     try:
         services.remove_offer(current_user, offer)
     except ActionError as error:
-        db.session.rollback()
         return _detail_page(action, problem=message_for(error)), 409
     flash(gettext("The measure is removed."), "success")
     return redirect(url_for("actions_desk.detail", action_id=action.id))
@@ -442,7 +442,7 @@ def _neighbourhood_details(form: NeighbourhoodForm) -> NeighbourhoodDetails:
 def neighbourhoods() -> str:
     return render_template(
         "actions/desk/neighbourhoods.html",
-        neighbourhoods=services.neighbourhoods_of(current_user.organisation_id),
+        neighbourhoods=areas.neighbourhoods_of(current_user.organisation_id),
     )
 
 
@@ -453,7 +453,7 @@ def create_neighbourhood() -> str | Response:
     if request.method == "GET":
         form.municipality.data = current_user.organisation.municipality
     elif form.validate_on_submit():
-        services.create_neighbourhood(current_user, _neighbourhood_details(form))
+        areas.create_neighbourhood(current_user, _neighbourhood_details(form))
         flash(gettext("The neighbourhood is added."), "success")
         return redirect(url_for("actions_desk.neighbourhoods"))
     return render_template("actions/desk/neighbourhood.html", form=form, neighbourhood=None)
@@ -472,7 +472,7 @@ def edit_neighbourhood(neighbourhood_id: int) -> str | Response:
             str(neighbourhood.household_count) if neighbourhood.household_count is not None else ""
         )
     elif form.validate_on_submit():
-        services.update_neighbourhood(current_user, neighbourhood, _neighbourhood_details(form))
+        areas.update_neighbourhood(current_user, neighbourhood, _neighbourhood_details(form))
         flash(gettext("The neighbourhood is saved."), "success")
         return redirect(url_for("actions_desk.neighbourhoods"))
     return render_template(

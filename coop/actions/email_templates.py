@@ -27,9 +27,9 @@ from sqlalchemy import select
 
 from coop.accounts.models import User
 from coop.actions.models import Action, ActionEmailTemplate
+from coop.core import audit, mail
 from coop.core.formatting import local_date
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.extensions import db
 
 log = logging.getLogger(__name__)
@@ -374,12 +374,13 @@ def text_to_html(text: str) -> Markup:
     return Markup("\n".join(paragraphs))  # noqa: S704
 
 
+@mail.own_wording.provide
 def render_own_wording(
     action_id: int, kind_name: str, language: str, context: dict[str, Any]
 ) -> tuple[str, str, str] | None:
     """Subject, text and HTML from staff's wording, or None to use the default templates.
 
-    Called by ``core.mail`` inside ``force_locale(language)``. A wording that fails to render
+    Provided to ``core.mail`` (its ``own_wording`` hook), which calls it inside ``force_locale(language)``. A wording that fails to render
     (it was checked when stored, so this means a bug) falls back to the default: a resident gets
     a correct default email rather than a broken one.
     """

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import current_app
 
+from coop.accounts.mail import email_user
 from coop.accounts.models import User
 from coop.actions import services
 from coop.actions.models import Action
 from coop.core.jobs import job, periodic
-from coop.core.mail import send_email
 from coop.extensions import db
 
 
@@ -23,13 +23,10 @@ def send_closed_notice(action_id: int, user_id: int) -> None:
     user = db.session.get(User, user_id)
     if action is None or user is None or not user.is_active:  # gone, or left the desk
         return
-    send_email(
+    email_user(
+        user,
+        "action_closed",
         key=f"action-closed:{action.id}:{user.id}",
-        to=user.email,
-        template="action_closed",
-        language=user.language,
-        user_id=user.id,
-        name=user.name,
         action=action,
         registrations=services.registration_counts([action.id]).get(action.id, 0),
         link=f"{current_app.config['BASE_URL']}/desk/actions/{action.id}",

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
 from coop.accounts.models import Role, User
+from coop.actions import events
+from coop.actions import participants as taking_part
 from coop.actions.models import (
     Action,
     ActionMeasure,
@@ -23,12 +25,11 @@ from coop.actions.models import (
     Neighbourhood,
     PriceTier,
 )
-from coop.core import jobs
+from coop.core import audit, jobs
+from coop.core.db import unit_of_work
+from coop.core.errors import DomainError
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.extensions import db
-from coop.registrations.models import Registration, RegistrationMeasure, RegistrationStatus
-from coop.registrations.services import participants_by_measure
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class MeasureOffer:
 
 
 def measure_offers(action: Action) -> list[MeasureOffer]:
-    counts = participants_by_measure(action)
+    counts = taking_part.by_measure.call(action)
     offers = []
     for action_measure in action.measures:
         participants = counts.get(action_measure.id, 0)
@@ -111,18 +112,11 @@ def measure_offers(action: Action) -> list[MeasureOffer]:
 # --- the desk: managing an organisation's actions ---------------------------------------------
 
 
-class ActionError(Exception):
+class ActionError(DomainError):
     """A rule stopped the change; ``code`` names it (the view shows the message), ``params``
     give the details the message needs (which tier, ...)."""
 
-    def __init__(self, code: str, **params: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
 
-
-# Registrations that no longer count: the resident stepped out or never confirmed.
-_NOT_COUNTED = (RegistrationStatus.WITHDRAWN, RegistrationStatus.EXPIRED)
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SLUG_MAX = 80
 
@@ -153,24 +147,9 @@ class ActionDetails:
     order_response_days: int = 5
 
 
-@dataclass
-class NeighbourhoodDetails:
-    name: str
-    municipality: str
-    postcode_areas: list[str] = field(default_factory=list)
-    household_count: int | None = None
-
-
 def registration_counts(action_ids: list[int]) -> dict[int, int]:
     """Registrations that still count (not withdrawn or expired), per action."""
-    if not action_ids:
-        return {}
-    rows = db.session.execute(
-        select(Registration.action_id, func.count())
-        .where(Registration.action_id.in_(action_ids), Registration.status.not_in(_NOT_COUNTED))
-        .group_by(Registration.action_id)
-    ).all()
-    return {action_id: count for action_id, count in rows}
+    return taking_part.registrations_per_action.call(action_ids) if action_ids else {}
 
 
 def organisation_actions(organisation_id: int) -> list[ActionRow]:
@@ -362,6 +341,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+@unit_of_work
 def publish_action(actor: User, action: Action, now: datetime | None = None) -> None:
     """Draft -> open: residents can find it and register within its window."""
     now = now or utcnow()
@@ -376,6 +356,7 @@ def publish_action(actor: User, action: Action, now: datetime | None = None) -> 
     db.session.commit()
 
 
+@unit_of_work
 def close_action(actor: User | None, action: Action, now: datetime | None = None) -> None:
     """Open -> closed: no new registrations; batching and matching can start."""
     now = now or utcnow()
@@ -388,12 +369,11 @@ def close_action(actor: User | None, action: Action, now: datetime | None = None
 
 
 def _registration_closed(action: Action) -> None:
-    # Imported here: orders build on actions; closing registration starts grouping the demand.
-    from coop.orders import services as orders
-
-    orders.registration_closed(action)
+    # Orders build on actions: closing registration starts grouping the demand.
+    events.registration_closed.send(action)
 
 
+@unit_of_work
 def reopen_action(actor: User, action: Action, now: datetime | None = None) -> None:
     """Closed -> open, only while the window is still open (extend it first otherwise)."""
     now = now or utcnow()
@@ -406,6 +386,7 @@ def reopen_action(actor: User, action: Action, now: datetime | None = None) -> N
     db.session.commit()
 
 
+@unit_of_work
 def cancel_action(actor: User, action: Action, reason: str, now: datetime | None = None) -> None:
     """Any status -> cancelled, with the reason in the audit log (the action has no column)."""
     now = now or utcnow()
@@ -422,14 +403,9 @@ def cancel_action(actor: User, action: Action, reason: str, now: datetime | None
         closed_at=action.closed_at or now,
         extra={"reason": reason},
     )
-    # Imported here: orders build on actions; a cancelled action's open orders end with it.
-    from coop.orders import services as orders
-
-    orders.action_cancelled(action, now=now)
-    # Deposits not paid are no longer due; those paid are all refunded, by one refund run.
-    from coop.payments import services as payments
-
-    payments.action_cancelled(action, actor=actor, now=now)
+    # A cancelled action's open orders end with it; deposits not paid are no longer due, those
+    # paid are all refunded, by one refund run (orders and payments build on actions).
+    events.action_cancelled.send(action, actor=actor, now=now)
     db.session.commit()
 
 
@@ -571,16 +547,10 @@ def update_offer(
 
 def offer_in_use(offer: ActionMeasure) -> bool:
     """Whether any registration (whatever its status) chose this measure."""
-    return (
-        db.session.scalar(
-            select(RegistrationMeasure.id)
-            .where(RegistrationMeasure.action_measure_id == offer.id)
-            .limit(1)
-        )
-        is not None
-    )
+    return taking_part.offer_chosen.call(offer)
 
 
+@unit_of_work
 def remove_offer(actor: User, offer: ActionMeasure) -> None:
     """Stop offering a measure, only while no registration uses it."""
     action = offer.action
@@ -590,67 +560,4 @@ def remove_offer(actor: User, offer: ActionMeasure) -> None:
     before = _offer_snapshot(offer)
     audit.record(actor, action.organisation_id, "action.measure_remove", offer, before=before)
     action.measures.remove(offer)
-    db.session.commit()
-
-
-# --- neighbourhoods ---------------------------------------------------------------------------
-
-
-def neighbourhoods_of(organisation_id: int) -> list[Neighbourhood]:
-    return list(
-        db.session.scalars(
-            select(Neighbourhood)
-            .where(Neighbourhood.organisation_id == organisation_id)
-            .order_by(Neighbourhood.name, Neighbourhood.id)
-        )
-    )
-
-
-def _neighbourhood_snapshot(neighbourhood: Neighbourhood) -> dict[str, Any]:
-    return audit.snapshot(
-        neighbourhood, ["name", "municipality", "postcode_areas", "household_count"]
-    )
-
-
-def _apply_neighbourhood(neighbourhood: Neighbourhood, details: NeighbourhoodDetails) -> None:
-    if details.household_count is not None and details.household_count < 0:
-        raise ActionError("household_count_negative")
-    neighbourhood.name = details.name
-    neighbourhood.municipality = details.municipality
-    neighbourhood.postcode_areas = ",".join(details.postcode_areas)
-    neighbourhood.household_count = details.household_count
-
-
-def create_neighbourhood(actor: User, details: NeighbourhoodDetails) -> Neighbourhood:
-    assert actor.organisation_id is not None
-    neighbourhood = Neighbourhood(organisation_id=actor.organisation_id)
-    _apply_neighbourhood(neighbourhood, details)
-    db.session.add(neighbourhood)
-    db.session.flush()
-    audit.record(
-        actor,
-        neighbourhood.organisation_id,
-        "neighbourhood.create",
-        neighbourhood,
-        after=_neighbourhood_snapshot(neighbourhood),
-    )
-    db.session.commit()
-    return neighbourhood
-
-
-def update_neighbourhood(
-    actor: User, neighbourhood: Neighbourhood, details: NeighbourhoodDetails
-) -> None:
-    before = _neighbourhood_snapshot(neighbourhood)
-    _apply_neighbourhood(neighbourhood, details)
-    old, new = audit.changed(before, _neighbourhood_snapshot(neighbourhood))
-    if new:
-        audit.record(
-            actor,
-            neighbourhood.organisation_id,
-            "neighbourhood.update",
-            neighbourhood,
-            before=old,
-            after=new,
-        )
     db.session.commit()

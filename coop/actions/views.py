@@ -8,11 +8,10 @@ from flask import Blueprint, abort, render_template, request
 from flask_babel import gettext
 from flask_login import current_user
 
-from coop.actions import services
+from coop.actions import page_hooks, participants, services
 from coop.core.address import normalise_postcode, pc4_of
 from coop.core.authz import authorize
 from coop.core.time import utcnow
-from coop.registrations.services import participant_count
 
 bp = Blueprint("actions", __name__)
 
@@ -45,17 +44,12 @@ def index() -> str:
 def _neighbourhood_offers(pc4: str | None) -> list[Any]:
     """For a postcode: what is open in its neighbourhoods; without one: the public
     neighbourhood pages, so that a resident finds their neighbourhood from the home page."""
-    from coop.participation import findable
-
-    return findable.for_postcode_area(pc4) if pc4 else findable.public_pages()
+    return page_hooks.neighbourhood_offers.call(pc4)
 
 
 @bp.get("/actions/<slug>")
 def detail(slug: str) -> str:
-    # Participation and the reviews through their own domains' services (they build on actions).
-    from coop.orders.reviews import reviews_for_action
-    from coop.participation import findable
-
+    # Participation and the reviews come from their own domains, which build on actions.
     action = services.action_by_slug(slug[:80])
     if action is None or not authorize(current_user, action, "view"):
         abort(404)
@@ -64,8 +58,8 @@ def detail(slug: str) -> str:
         "actions/detail.html",
         action=action,
         offers=services.measure_offers(action),
-        participants=participant_count(action),
+        participants=participants.count.call(action),
         open_now=action.is_open_for_registration(utcnow()),
-        take_part=findable.for_action(action, user),
-        review_groups=reviews_for_action(action.id),
+        take_part=page_hooks.participation_around.call(action, user),
+        review_groups=page_hooks.reviews_of_action.call(action.id),
     )

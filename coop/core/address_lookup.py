@@ -21,12 +21,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
 
 from coop.core.address import normalise_addition, normalise_postcode
+from coop.core.hooks import Hook
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,11 @@ class FoundAddress:
     addition: str  # normalised, "" for none
 
 
+# Whether the desk (organisation id) has not switched the lookup off (``coop.accounts`` provides
+# it: the switch is one of the desk's settings).
+desk_allows_lookup: Hook[Callable[[int], bool]] = Hook("desk_allows_lookup", lambda _id: True)
+
+
 def enabled(organisation_id: int | None = None) -> bool:
     """Whether forms look addresses up: the deployment has a lookup address, and the desk whose
     form it is (if any) has not switched it off."""
@@ -57,12 +64,7 @@ def enabled(organisation_id: int | None = None) -> bool:
         return False
     if organisation_id is None:
         return True
-    # Imported here: the core knows no domain's tables at import time.
-    from coop.accounts.models import Organisation
-    from coop.extensions import db
-
-    organisation = db.session.get(Organisation, organisation_id)
-    return organisation is None or organisation.address_lookup
+    return desk_allows_lookup.call(organisation_id)
 
 
 def rest_over() -> None:

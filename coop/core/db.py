@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import enum
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from functools import wraps
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Enum, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.types import TypeDecorator
+
+from coop.extensions import db
 
 
 @event.listens_for(Engine, "connect")
@@ -49,6 +53,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
 def enum_type(enum_class: type[enum.StrEnum], name: str | None = None) -> Enum:
     """Store a StrEnum by value in a VARCHAR (with a CHECK), portable and easy to migrate.
 
@@ -83,8 +90,6 @@ def lock_row(obj: Any) -> Any:
     """
     from sqlalchemy import inspect, select
 
-    from coop.extensions import db
-
     mapper = inspect(obj).mapper
     key = mapper.primary_key[0]
     db.session.execute(
@@ -92,3 +97,33 @@ def lock_row(obj: Any) -> Any:
     )
     db.session.refresh(obj)
     return obj
+
+
+_UNIT_DEPTH = "coop.unit_of_work_depth"
+
+
+def unit_of_work(service: F) -> F:
+    """A state-changing service is one unit of work: its changes commit when it returns and roll
+    back when it raises (the exception goes on, for the view to word). Views never commit or
+    roll back. A service called inside another's unit of work joins it: only the outermost
+    commits or rolls back."""
+
+    @wraps(service)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        session = db.session()
+        depth = session.info.get(_UNIT_DEPTH, 0)
+        session.info[_UNIT_DEPTH] = depth + 1
+        try:
+            result = service(*args, **kwargs)
+        except BaseException:
+            if depth == 0:
+                session.rollback()
+            raise
+        else:
+            if depth == 0:
+                session.commit()
+            return result
+        finally:
+            session.info[_UNIT_DEPTH] = depth
+
+    return run  # type: ignore[return-value]

@@ -16,386 +16,123 @@ before a sign-up's link. Rows committed together are handed over in chunks of up
 ``OUTBOX_BATCH_SIZE`` ids per RQ job: one worker runs a chunk row by row, each row in its own
 transaction and over the worker's one SMTP connection, so a killed worker loses at most the row
 in flight. ``handed_as`` on the row names the RQ job that carries it.
+
+Three modules: ``outbox`` declares jobs and records them (``@job``, ``enqueue``), ``dispatch``
+hands committed rows over (RQ, or this process), and this one runs them (``execute``, chunks,
+the sweep, periodic tasks). Everything is importable from here.
 """
 
 from __future__ import annotations
 
-import contextlib
+import importlib
 import logging
 import os
-import secrets
-import threading
 import weakref
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from flask import Flask, current_app, has_app_context
-from sqlalchemy import event, func, or_, select, text, update
+from sqlalchemy import event, func, or_, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from coop.core.dispatch import (
+    HANDOVER_GRACE,
+    LOST_CHECK_LIMIT,
+    RQ_RETRY_INTERVALS,
+    Dispatcher,
+    InlineDispatcher,
+    RQDispatcher,
+    Work,
+    _with_lanes,
+    chunks,
+    dispatcher,
+    queue_names,
+    rq_job_id,
+    work_ids,
+)
 from coop.core.models import JobStatus, OutboxJob, PeriodicTaskState
+from coop.core.outbox import (
+    _PENDING_KEY,
+    _PLANNED_KEY,
+    BULK,
+    DEFAULT,
+    LANES,
+    URGENT,
+    Job,
+    JobHandler,
+    P,
+    R,
+    _after_batch,
+    _give_up,
+    _handlers,
+    _lanes,
+    _periodic,
+    enqueue,
+    enqueue_many,
+    job,
+    lane_of,
+    periodic,
+)
 from coop.core.time import utcnow
 from coop.extensions import db
 
+__all__ = [
+    "BULK",
+    "DEFAULT",
+    "HANDOVER_GRACE",
+    "LANES",
+    "LOST_CHECK_LIMIT",
+    "RQ_RETRY_INTERVALS",
+    "SWEEP_TASK",
+    "URGENT",
+    "_PENDING_KEY",
+    "_PLANNED_KEY",
+    "ChunkError",
+    "Dispatcher",
+    "InlineDispatcher",
+    "Job",
+    "JobHandler",
+    "P",
+    "R",
+    "RQDispatcher",
+    "Work",
+    "_after_batch",
+    "_give_up",
+    "_handlers",
+    "_lanes",
+    "_periodic",
+    "_with_lanes",
+    "chunks",
+    "dispatcher",
+    "enqueue",
+    "enqueue_many",
+    "enqueue_once",
+    "execute",
+    "execute_chunk",
+    "failing_tasks",
+    "init_app",
+    "job",
+    "lane_of",
+    "last_round_at",
+    "periodic",
+    "queue_names",
+    "rq_job_id",
+    "run_job",
+    "run_jobs",
+    "run_periodic_tasks",
+    "set_worker_app",
+    "sweep",
+    "work_ids",
+]
+
 log = logging.getLogger(__name__)
-
-JobHandler = Callable[..., None]
-_handlers: dict[str, JobHandler] = {}
-# Called (with the job's arguments and the error) when a job is failed for good, so that the
-# record it works on can say so instead of waiting forever.
-_give_up: dict[str, Callable[..., None]] = {}
-# Called once with the arguments of every job of that name that a chunk (or a lone run) did,
-# in a transaction of its own: the work that would otherwise be repeated for each row (an
-# update is "sent" once its last delivery went out).
-_after_batch: dict[str, Callable[[list[dict[str, Any]]], None]] = {}
-_periodic: dict[str, Callable[[], int]] = {}
-
-URGENT, DEFAULT, BULK = "urgent", "default", "bulk"
-# The order in which a worker takes its queues: RQ looks at the first queue first, every time.
-LANES = (URGENT, DEFAULT, BULK)
-_lanes: dict[str, str] = {}
-
-# RQ retries a failed or killed job with these pauses (seconds); the sweep covers the rest.
-# The first retry comes at once: RQ re-queues the job of a dead worker with these pauses too,
-# and a pause would wait for RQ's scheduler, whose lock the dead worker may hold for 61 s more.
-RQ_RETRY_INTERVALS = [0, 30, 300, 900]
-# A just-committed row is handed over by the commit itself; the sweep leaves it alone this long.
-HANDOVER_GRACE = timedelta(seconds=10)
-# How many rows handed over lately one sweep asks the queue about (one round trip for all).
-LOST_CHECK_LIMIT = 5000
-_PENDING_KEY = "coop_outbox_new"
-_PLANNED_KEY = "coop_outbox_planned"
-
-
-def job(
-    name: str,
-    *,
-    on_give_up: Callable[..., None] | None = None,
-    lane: str = DEFAULT,
-    after_batch: Callable[[list[dict[str, Any]]], None] | None = None,
-) -> Callable[[JobHandler], JobHandler]:
-    """Register a job handler under a stable name (the name is stored in the outbox row).
-
-    ``on_give_up(error=..., **args)`` runs once the job has failed its last attempt. ``lane``
-    is ``URGENT`` for what a person waits for right now, ``BULK`` for mass mailings.
-    ``after_batch([args, ...])`` runs after the jobs of a chunk that were done.
-    """
-    if lane not in LANES:
-        raise ValueError(f"unknown lane {lane!r}")
-
-    def register(handler: JobHandler) -> JobHandler:
-        if name in _handlers and _handlers[name] is not handler:
-            raise RuntimeError(f"job {name!r} registered twice")
-        _handlers[name] = handler
-        _lanes[name] = lane
-        if on_give_up is not None:
-            _give_up[name] = on_give_up
-        if after_batch is not None:
-            _after_batch[name] = after_batch
-        return handler
-
-    return register
-
-
-def lane_of(name: str) -> str:
-    return _lanes.get(name, DEFAULT)
-
-
-def periodic(name: str) -> Callable[[Callable[[], int]], Callable[[], int]]:
-    """Register a task the scheduler runs every round; it returns how much it did."""
-
-    def register(task: Callable[[], int]) -> Callable[[], int]:
-        _periodic[name] = task
-        return task
-
-    return register
-
-
-def enqueue(name: str, key: str, *, run_after: datetime | None = None, **args: Any) -> OutboxJob:
-    """Record work to do after the current transaction commits; the same ``key`` is stored once.
-
-    ``args`` must be ids and other plain values: they are stored as JSON and passed to the handler.
-    """
-    if name not in _handlers:
-        raise KeyError(f"no job handler named {name!r}")
-    existing: OutboxJob | None = db.session.scalar(select(OutboxJob).where(OutboxJob.key == key))
-    if existing is not None:
-        return existing
-    row = OutboxJob(key=key, name=name, args=args, run_after=run_after or utcnow())
-    db.session.add(row)
-    db.session.flush()
-    db.session.info.setdefault(_PENDING_KEY, []).append((row.id, lane_of(name)))
-    return row
-
-
-def enqueue_many(name: str, work: list[tuple[str, dict[str, Any]]]) -> list[OutboxJob]:
-    """``enqueue`` for many (key, args) at once: one query and one flush, however many rows
-    (approving a matching writes an email job per household)."""
-    if name not in _handlers:
-        raise KeyError(f"no job handler named {name!r}")
-    keys = [key for key, _ in work]
-    existing: dict[str, OutboxJob] = {}
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        existing.update(
-            (row.key, row)
-            for row in db.session.scalars(select(OutboxJob).where(OutboxJob.key.in_(chunk)))
-        )
-    now = utcnow()
-    new: list[OutboxJob] = []
-    for key, args in work:
-        if key in existing:
-            continue
-        row = OutboxJob(key=key, name=name, args=args, run_after=now)
-        existing[key] = row
-        new.append(row)
-    db.session.add_all(new)
-    db.session.flush()
-    lane = lane_of(name)
-    db.session.info.setdefault(_PENDING_KEY, []).extend((row.id, lane) for row in new)
-    return [existing[key] for key in keys]
-
-
-# What a commit hands over: outbox ids with their lane (a plain id: its lane is looked up).
-Work = Iterable[int | tuple[int, str]]
-
-
-class Dispatcher(Protocol):
-    def hand_over(self, work: Work) -> None: ...
-
-    def run_pending(self) -> int: ...
-
-    def lost(self, job_ids: list[int]) -> list[int]: ...
-
-
-def _with_lanes(work: Work) -> list[tuple[int, str]]:
-    pairs = [item for item in work if isinstance(item, tuple)]
-    plain = [item for item in work if isinstance(item, int)]
-    if plain:
-        names = {
-            job_id: name
-            for job_id, name in db.session.execute(
-                select(OutboxJob.id, OutboxJob.name).where(OutboxJob.id.in_(plain))
-            )
-        }
-        pairs.extend((job_id, lane_of(names.get(job_id, ""))) for job_id in plain)
-    return pairs
-
-
-@dataclass
-class InlineDispatcher:
-    """The embedded default: jobs run in this process after the request's (or command's) commit."""
-
-    app: Flask
-
-    def __post_init__(self) -> None:
-        self._local = threading.local()
-
-    def _queue(self) -> list[int]:
-        if not hasattr(self._local, "ids"):
-            self._local.ids = []
-        queue: list[int] = self._local.ids
-        return queue
-
-    def hand_over(self, work: Work) -> None:
-        self._queue().extend(item[0] if isinstance(item, tuple) else item for item in work)
-
-    def run_pending(self) -> int:
-        """Run what was handed over (and what those jobs enqueue in turn); returns how many."""
-        queue = self._queue()
-        ran = 0
-        while queue:
-            job_id = queue.pop(0)
-            try:
-                execute(job_id)
-            except Exception:  # the row keeps the error; the sweep tries again
-                log.exception("job %s failed in-process", job_id)
-            ran += 1
-        return ran
-
-    def lost(self, job_ids: list[int]) -> list[int]:
-        return []  # nothing is handed to another process
-
-
-def queue_names(app: Flask) -> dict[str, str]:
-    """The RQ queue of each lane; ``RQ_QUEUE`` names the default one and prefixes the others."""
-    base = str(app.config["RQ_QUEUE"])
-    return {URGENT: f"{base}-urgent", DEFAULT: base, BULK: f"{base}-bulk"}
-
-
-def chunks(work: list[tuple[int, str]], size: int) -> list[tuple[str, list[int]]]:
-    """(lane, ids) per RQ job: the ids of one lane in order, at most ``size`` per job."""
-    out: list[tuple[str, list[int]]] = []
-    for lane in LANES:
-        ids = sorted({job_id for job_id, job_lane in work if job_lane == lane})
-        out.extend((lane, ids[start : start + size]) for start in range(0, len(ids), size))
-    return out
-
-
-@dataclass
-class RQDispatcher:
-    """Hands chunks of job ids to RQ; ``worker.py`` runs them. Redis being down loses nothing."""
-
-    app: Flask
-
-    def connection(self) -> Any:
-        """One client (and connection pool) per process, made at the first hand-over: a new
-        client per hand-over opened a TCP connection and introduced itself to Redis for every
-        sign-up. redis-py's pool notices a fork and starts afresh in the child."""
-        client = self.__dict__.get("_client")
-        if client is None:
-            from redis import Redis
-
-            client = Redis.from_url(
-                self.app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5
-            )
-            self.__dict__["_client"] = client
-        return client
-
-    def queue(self, lane: str = DEFAULT, connection: Any = None) -> Any:
-        from rq import Queue
-
-        return Queue(queue_names(self.app)[lane], connection=connection or self.connection())
-
-    def plan(self, work: Work) -> list[tuple[str, str, list[int]]]:
-        """(lane, RQ job id, outbox ids) of each chunk ``work`` goes in."""
-        todo = chunks(_with_lanes(work), int(self.app.config["OUTBOX_BATCH_SIZE"]))
-        return [(lane, rq_job_id(ids), ids) for lane, ids in todo]
-
-    def mark_in(self, session: Session, planned: list[tuple[str, str, list[int]]]) -> None:
-        """Name the RQ jobs on the rows inside the transaction that writes them (the commit's
-        own, instead of a second transaction after it)."""
-        now = utcnow()
-        for _, rq_id, ids in planned:
-            session.execute(
-                update(OutboxJob)
-                .where(OutboxJob.id.in_(ids))
-                .values(dispatched_at=now, handed_as=rq_id)
-                .execution_options(synchronize_session=False)
-            )
-
-    def hand_over(self, work: Work) -> None:
-        planned = self.plan(work)
-        if not planned:
-            return
-        # The rows say which RQ job carries them before that job exists: a worker that takes it
-        # at once must not find the rows locked by this very update (it would skip them as
-        # another worker's, and they would wait for the re-dispatch).
-        try:
-            self._mark(planned, utcnow())
-        except SQLAlchemyError as exc:  # the database is away: the sweep hands them over later
-            log.warning(
-                "could not mark %d job(s) handed over: %s", sum(len(i) for *_, i in planned), exc
-            )
-            return
-        self.enqueue_planned(planned)
-
-    def enqueue_planned(self, planned: list[tuple[str, str, list[int]]]) -> None:
-        """Put the chunks, whose rows already name them, in their lanes' queues; what cannot be
-        put there is unmarked for the sweep."""
-        from redis.exceptions import RedisError
-        from rq import Retry
-
-        enqueued: set[str] = set()
-        try:
-            connection = self.connection()
-            for lane in LANES:
-                lane_chunks = [
-                    (rq_id, ids) for chunk_lane, rq_id, ids in planned if chunk_lane == lane
-                ]
-                if not lane_chunks:
-                    continue
-                queue = self.queue(lane, connection)
-                # One round trip for all of a lane's chunks (10,000 update emails: 200 jobs).
-                queue.enqueue_many(
-                    [
-                        queue.prepare_data(
-                            "coop.core.jobs.run_jobs",
-                            (ids,),
-                            job_id=rq_id,
-                            retry=Retry(max=len(RQ_RETRY_INTERVALS), interval=RQ_RETRY_INTERVALS),
-                            timeout=self.app.config.get("RQ_JOB_TIMEOUT", 600),
-                            result_ttl=3600,
-                            failure_ttl=7 * 24 * 3600,
-                        )
-                        for rq_id, ids in lane_chunks
-                    ]
-                )
-                enqueued.update(rq_id for rq_id, _ in lane_chunks)
-        except RedisError as exc:
-            missed = [(lane, rq_id, ids) for lane, rq_id, ids in planned if rq_id not in enqueued]
-            log.warning(
-                "queue unreachable, %d job(s) wait for the sweep: %s",
-                sum(len(ids) for _, _, ids in missed),
-                exc,
-            )
-            # Not handed over after all. Should this fail too, the sweep finds their RQ job
-            # missing and hands them over again.
-            with contextlib.suppress(SQLAlchemyError):
-                self._mark(missed, None)
-
-    @staticmethod
-    def _mark(planned: list[tuple[str, str, list[int]]], now: datetime | None) -> None:
-        """A separate short transaction: the caller's session has just committed."""
-        with db.engine.begin() as connection:
-            for _, rq_id, ids in planned:
-                connection.execute(
-                    update(OutboxJob)
-                    .where(OutboxJob.id.in_(ids))
-                    .values(dispatched_at=now, handed_as=rq_id if now else None)
-                )
-
-    def run_pending(self) -> int:
-        return 0
-
-    def lost(self, job_ids: list[int]) -> list[int]:
-        """The jobs handed over that Redis no longer holds (it restarted without its data, or
-        lost them otherwise); none while Redis cannot be asked."""
-        from redis.exceptions import RedisError
-        from rq.job import Job
-
-        carriers: dict[str, list[int]] = {}
-        for job_id, handed_as in db.session.execute(
-            select(OutboxJob.id, OutboxJob.handed_as).where(OutboxJob.id.in_(job_ids))
-        ):
-            carriers.setdefault(handed_as or "", []).append(job_id)
-        db.session.rollback()
-        names = sorted(name for name in carriers if name)
-        try:
-            connection = self.connection()
-            with connection.pipeline(transaction=False) as pipeline:
-                for name in names:
-                    pipeline.exists(Job.key_for(name))
-                held = pipeline.execute()
-        except RedisError as exc:
-            log.warning("queue unreachable, cannot check the jobs handed over: %s", exc)
-            return []
-        gone = [name for name, there in zip(names, held, strict=True) if not there]
-        # A row without a carrier was handed over by an older version, one id per RQ job.
-        return sorted([*carriers.get("", []), *(i for name in gone for i in carriers[name])])
-
-
-def work_ids(todo: list[tuple[str, list[int]]]) -> list[int]:
-    return [job_id for _, ids in todo for job_id in ids]
-
-
-def rq_job_id(ids: Sequence[int]) -> str:
-    """Unique per hand-over: a chunk handed over again (after Redis lost it) is a new RQ job."""
-    return f"coop-outbox-{ids[0]}-{len(ids)}-{secrets.token_hex(4)}"
-
-
-def dispatcher(app: Flask | None = None) -> Dispatcher:
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    result: Dispatcher = app.extensions["coop_jobs"]
-    return result
 
 
 def init_app(app: Flask) -> None:
     app.extensions["coop_jobs"] = (
-        RQDispatcher(app) if app.config.get("REDIS_URL") else InlineDispatcher(app)
+        RQDispatcher(app) if app.config.get("REDIS_URL") else InlineDispatcher(app, run=execute)
     )
 
     @app.after_request
@@ -450,7 +187,11 @@ def _after_rollback(session: Session) -> None:
 
 
 event.listen(Session, "before_commit", _before_commit)
+
+
 event.listen(Session, "after_commit", _after_commit)
+
+
 event.listen(Session, "after_soft_rollback", lambda session, _tx: _after_rollback(session))
 
 
@@ -775,8 +516,9 @@ def set_worker_app(app: Flask) -> None:
 def _app() -> Flask:
     app = _worker_app
     if app is None:
-        from coop import create_app
-
+        # The application factory, found by its name as RQ finds a job's function: ``core``
+        # stands below every domain and cannot import the app that assembles them.
+        create_app = importlib.import_module("coop").create_app
         app = create_app()
         set_worker_app(app)
     return app

@@ -23,7 +23,7 @@ import smtplib
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from email.encoders import encode_base64
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
@@ -39,6 +39,7 @@ from jinja2 import TemplateNotFound
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
+from coop.core.hooks import Hook
 from coop.core.models import EmailLog, EmailStatus
 from coop.core.time import utcnow
 from coop.extensions import db
@@ -320,6 +321,13 @@ def message_id_for(key: str) -> str:
     return f"<{digest}@{domain}>"
 
 
+# An action's own wording of an email, written by its staff (``coop.actions`` provides it):
+# (action id, template, language, context) -> (subject, text, HTML), or None for the template's.
+own_wording: Hook[Callable[[int, str, str, dict[str, Any]], tuple[str, str, str] | None]] = Hook(
+    "own_wording", lambda action_id, template, language, context: None
+)
+
+
 def render_email(
     template: str, language: str, *, action_id: int | None = None, **context: Any
 ) -> tuple[str, str, str]:
@@ -327,10 +335,7 @@ def render_email(
     the action's own wording of that email when its staff wrote one."""
     with force_locale(language):
         if action_id is not None:
-            # Imported here: the actions domain builds on core, not the other way round.
-            from coop.actions.email_templates import render_own_wording
-
-            own = render_own_wording(action_id, template, language, context)
+            own = own_wording.call(action_id, template, language, context)
             if own is not None:
                 return own
         subject = render_template(f"email/{template}.subject.txt", **context).strip()

@@ -136,10 +136,6 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "accounts.login"
     login_manager.login_message = ""  # the login page itself explains what to do
 
-    from coop.accounts import sessions
-
-    login_manager.user_loader(sessions.load_user)
-
     @app.before_request
     def _limit_link_failures() -> tuple[str, int, dict[str, str]] | None:
         if request.method in ("GET", "POST", "HEAD") and is_link_route(request.url_rule):
@@ -382,14 +378,12 @@ def healthz() -> tuple[Response, int]:
             from redis import Redis
             from rq import Queue
 
-            from coop.core.jobs import queue_names
-
             connection = Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=2)
             connection.ping()
             # RQ jobs waiting per lane (a job carries up to OUTBOX_BATCH_SIZE outbox rows).
             queued = {
                 lane: Queue(name, connection=connection).count
-                for lane, name in queue_names(current_app._get_current_object()).items()  # type: ignore[attr-defined]
+                for lane, name in jobs.queue_names(current_app._get_current_object()).items()  # type: ignore[attr-defined]
             }
             report["queue"] = {
                 "ok": True,

@@ -1,4 +1,5 @@
-"""What the desk keeps of its own work: the audit log and the updates sent to residents."""
+"""What the desk keeps of its own work: the updates sent to residents (the audit log, which
+every domain writes, is ``coop.core.audit``)."""
 
 from __future__ import annotations
 
@@ -6,33 +7,12 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
 
-from coop.accounts.models import User
 from coop.core.db import UTCDateTime, enum_type
 from coop.core.time import utcnow
 from coop.extensions import db
-
-
-class AuditEntry(db.Model):  # type: ignore[name-defined]
-    """Who changed what, when, with the values before and after; read by desk admins."""
-
-    __tablename__ = "audit_log"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
-    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    verb: Mapped[str] = mapped_column(String(60))  # "action.publish", "installer.update"...
-    object_type: Mapped[str] = mapped_column(String(40))
-    object_id: Mapped[int | None] = mapped_column(Integer)
-    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-    actor: Mapped[User | None] = relationship()
-
-    __table_args__ = (Index("ix_audit_log_organisation_at", "organisation_id", "at"),)
 
 
 class UpdateStatus(enum.StrEnum):

@@ -15,10 +15,15 @@ from typing import Any, Literal, TypeVarTuple
 from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import selectinload
 
+from coop.accounts.models import Organisation
 from coop.actions.models import Action, ActionMeasure, Measure, Neighbourhood
+from coop.actions.neighbourhoods import (
+    get_neighbourhood as get_neighbourhood,  # the desk's pages ask it here
+)
 from coop.actions.services import MeasureOffer, measure_offers
+from coop.core import address_lookup, audit
+from coop.core.audit import AuditEntry
 from coop.core.time import AMSTERDAM
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.orders.models import LineStatus, OrderLine, Quote, QuoteStatus, SiteSurvey
 from coop.registrations.models import (
@@ -95,10 +100,6 @@ def action_for_dashboard(action_id: int) -> Action | None:
             selectinload(Action.neighbourhoods),
         )
     )
-
-
-def get_neighbourhood(neighbourhood_id: int) -> Neighbourhood | None:
-    return db.session.get(Neighbourhood, neighbourhood_id)
 
 
 # --- dashboards ------------------------------------------------------------------------------
@@ -545,11 +546,16 @@ def audit_page(organisation_id: int, page: int = 1) -> AuditPage:
 # --- the desk's settings ----------------------------------------------------------------------
 
 
+@address_lookup.desk_allows_lookup.provide
+def lookup_allowed(organisation_id: int) -> bool:
+    """Whether the desk has not switched the address lookup off (an unknown desk: it has not)."""
+    organisation = db.session.get(Organisation, organisation_id)
+    return organisation is None or organisation.address_lookup
+
+
 def set_address_lookup(actor: Any, organisation: Any, on: bool) -> None:
     """Whether the desk's forms fill in street and town from the BAG (``coop.core.address_lookup``).
     A desk may not want its residents' postcodes and house numbers asked of PDOK; audited."""
-    from coop.desk import audit
-
     if organisation.address_lookup == on:
         return
     before = {"address_lookup": organisation.address_lookup}

@@ -19,10 +19,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
+from coop.accounts import services as accounts
 from coop.accounts.models import Role, User
 from coop.actions.models import Measure
+from coop.core import audit, exports
+from coop.core.errors import DomainError
 from coop.core.web import localized
-from coop.desk import audit, exports
 from coop.extensions import db
 from coop.installers.models import Installer, InstallerOffer
 
@@ -44,12 +46,8 @@ AUDITED_FIELDS = (
 )
 
 
-class InstallerError(Exception):
+class InstallerError(DomainError):
     """A rule stopped the operation; ``code`` names it and the view shows the message."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
 
 
 class ServiceAreaError(ValueError):
@@ -272,8 +270,6 @@ def invite_user(actor: User, installer: Installer, email: str, name: str) -> Use
     The account rules (one account per email, the invitation link, its audit entry) are the
     accounts domain's; this only ties the new user to the installer.
     """
-    from coop.accounts import services as accounts
-
     return accounts.invite_user(actor, email, name, Role.INSTALLER, installer_id=installer.id)
 
 

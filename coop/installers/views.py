@@ -8,11 +8,12 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import gettext
 from flask_login import current_user
 
+from coop.accounts.permissions import staff_required
 from coop.accounts.services import AccountError
-from coop.core.authz import require, staff_required
+from coop.core import exports
+from coop.core.authz import require
 from coop.core.formatting import format_euros
-from coop.desk import exports
-from coop.installers import services
+from coop.installers import page_hooks, services
 from coop.installers.forms import (
     InstallerForm,
     InviteInstallerUserForm,
@@ -94,16 +95,14 @@ def create() -> Any:
 @bp.get("/<int:installer_id>")
 @staff_required
 def detail(installer_id: int) -> str:
-    # The residents' reviews through the orders domain's service (orders builds on installers).
-    from coop.orders.reviews import reviews_of_installer
-
+    # The residents' reviews come from the orders domain (orders build on installers).
     installer = _installer(installer_id, "view")
     return render_template(
         "installers/desk/detail.html",
         installer=installer,
         users=services.users_of(installer),
         invite_form=InviteInstallerUserForm(formdata=None),
-        review_group=reviews_of_installer(installer.id),
+        review_group=page_hooks.reviews_of_installer.call(installer.id),
     )
 
 

@@ -14,10 +14,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from coop.accounts.permissions import staff_required
 from coop.actions import services as actions
 from coop.actions.forms import ButtonForm
 from coop.actions.models import Action
-from coop.core.authz import require, staff_required
+from coop.core.authz import require
 from coop.core.formatting import money
 from coop.extensions import db
 from coop.orders import services
@@ -262,7 +263,6 @@ def reassign(action_id: int, run_id: int, batch_id: int) -> str | Response | tup
         try:
             services.reassign(current_user, matching_run, group.batch, form.shares())
         except OrderError as error:
-            db.session.rollback()
             problem = message_for(error)
         else:
             flash(gettext("The group is changed in the proposal."), "success")
@@ -293,7 +293,6 @@ def approve(action_id: int, run_id: int) -> str | Response | tuple[str, int]:
     try:
         services.request_approval(current_user, matching_run)
     except OrderError as error:
-        db.session.rollback()
         return _run_page(action, matching_run, problem=message_for(error)), 409
     flash(
         gettext(

@@ -19,11 +19,12 @@ from sqlalchemy.orm import selectinload
 
 from coop.accounts.models import Role, User
 from coop.core import jobs
-from coop.core.db import lock_row
+from coop.core.db import lock_row, unit_of_work
 from coop.core.formatting import MAX_AMOUNT_CENTS
 from coop.core.time import utcnow
 from coop.core.workdays import local_today
 from coop.extensions import db
+from coop.orders import events
 from coop.orders.models import (
     VAT_RATES,
     LineStatus,
@@ -289,6 +290,7 @@ def _decide(actor: User, quote: Quote, now: datetime) -> OrderLine:
     return line
 
 
+@unit_of_work
 def accept_quote(actor: User, quote: Quote, *, now: datetime | None = None) -> Quote:
     """The resident agrees to the work at this price."""
     now = now or utcnow()
@@ -297,10 +299,8 @@ def accept_quote(actor: User, quote: Quote, *, now: datetime | None = None) -> Q
     quote.decided_at = now
     _move(line, LineStatus.ACCEPTED, actor, now)
     jobs.enqueue("orders.send_quote_accepted", f"quote-accepted:{quote.id}", quote_id=quote.id)
-    # Imported here: payments build on orders. The deposit is asked in this same transaction.
-    from coop.payments import services as payments
-
-    payments.request_deposit(quote, now=now)
+    # Payments build on orders: the deposit is asked in this same transaction.
+    events.quote_accepted.send(quote, now=now)
     db.session.commit()
     log.info("quote accepted quote=%s line=%s", quote.id, line.id)
     return quote

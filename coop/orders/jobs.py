@@ -8,21 +8,19 @@ sends nothing twice.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
 
-from coop.accounts.models import LoginPurpose, Role, User
+from coop.accounts.mail import email_user
+from coop.accounts.models import LoginPurpose, User
 from coop.accounts.services import issue_login_token, login_link
 from coop.core.calendar import CalendarEvent, calendar_bytes
 from coop.core.jobs import job, periodic
-from coop.core.mail import send_email
 from coop.extensions import db
-from coop.installers.models import Installer
+from coop.installers.mail import email_installer
 from coop.orders import fieldwork, services
 from coop.orders.models import MatchingRun, Order, OrderLine, OrderStatus, Quote, SiteSurvey
 from coop.registrations.models import Registration
@@ -58,41 +56,6 @@ def _base() -> str:
     return str(current_app.config["BASE_URL"])
 
 
-def installer_recipients(installer: Installer) -> list[tuple[str, str, int | None]]:
-    """(address, language, user id): the company's address and its active users, once each."""
-    out: dict[str, tuple[str, str, int | None]] = {
-        installer.email.lower(): (installer.email, "nl", None)
-    }
-    users = db.session.scalars(
-        select(User).where(
-            User.installer_id == installer.id,
-            User.role == Role.INSTALLER,
-            User.is_active_account.is_(True),
-        )
-    )
-    for user in users:
-        out[user.email.lower()] = (user.email, user.language, user.id)
-    return sorted(out.values())
-
-
-def _address_key(address: str) -> str:
-    return hashlib.sha256(address.lower().encode()).hexdigest()[:16]
-
-
-def email_installer(installer: Installer, key: str, template: str, **context: Any) -> None:
-    for address, language, user_id in installer_recipients(installer):
-        send_email(
-            key=f"{key}:{_address_key(address)}",
-            to=address,
-            template=template,
-            language=language,
-            user_id=user_id,
-            installer=installer,
-            footer="work",
-            **context,
-        )
-
-
 def _resident_link(user: User, path: str) -> str:
     """A login link that opens ``path``: residents have no password."""
     token = issue_login_token(user, LoginPurpose.LOGIN, next_path=path)
@@ -108,14 +71,11 @@ def email_resident(
     **context: Any,
 ) -> None:
     user = registration.user
-    send_email(
+    email_user(
+        user,
+        template,
         key=key,
-        to=user.email,
-        template=template,
-        language=user.language,
-        user_id=user.id,
         action_id=registration.action_id,
-        name=user.name,
         registration=registration,
         action=registration.action,
         household=registration.household,
@@ -142,13 +102,10 @@ def send_proposal_ready(run_id: int, user_id: int) -> None:
     user = db.session.get(User, user_id)
     if run is None or user is None or not user.is_active:
         return
-    send_email(
+    email_user(
+        user,
+        "proposal_ready",
         key=f"proposal-ready:{run.id}:{user.id}",
-        to=user.email,
-        template="proposal_ready",
-        language=user.language,
-        user_id=user.id,
-        name=user.name,
         run=run,
         coverage=services.coverage(run),
         action=run.action,
@@ -163,13 +120,10 @@ def send_order_released(order_id: int, user_id: int) -> None:
     user = db.session.get(User, user_id)
     if order is None or user is None or not user.is_active:
         return
-    send_email(
+    email_user(
+        user,
+        "order_released",
         key=f"order-released:{order.id}:{user.id}",
-        to=user.email,
-        template="order_released",
-        language=user.language,
-        user_id=user.id,
-        name=user.name,
         order=order,
         action=order.action,
         installer=order.installer,

@@ -15,12 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from coop.accounts.models import User
+from coop.core import exports
 from coop.core.authz import authorize
 from coop.core.calendar import CalendarEvent
 from coop.core.time import utcnow
 from coop.core.web import localized
 from coop.core.workdays import local_today
-from coop.desk import exports
 from coop.extensions import db
 from coop.installers.models import Installer
 from coop.orders.fieldwork import lines_of_order

@@ -26,15 +26,15 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from coop.accounts.permissions import installer_required
 from coop.actions.forms import ButtonForm
-from coop.core.authz import authorize, installer_required, require
+from coop.core import errors, exports
+from coop.core.authz import authorize, require
 from coop.core.calendar import calendar_bytes
 from coop.core.formatting import format_euros, local_datetime, money
 from coop.core.time import AMSTERDAM, utcnow
 from coop.core.web import localized
 from coop.core.workdays import local_today
-from coop.desk import exports
-from coop.extensions import db
 from coop.installers import services as installers
 from coop.installers.models import Installer
 from coop.orders import fieldwork, planning, services
@@ -127,21 +127,12 @@ NEXT_STEPS: dict[str, Any] = {
 
 
 def message_for(error: OrderError) -> str:
-    template = MESSAGES.get(error.code)
-    if template is None:
-        return str(gettext("This is not possible."))
-    return str(template) % error.params if error.params else str(template)
+    return errors.message_for(error, MESSAGES)
 
 
 def refuse(form: Any, error: OrderError, fields: dict[str, str]) -> str | None:
     """Put the refusal at its field; return it when it belongs above the form."""
-    db.session.rollback()
-    message = message_for(error)
-    field = getattr(form, fields.get(error.code, ""), None)
-    if field is None:
-        return message
-    field.errors = [*field.errors, message]
-    return None
+    return errors.refuse(form, error, MESSAGES, fields)
 
 
 @bp.app_template_global()
@@ -243,7 +234,6 @@ def accept_order(order_id: int) -> Any:
     try:
         services.accept_order(current_user, order)
     except OrderError as error:
-        db.session.rollback()
         return _order_page(order, problem=message_for(error)), 409
     flash(gettext("You accepted the order. Plan the site surveys with the residents."), "success")
     return redirect(url_for("portal.order", order_id=order.id))

@@ -16,9 +16,11 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
 from coop.accounts.models import User
+from coop.actions import page_hooks as action_pages
 from coop.actions.models import ActionMeasure, Measure
 from coop.core.time import AMSTERDAM, utcnow
 from coop.extensions import db
+from coop.installers import page_hooks as installer_pages
 from coop.installers.models import Installer
 from coop.orders.fieldwork import MAX_COMMENT, _lock, _resident_of
 from coop.orders.models import Batch, LineStatus, Order, OrderLine, Review
@@ -82,12 +84,14 @@ def _query() -> Select[Review, Installer, Measure]:
     )
 
 
+@action_pages.reviews_of_action.provide
 def reviews_for_action(action_id: int) -> list[InstallerReviews]:
     """The reviews of the work in this action, per installer, newest first."""
     rows = db.session.execute(_query().where(Order.action_id == action_id)).all()
     return _grouped(list(rows))
 
 
+@installer_pages.reviews_of_installer.provide
 def reviews_of_installer(installer_id: int) -> InstallerReviews:
     """Every review of one installer, over all actions (the desk's installer page)."""
     installer = db.session.get(Installer, installer_id)

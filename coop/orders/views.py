@@ -16,11 +16,12 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from coop.accounts.permissions import resident_required
 from coop.actions.forms import ButtonForm
-from coop.core.authz import require, resident_required
+from coop.core import errors
+from coop.core.authz import require
 from coop.core.time import utcnow
-from coop.extensions import db
-from coop.orders import fieldwork, reviews
+from coop.orders import events, fieldwork, reviews
 from coop.orders.forms import (
     ConfirmInstallationForm,
     DeclineQuoteForm,
@@ -79,21 +80,12 @@ QUOTE_STATUS: dict[str, Any] = {
 
 
 def message_for(error: OrderError) -> str:
-    template = MESSAGES.get(error.code)
-    if template is None:
-        return str(gettext("This is not possible."))
-    return str(template) % error.params if error.params else str(template)
+    return errors.message_for(error, MESSAGES)
 
 
 def refuse(form: Any, error: OrderError, fields: dict[str, str]) -> str | None:
     """Put the refusal at its field; return it when it belongs above the form."""
-    db.session.rollback()
-    message = message_for(error)
-    field = getattr(form, fields.get(error.code, ""), None)
-    if field is None:
-        return message
-    field.errors = [*field.errors, message]
-    return None
+    return errors.refuse(form, error, MESSAGES, fields)
 
 
 @bp.app_template_global()
@@ -174,12 +166,10 @@ def _quote_page(quote: Quote, problem: str | None = None) -> str:
 def after_accepting(quote: Quote) -> Response:
     """Where the resident goes once the quote is accepted. The one place to hook in what must
     follow an acceptance: the deposit page while a deposit is to be paid."""
-    # Imported here: payments build on orders.
-    from coop.payments import services as payments
-
-    deposit = payments.due_deposit(quote)
-    if deposit is not None:
-        return redirect(url_for("payments.deposit", payment_id=deposit.id))
+    # Payments build on orders: they provide the page (``events.page_after_accepting``).
+    page = events.page_after_accepting.call(quote)
+    if page is not None:
+        return redirect(page)
     return redirect(url_for("orders.quote", quote_id=quote.id))
 
 
@@ -192,7 +182,6 @@ def accept_quote(quote_id: int) -> Any:
     try:
         fieldwork.accept_quote(current_user, quote)
     except OrderError as error:
-        db.session.rollback()
         return _quote_page(quote, problem=message_for(error)), 409
     flash(
         gettext(

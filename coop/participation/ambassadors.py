@@ -18,9 +18,8 @@ from sqlalchemy.exc import IntegrityError
 
 from coop.accounts.models import Role, User
 from coop.actions.models import Neighbourhood
-from coop.core import jobs
+from coop.core import audit, jobs
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.extensions import db
 from coop.participation.models import (
     Ambassador,
@@ -32,6 +31,7 @@ from coop.participation.models import (
     SurveyResponse,
 )
 from coop.participation.services import ParticipationError, street_key
+from coop.registrations.services import registrations_of
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,6 @@ class StreetChoice:
 
 def street_choices(user: User) -> list[StreetChoice]:
     # Through the registrations domain's own service: the homes this resident registered.
-    from coop.registrations.services import registrations_of
-
     choices: dict[str, StreetChoice] = {}
     for registration in registrations_of(user):
         household = registration.household

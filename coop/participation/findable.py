@@ -15,6 +15,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 
 from coop.accounts.models import User
+from coop.actions import page_hooks as action_pages
 from coop.actions.models import Action, Neighbourhood
 from coop.core.time import AMSTERDAM, utcnow
 from coop.extensions import db
@@ -26,6 +27,7 @@ from coop.participation.models import (
     NeighbourhoodProfile,
     Survey,
 )
+from coop.registrations.services import registrations_of
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,7 @@ def neighbourhoods_of_action(action: Action) -> list[Neighbourhood]:
     return [n for n in candidates if areas & set(n.pc4_list)]
 
 
+@action_pages.participation_around.provide
 def for_action(
     action: Action, user: User | None = None, now: datetime | None = None
 ) -> ParticipationOffer:
@@ -169,8 +172,6 @@ def for_action(
 
 def for_resident(user: User, now: datetime | None = None) -> ParticipationOffer:
     """What is open around the homes this resident registered."""
-    from coop.registrations.services import registrations_of
-
     neighbourhoods: dict[int, Neighbourhood] = {}
     organisations: set[int] = set()
     for registration in registrations_of(user):
@@ -216,3 +217,10 @@ def _add_ambassador_state(
         mine = [a for a in mine if a.neighbourhood_id in ids]
     offer.can_volunteer = any((c.pc4, c.street) not in taken for c in choices)
     offer.ambassadorships = mine
+
+
+@action_pages.neighbourhood_offers.provide
+def for_home_page(pc4: str | None) -> list[NeighbourhoodOffer]:
+    """For a postcode: what is open in its neighbourhoods; without one: the public
+    neighbourhood pages, so that a resident finds their neighbourhood from the home page."""
+    return for_postcode_area(pc4) if pc4 else public_pages()

@@ -19,9 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from coop.accounts.models import Role, User
 from coop.actions.models import Neighbourhood
-from coop.core import jobs
+from coop.core import audit, jobs
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.extensions import db
 from coop.participation.models import InterestCampaign, InterestPledge
 from coop.participation.services import HouseholdAddress, ParticipationError

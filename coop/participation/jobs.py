@@ -12,6 +12,7 @@ from typing import Any
 
 from flask_babel import force_locale
 
+from coop.accounts.mail import email_user
 from coop.accounts.models import User
 from coop.core.jobs import job, periodic
 from coop.core.mail import send_email
@@ -236,14 +237,11 @@ def send_threshold_reached_staff(campaign_id: int, user_id: int) -> None:
     campaign = db.session.get(InterestCampaign, campaign_id)
     if user is None or campaign is None:
         return
-    send_email(
+    email_user(
+        user,
+        "interest_threshold",
         key=f"interest-threshold:{campaign_id}:staff:{user_id}",
-        to=user.email,
-        template="interest_threshold",
-        language=user.language,
-        user_id=user.id,
         for_staff=True,
-        name=user.name,
         campaign=campaign,
         link=external_url(f"/desk/participation/interest/{campaign.id}"),
         campaign_link=_campaign_link(campaign),

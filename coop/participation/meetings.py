@@ -18,9 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from coop.accounts.models import User
-from coop.core import jobs
+from coop.core import audit, jobs
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.extensions import db
 from coop.participation.models import (
     Meeting,

@@ -11,13 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 
 from coop.accounts.models import User
-from coop.actions.models import Action, Neighbourhood
+from coop.actions.models import Action, ActionMeasure, Measure, Neighbourhood
+from coop.actions.services import public_actions
+from coop.core import audit
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.extensions import db
+from coop.orders.models import LineStatus, OrderLine
 from coop.participation import interest, meetings, surveys
 from coop.participation.models import (
     CountDimension,
@@ -30,6 +32,12 @@ from coop.participation.models import (
     PerspectiveStatus,
     Survey,
     WijkPhase,
+)
+from coop.registrations.models import (
+    Household,
+    Registration,
+    RegistrationMeasure,
+    RegistrationStatus,
 )
 
 # Natural gas burnt in a Dutch home: 1.78 kg CO2 per m³ (the Dutch emission factor for
@@ -189,11 +197,70 @@ class NeighbourhoodPage:
         return self.gas_m3_per_year * CO2_KG_PER_M3_GAS / 1000
 
 
-def page(profile: NeighbourhoodProfile, now: datetime | None = None) -> NeighbourhoodPage:
-    # Other domains through their services: open actions and the registrations' figures.
-    from coop.actions.services import public_actions
-    from coop.registrations.services import area_figures
+# Registrations whose measures are all in place.
+INSTALLED = (RegistrationStatus.INSTALLED, RegistrationStatus.COMPLETED)
 
+
+@dataclass(frozen=True)
+class AreaFigures:
+    """Registrations of an organisation's actions in some postcode areas, for public pages."""
+
+    taking_part: int  # registrations that have not stepped out (withdrawn, declined, expired)
+    installed_by_measure: dict[str, int]  # measure code -> homes where it is installed
+
+
+def area_figures(organisation_id: int, pc4s: list[str]) -> AreaFigures:
+    in_area = (
+        select(Registration.id)
+        .join(Household, Household.id == Registration.household_id)
+        .join(Action, Action.id == Registration.action_id)
+        .where(Action.organisation_id == organisation_id, Household.pc4.in_(pc4s))
+    )
+    stepped_out = (
+        RegistrationStatus.WITHDRAWN,
+        RegistrationStatus.DECLINED,
+        RegistrationStatus.EXPIRED,
+    )
+    taking_part = db.session.scalar(
+        select(func.count()).select_from(
+            in_area.where(Registration.status.not_in(stepped_out)).subquery()
+        )
+    )
+
+    # Per measure: a roof installed counts while the same household's heat pump is still
+    # quoted. A measure without an order line (imported data) follows its registration.
+    def line_where(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+        return (
+            select(OrderLine.id)
+            .where(
+                OrderLine.registration_measure_id == RegistrationMeasure.id,
+                OrderLine.current.is_(True),
+                *conditions,
+            )
+            .exists()
+        )
+
+    installed = or_(
+        line_where(OrderLine.status.in_((LineStatus.INSTALLED, LineStatus.COMPLETED))),
+        and_(
+            Registration.status.in_(INSTALLED),
+            RegistrationMeasure.withdrawn_at.is_(None),
+            ~line_where(),
+        ),
+    )
+    rows = db.session.execute(
+        select(Measure.code, func.count())
+        .select_from(RegistrationMeasure)
+        .join(ActionMeasure, ActionMeasure.id == RegistrationMeasure.action_measure_id)
+        .join(Measure, Measure.id == ActionMeasure.measure_id)
+        .join(Registration, Registration.id == RegistrationMeasure.registration_id)
+        .where(Registration.id.in_(in_area), installed)
+        .group_by(Measure.code)
+    ).all()
+    return AreaFigures(int(taking_part or 0), {code: int(n) for code, n in rows})
+
+
+def page(profile: NeighbourhoodProfile, now: datetime | None = None) -> NeighbourhoodPage:
     now = now or utcnow()
     neighbourhood = profile.neighbourhood
     areas = set(neighbourhood.pc4_list)

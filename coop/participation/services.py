@@ -15,6 +15,7 @@ from typing import Any
 from flask import current_app
 
 from coop.core import tokens
+from coop.core.errors import DomainError
 
 # Recorded with every consent: the wording the person agreed to (see the forms).
 CONSENT_VERSION = "2026-12"
@@ -22,12 +23,11 @@ CONSENT_VERSION = "2026-12"
 SMALL_CELL = 5
 
 
-class ParticipationError(Exception):
+class ParticipationError(DomainError):
     """A rule stopped the operation; ``code`` names it, the view shows the message."""
 
     def __init__(self, code: str, **details: Any) -> None:
-        super().__init__(code)
-        self.code = code
+        super().__init__(code, **details)
         self.details = details
 
 

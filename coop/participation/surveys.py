@@ -20,9 +20,8 @@ from sqlalchemy.orm import selectinload
 
 from coop.accounts.models import User
 from coop.actions.models import Neighbourhood
-from coop.core import jobs
+from coop.core import audit, jobs
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.extensions import db
 from coop.participation.models import (
     SCALE_VALUES,

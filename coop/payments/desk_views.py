@@ -15,11 +15,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from coop.accounts.permissions import staff_required
 from coop.actions import services as actions
 from coop.actions.models import Action
-from coop.core.authz import require, staff_required
-from coop.desk import exports
-from coop.extensions import db
+from coop.core import exports
+from coop.core.authz import require
 from coop.payments import search, services
 from coop.payments.forms import ButtonForm, DepositPolicyForm, ReceivedForm
 from coop.payments.models import FlagReason, Payment, PaymentMode, PaymentStatus, RefundReason
@@ -148,7 +148,6 @@ def settings(action_id: int) -> str | Response:
         try:
             services.set_deposit_policy(current_user, action, form.policy())
         except PaymentError as error:
-            db.session.rollback()
             field = getattr(form, _FIELDS.get(error.code, ""), None)
             if field is not None:
                 field.errors = [*field.errors, message_for(error)]
@@ -188,7 +187,6 @@ def refund_all(action_id: int) -> str | Response | tuple[str, int]:
     try:
         services.refund_all_again(current_user, action)
     except PaymentError as error:
-        db.session.rollback()
         return _overview_page(action, problem=message_for(error)), 409
     flash(gettext("The deposits are being refunded."), "success")
     return redirect(url_for("payments_desk.overview", action_id=action.id))
@@ -241,7 +239,6 @@ def received(payment_id: int) -> str | Response | tuple[str, int]:
             current_user, payment, form.amount.cents or 0, received_on=form.received_on.value
         )
     except PaymentError as error:
-        db.session.rollback()
         if error.code in ("received_in_future", "received_before_asked"):
             form.received_on.errors = [message_for(error)]
             return _detail_page(payment, received_form=form)
@@ -262,7 +259,6 @@ def refund(payment_id: int) -> str | Response | tuple[str, int]:
     try:
         services.refund_by_staff(current_user, payment)
     except PaymentError as error:
-        db.session.rollback()
         return _detail_page(payment, problem=message_for(error)), 409
     if payment.mode is PaymentMode.OFFLINE:
         flash(
@@ -283,7 +279,6 @@ def refunded(payment_id: int) -> str | Response | tuple[str, int]:
     try:
         services.mark_refunded(current_user, payment)
     except PaymentError as error:
-        db.session.rollback()
         return _detail_page(payment, problem=message_for(error)), 409
     flash(gettext("The deposit is marked as refunded."), "success")
     return redirect(url_for("payments_desk.detail", payment_id=payment.id))

@@ -11,11 +11,11 @@ from typing import Any
 
 from flask import current_app
 
+from coop.accounts.mail import email_user
 from coop.accounts.models import LoginPurpose, User
 from coop.accounts.services import issue_login_token, login_link
 from coop.actions.models import Action
 from coop.core.jobs import job
-from coop.core.mail import send_email
 from coop.extensions import db
 from coop.payments import services
 from coop.payments.models import Payment, PaymentMode, RefundRun
@@ -59,14 +59,11 @@ def _email_resident(payment: Payment, key: str, template: str, **context: Any) -
     user = registration.user
     path = f"/my/payments/{payment.id}"
     token = issue_login_token(user, LoginPurpose.LOGIN, next_path=path)
-    send_email(
+    email_user(
+        user,
+        template,
         key=key,
-        to=user.email,
-        template=template,
-        language=user.language,
-        user_id=user.id,
         action_id=payment.action_id,
-        name=user.name,
         payment=payment,
         action=payment.action,
         household=registration.household,
@@ -116,14 +113,11 @@ def send_deposit_flagged(payment_id: int, user_id: int) -> None:
     user = db.session.get(User, user_id)
     if payment is None or user is None or not user.is_active or payment.flag_reason is None:
         return
-    send_email(
+    email_user(
+        user,
+        "deposit_flagged",
         key=f"deposit-flagged:{payment.id}:{payment.flag_reason.value}:"
         f"{payment.refund_attempts}:{user.id}",
-        to=user.email,
-        template="deposit_flagged",
-        language=user.language,
-        user_id=user.id,
-        name=user.name,
         payment=payment,
         action=payment.action,
         footer="work",
@@ -135,16 +129,7 @@ def _email_staff(user_id: int, key: str, template: str, **context: Any) -> None:
     user = db.session.get(User, user_id)
     if user is None or not user.is_active:
         return
-    send_email(
-        key=key,
-        to=user.email,
-        template=template,
-        language=user.language,
-        user_id=user.id,
-        name=user.name,
-        footer="work",
-        **context,
-    )
+    email_user(user, template, key=key, footer="work", **context)
 
 
 @job("payments.send_refund_to_transfer")

@@ -18,6 +18,8 @@ from coop.actions.models import Action
 from coop.extensions import db
 from coop.payments.models import Payment
 from coop.payments.services import PaymentRow, payments_of_action
+from coop.registrations import desk_services
+from coop.registrations.desk_services import ReferenceMatch
 from coop.registrations.search import fold, terms
 
 # "COOP" and the id (zero-padded to six digits) and two check digits; without "COOP" only the
@@ -94,3 +96,12 @@ def registration_of_reference(text: str, action_ids: list[int]) -> int | None:
             Payment.id == wanted, Payment.action_id.in_(action_ids)
         )
     )
+
+
+@desk_services.payment_reference.provide
+def registration_by_reference(text: str, action_ids: list[int]) -> ReferenceMatch | None:
+    """The registrations list's search (``coop.registrations.desk_services``): a text that looks
+    like a payment reference finds the registration of its deposit, or nothing."""
+    if not looks_like_reference(text):
+        return None
+    return ReferenceMatch(registration_of_reference(text, action_ids))

@@ -26,7 +26,8 @@ from flask_babel import gettext
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from coop.core.authz import require, resident_required
+from coop.accounts.permissions import resident_required
+from coop.core.authz import require
 from coop.core.time import utcnow
 from coop.extensions import csrf, db
 from coop.orders.models import Quote
@@ -90,7 +91,6 @@ def pay(payment_id: int) -> Response | tuple[str, int]:
     try:
         url = services.start_checkout(current_user, payment)
     except PaymentError as error:
-        db.session.rollback()
         message = _MESSAGES.get(error.code, _MESSAGES["not_payable"])()
         flash(message, "error" if error.code == "gateway" else "info")
         return redirect(url_for("payments.deposit", payment_id=payment.id))

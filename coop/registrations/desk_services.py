@@ -11,7 +11,7 @@ indexed lookup and anything else into a trigram-indexed match on the folded sear
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,11 +24,13 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from coop.accounts.models import User
 from coop.actions.models import Action, ActionMeasure, Measure
+from coop.core import audit, exports
 from coop.core.address import normalise_postcode
+from coop.core.errors import DomainError
+from coop.core.hooks import Hook
 from coop.core.models import EmailLog
 from coop.core.time import utcnow
 from coop.core.web import localized
-from coop.desk import audit, exports
 from coop.extensions import db
 from coop.registrations import search
 from coop.registrations.models import (
@@ -90,10 +92,8 @@ _STATUS_ORDER = {
 }
 
 
-class NoteError(Exception):
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
+class NoteError(DomainError):
+    """A rule stopped the operation; ``code`` names it."""
 
 
 @dataclass
@@ -158,6 +158,18 @@ class RegistrationPage:
         return result
 
 
+@dataclass(frozen=True)
+class ReferenceMatch:
+    registration_id: int | None  # None: a reference, but of no registration of these actions
+
+
+# A deposit's payment reference typed in the search ("COOP-000042-95"): payments build on
+# registrations and provide this (``coop.payments.search``); None when the text is no reference.
+payment_reference: Hook[Callable[[str, list[int]], ReferenceMatch | None]] = Hook(
+    "payment_reference", lambda text, action_ids: None
+)
+
+
 def actions_of(organisation_id: int) -> list[Action]:
     return list(
         db.session.scalars(
@@ -208,11 +220,9 @@ def _search_condition(
     payment reference ("COOP-000042-95", as a bank statement shows it) finds its registration.
     """
     if action_ids is not None:
-        # Imported here: payments build on registrations.
-        from coop.payments.search import looks_like_reference, registration_of_reference
-
-        if looks_like_reference(q):
-            return Registration.id == registration_of_reference(q, action_ids), set()
+        reference = payment_reference.call(q, action_ids)
+        if reference is not None:
+            return Registration.id == reference.registration_id, set()
     full = normalise_postcode(q)
     if full is not None:
         return Household.postcode == full, {"household"}

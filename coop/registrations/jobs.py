@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-
-from coop.accounts.models import LoginPurpose, LoginToken, User
-from coop.accounts.services import issue_login_token, login_link
-from coop.actions.models import Action
+from coop.accounts.mail import email_user
+from coop.accounts.models import LoginToken
+from coop.accounts.services import login_link
 from coop.core.jobs import URGENT, job, periodic
-from coop.core.mail import send_email
 from coop.extensions import db
-from coop.orders.models import OrderLine
-from coop.payments.models import Payment
-from coop.registrations import services, withdrawal
-from coop.registrations.models import Registration, RegistrationStatus, StatusChange
-from coop.registrations.withdrawal import MeasurePlan
+from coop.registrations import services
+from coop.registrations.models import Registration, RegistrationStatus
 
 
 @job("registrations.send_confirmation", lane=URGENT)
@@ -25,7 +19,7 @@ def send_confirmation(registration_id: int, token_id: int) -> None:
     token = db.session.get(LoginToken, token_id)
     if registration is None or token is None:  # erased meanwhile
         return
-    _send(
+    send_to_household(
         registration,
         "confirm_registration",
         f"registration-confirm:{token.id}",
@@ -41,7 +35,7 @@ def send_reminder(registration_id: int, token_id: int) -> None:
         return
     if registration.status is not RegistrationStatus.PENDING_CONFIRMATION:
         return
-    _send(
+    send_to_household(
         registration,
         "confirmation_reminder",
         f"registration-reminder:{token.id}",
@@ -50,123 +44,13 @@ def send_reminder(registration_id: int, token_id: int) -> None:
     )
 
 
-@job("registrations.send_withdrawn")
-def send_withdrawn(
-    registration_id: int, status_change_id: int, measure_ids: list[int] | None = None
-) -> None:
-    """The registration is withdrawn (every measure still going was): with what became of the
-    deposits of the measures withdrawn."""
-    registration = db.session.get(Registration, registration_id)
-    change = db.session.get(StatusChange, status_change_id)
-    if registration is None or change is None:
-        return
-    _send(
-        registration,
-        "registration_withdrawn",
-        f"registration-withdrawn:{change.id}",
-        reason=change.note,
-        withdrawn=[
-            p for p in withdrawal.measure_plans(registration) if p.measure.id in (measure_ids or [])
-        ],
-    )
-
-
-@job("registrations.send_measures_withdrawn")
-def send_measures_withdrawn(registration_id: int, change_ids: list[int], token: str) -> None:
-    """Some measures are withdrawn and the others go on."""
-    registration = db.session.get(Registration, registration_id)
-    if registration is None or not change_ids:
-        return
-    withdrawn = _withdrawn_plans(registration, change_ids)
-    if not withdrawn:
-        return
-    withdrawn_ids = {p.measure.id for p in withdrawn}
-    _send(
-        registration,
-        "measures_withdrawn",
-        f"measures-withdrawn:{change_ids[0]}:{token}",
-        reason=withdrawn[0].measure.withdrawal_reason,
-        withdrawn=withdrawn,
-        going=[
-            p
-            for p in withdrawal.measure_plans(registration)
-            if p.measure.id not in withdrawn_ids and p.step not in withdrawal.ENDED_STEPS
-        ],
-        link=login_link(
-            issue_login_token(
-                registration.user,
-                LoginPurpose.LOGIN,
-                next_path=f"/my/registrations/{registration.id}",
-            )
-        ),
-    )
-
-
-def _withdrawn_plans(registration: Registration, change_ids: list[int]) -> list[MeasurePlan]:
-    changes = [db.session.get(StatusChange, i) for i in change_ids]
-    wanted = {c.registration_measure_id for c in changes if c is not None}
-    return [p for p in withdrawal.measure_plans(registration) if p.measure.id in wanted]
-
-
-@job("registrations.send_withdrawal_to_desk")
-def send_withdrawal_to_desk(
-    user_id: int,
-    action_id: int,
-    registration_id: int | None,
-    line_ids: list[int],
-    payment_ids: list[int],
-    kept_line_ids: list[int],
-    kept_payment_ids: list[int],
-    token: str,
-) -> None:
-    """Tell one of the action's staff what a withdrawal (or an erasure, ``registration_id``
-    None) ended: the order lines, the deposits, and the installed work kept without the
-    person. Reads only rows that outlive an erasure."""
-    user = db.session.get(User, user_id)
-    action = db.session.get(Action, action_id)
-    if user is None or not user.is_active or action is None:
-        return
-    registration = (
-        db.session.get(Registration, registration_id) if registration_id is not None else None
-    )
-    # Erased meanwhile: the email still says what ended, without the address.
-    send_email(
-        key=f"withdrawal-desk:{token}:{user.id}",
-        to=user.email,
-        template="withdrawal_desk",
-        language=user.language,
-        user_id=user.id,
-        name=user.name,
-        action=action,
-        registration=registration,
-        household=registration.household if registration is not None else None,
-        lines=_rows(OrderLine, line_ids),
-        payments=_rows(Payment, payment_ids),
-        kept_lines=_rows(OrderLine, kept_line_ids),
-        kept_payments=_rows(Payment, kept_payment_ids),
-        footer="work",
-        link=(
-            f"{current_app.config['BASE_URL']}/desk/registrations/{registration.id}"
-            if registration is not None
-            else f"{current_app.config['BASE_URL']}/desk/actions/{action.id}/payments"
-        ),
-    )
-
-
-def _rows(model: Any, ids: list[int]) -> list[Any]:
-    return [row for row in (db.session.get(model, i) for i in ids) if row is not None]
-
-
-def _send(registration: Registration, template: str, key: str, **context: Any) -> None:
+def send_to_household(registration: Registration, template: str, key: str, **context: Any) -> None:
     user = registration.user
-    send_email(
+    email_user(
+        user,
+        template,
         key=key,
-        to=user.email,
-        template=template,
-        language=user.language,
-        user_id=user.id,
         action_id=registration.action_id,
-        name=user.name,
         registration=registration,
         action=registration.action,
         household=registration.household,

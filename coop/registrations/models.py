@@ -152,7 +152,7 @@ class RegistrationMeasure(db.Model):  # type: ignore[name-defined]
 
     Each measure has a lifecycle of its own: its order line says how far the work is (surveyed,
     quoted, accepted, installed), and ``withdrawn_at`` that the household stepped out of this
-    measure alone (``coop.registrations.withdrawal``). The registration's status only sums the
+    measure alone (``coop.residents.withdrawal``). The registration's status only sums the
     measures up for display.
     """
 

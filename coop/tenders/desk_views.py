@@ -13,15 +13,16 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from coop.accounts.permissions import staff_required
 from coop.actions import services as actions
 from coop.actions.models import Action
-from coop.core.authz import require, staff_required
+from coop.core.authz import require
 from coop.core.formatting import local_datetime
 from coop.core.time import AMSTERDAM, utcnow
 from coop.extensions import db
 from coop.installers import services as installers
-from coop.orders import services as orders
 from coop.tenders import services
+from coop.tenders.demand import demand
 from coop.tenders.forms import CancelRoundForm, DeadlineForm, TenderForm
 from coop.tenders.models import TenderRound
 from coop.tenders.services import TenderError
@@ -127,7 +128,7 @@ def open_round(action_id: int) -> str | Response:
         form=form,
         problem=problem,
         candidates=candidates,
-        demand=orders.demand(action),
+        demand=demand(action),
     )
 
 

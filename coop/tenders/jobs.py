@@ -8,8 +8,8 @@ from flask import current_app
 
 from coop.core.jobs import job
 from coop.extensions import db
-from coop.orders import services as orders
-from coop.orders.jobs import email_installer
+from coop.installers.mail import email_installer
+from coop.tenders.demand import demand
 from coop.tenders.models import TenderInvitation
 
 
@@ -30,7 +30,7 @@ def send_invitation(invitation_id: int) -> None:
         "tender_invitation",
         tender=tender,
         action=tender.action,
-        demand=orders.demand(tender.action),
+        demand=demand(tender.action),
         link=_link(invitation),
     )
 

@@ -12,14 +12,15 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from coop.accounts.permissions import installer_required
 from coop.actions.models import Action, ActionMeasure
-from coop.core.authz import installer_required, require
+from coop.core.authz import require
 from coop.core.formatting import format_euros, local_datetime
 from coop.core.time import utcnow
 from coop.core.web import localized
 from coop.extensions import db
-from coop.orders import services as orders
 from coop.tenders import services
+from coop.tenders.demand import DemandGroup, demand
 from coop.tenders.forms import BidForm, bid_form
 from coop.tenders.models import TenderInvitation
 from coop.tenders.services import TenderError
@@ -37,10 +38,10 @@ MESSAGES: dict[str, Any] = {
 }
 
 
-def _demand_by_measure(action: Action) -> dict[int, list[orders.DemandGroup]]:
+def _demand_by_measure(action: Action) -> dict[int, list[DemandGroup]]:
     """The homes without an installer, per measure and then per postcode area."""
-    groups: dict[int, list[orders.DemandGroup]] = {}
-    for group in orders.demand(action):
+    groups: dict[int, list[DemandGroup]] = {}
+    for group in demand(action):
         groups.setdefault(group.action_measure.id, []).append(group)
     return groups
 
@@ -79,7 +80,6 @@ def bid(invitation_id: int) -> Any:
         try:
             services.submit_bid(current_user, invitation, form.bids())
         except TenderError as error:
-            db.session.rollback()
             problem = str(MESSAGES.get(error.code, gettext("This is not possible.")))
             status = 409
             db.session.refresh(invitation)

@@ -13,19 +13,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from coop.accounts.models import Role, User
 from coop.actions.models import Action, ActionMeasure, ActionStatus
-from coop.core import jobs
-from coop.core.db import lock_row
+from coop.core import audit, jobs
+from coop.core.db import lock_row, unit_of_work
+from coop.core.errors import DomainError
 from coop.core.formatting import MAX_AMOUNT_CENTS
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.extensions import db
+from coop.installers.mail import installer_recipients
 from coop.installers.models import Installer
 from coop.tenders.models import BidLine, TenderInvitation, TenderRound
 
@@ -37,13 +37,8 @@ MAX_BIDDING_TIME = timedelta(days=90)
 MAX_CAPACITY_HOMES = 100_000
 
 
-class TenderError(Exception):
+class TenderError(DomainError):
     """A rule stopped the operation; ``code`` names it, ``params`` fill in its message."""
-
-    def __init__(self, code: str, **params: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
 
 
 @dataclass(frozen=True)
@@ -101,9 +96,6 @@ def preview_round(
     The same rules as ``open_round`` (raising the same ``TenderError``), so that what staff
     confirm can be sent; nothing is written.
     """
-    # Imported here: the orders jobs import the orders services, which import this module.
-    from coop.orders.jobs import installer_recipients
-
     installers = _check_new_round(action, installer_ids, deadline, now or utcnow())
     return [
         Invitee(
@@ -283,6 +275,7 @@ def biddable_measures(invitation: TenderInvitation) -> list[ActionMeasure]:
     return list(invitation.round.action.measures)
 
 
+@unit_of_work
 def submit_bid(
     actor: User,
     invitation: TenderInvitation,

@@ -19,8 +19,8 @@ from coop.core.models import EmailLog
 from coop.core.time import utcnow
 from coop.extensions import db
 from coop.installers.models import Installer
-from coop.registrations import services as registrations
 from coop.registrations.models import Registration, RegistrationStatus
+from coop.residents import services as residents
 from tests import factories
 from tests.login import sign_in
 
@@ -252,7 +252,7 @@ def test_the_link_of_an_erased_resident_is_not_valid(app: Flask, english: FlaskC
     ask_link(english, RESIDENT)
     path = newest_link(app)
     with app.app_context():
-        registrations.erase_resident(db.session.scalars(select(User)).one())
+        residents.erase_resident(db.session.scalars(select(User)).one())
     response = factories.post_form(english, path, {}, token_from="/login")
     assert response.status_code == 400
     assert "This link is not valid." in response.get_data(as_text=True)

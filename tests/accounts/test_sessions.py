@@ -25,8 +25,8 @@ from werkzeug.serving import make_server
 from coop.accounts import sessions, throttle
 from coop.accounts.models import LoginLinkRequest, User
 from coop.core import jobs
+from coop.core.audit import AuditEntry
 from coop.core.models import EmailLog
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from tests import factories
 
@@ -197,7 +197,7 @@ def test_two_factor_on_and_off_end_the_other_sessions(
 
     copied = copy_of(client, app)
     # The next code (a code works once), from the app's next 30 seconds.
-    from coop.accounts import services
+    from coop.accounts.services import two_factor as services
 
     later = pyotp.TOTP(secret).at(time.time() + 30)
     original = services._clock

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from coop import create_app
 from coop.accounts.models import Organisation, OrganisationKind, Role, User
 from coop.accounts.services import authenticate
-from coop.desk.models import AuditEntry
+from coop.core.audit import AuditEntry
 from coop.extensions import db
 from tests import factories
 from tests.conftest import base_config

@@ -19,9 +19,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from coop.accounts import services
 from coop.accounts.models import LoginPurpose, LoginToken, Role, User
+from coop.accounts.services import two_factor
 from coop.core import tokens
+from coop.core.audit import AuditEntry
 from coop.core.time import utcnow
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.installers.models import Installer
 from tests import factories
@@ -303,7 +304,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(services, "_clock", clock)
+    monkeypatch.setattr(two_factor, "_clock", clock)
     return clock
 
 

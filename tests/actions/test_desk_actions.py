@@ -27,9 +27,9 @@ from coop.actions.models import (
 )
 from coop.actions.services import close_ended_actions
 from coop.core import jobs
+from coop.core.audit import AuditEntry
 from coop.core.models import OutboxJob
 from coop.core.time import utcnow
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.registrations.models import Registration
 from tests import factories

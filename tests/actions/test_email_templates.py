@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from coop.actions import email_templates as wording
 from coop.actions.models import ActionEmailTemplate
-from coop.desk.models import AuditEntry
+from coop.core.audit import AuditEntry
 from coop.extensions import db
 from coop.registrations.models import Registration, RegistrationStatus
 from tests import factories

@@ -237,6 +237,7 @@ def seed_desk(live_server: LiveServer) -> None:
 
     from coop.accounts import services as accounts
     from coop.accounts.models import Role, User
+    from coop.actions import neighbourhoods
     from coop.actions import services as actions
     from coop.actions.models import Action
     from coop.core import jobs
@@ -263,9 +264,9 @@ def seed_desk(live_server: LiveServer) -> None:
         db.session.commit()
         accounts.confirm_totp(totp_user, pyotp.TOTP(accounts.begin_totp_setup(totp_user)).now())
 
-        neighbourhood = actions.create_neighbourhood(
+        neighbourhood = neighbourhoods.create_neighbourhood(
             admin,
-            actions.NeighbourhoodDetails(
+            neighbourhoods.NeighbourhoodDetails(
                 name=NEIGHBOURHOOD_NAME,
                 municipality="Utrecht",
                 postcode_areas=["3521"],

@@ -295,7 +295,7 @@ def test_the_interest_form_fills_in_the_street(
 def test_a_desk_admin_switches_it_off_on_the_settings_page(
     app: Flask, client: FlaskClient, signup: dict[str, Any], standin: PdokStandIn
 ) -> None:
-    from coop.desk.models import AuditEntry
+    from coop.core.audit import AuditEntry
     from tests.registrations.test_desk_list import login
 
     with app.app_context():

@@ -24,6 +24,7 @@ from coop.core.time import utcnow
 from coop.extensions import db
 from coop.registrations import services as registrations
 from coop.registrations.models import DwellingType, Ownership, Registration
+from coop.residents import services as residents
 from tests import factories
 from tests.conftest import ControllableRedis, SMTPRecorder, smtp_config
 
@@ -243,7 +244,7 @@ def test_job_for_an_erased_resident_does_nothing(ctx: Flask) -> None:
     assert row.status is JobStatus.PENDING  # handed over, waiting for the end of the "request"
     user = db.session.get(User, registration.user_id)
     assert user is not None
-    registrations.erase_resident(user)
+    residents.erase_resident(user)
     assert jobs.dispatcher().run_pending() == 1
     [row] = outbox_rows()
     assert row.status is JobStatus.DONE

@@ -13,9 +13,9 @@ from flask.testing import FlaskClient
 
 from coop.accounts.models import Organisation, User
 from coop.actions.models import Action
+from coop.core import audit
+from coop.core.audit import AuditEntry
 from coop.core.time import utcnow
-from coop.desk import audit
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from tests import factories
 from tests.desk.test_dashboard import login, resident

@@ -9,7 +9,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from coop.desk.charts import Chart, Datum, bar_chart, column_chart, data_table, text_width, wrap
+from coop.core.charts import Chart, Datum, bar_chart, column_chart, data_table, text_width, wrap
 
 SVG = "{http://www.w3.org/2000/svg}"
 

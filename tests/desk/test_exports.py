@@ -15,9 +15,9 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from coop.actions.catalogue import ensure_catalogue
+from coop.core import exports
+from coop.core.audit import AuditEntry
 from coop.core.time import utcnow
-from coop.desk import exports
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.installers.models import Installer, InstallerOffer
 from coop.registrations.models import Ownership, RegistrationStatus

@@ -17,8 +17,9 @@ from coop.desk import services
 from coop.extensions import db
 from coop.orders import services as orders
 from coop.orders.models import RunTrigger
-from coop.registrations import services as registrations
+from coop.participation import neighbourhoods
 from coop.registrations.models import RegistrationStatus
+from coop.residents import services as residents
 from tests import factories
 from tests.login import sign_in
 from tests.registrations.household_world import Household, build, three_measure_action
@@ -67,7 +68,7 @@ def test_the_funnel_counts_households_and_measures_as_far_as_each_got(
             S.INSTALLED: 1,
         }
         # The neighbourhood page counts the installed roof, whatever the household's summary.
-        figures = registrations.area_figures(action.organisation_id, ["3521"])
+        figures = neighbourhoods.area_figures(action.organisation_id, ["3521"])
         assert figures.installed_by_measure == {"roof": 1}
         assert figures.taking_part == 2
 
@@ -77,7 +78,7 @@ def test_the_funnel_counts_households_and_measures_as_far_as_each_got(
         heat_pump = next(
             rm.id for rm in bert.measures if rm.action_measure.measure.code == "hybrid_heat_pump"
         )
-        registrations.withdraw(
+        residents.withdraw(
             bert,
             "Geen warmtepomp",
             actor=house.user(house.neighbour_resident),

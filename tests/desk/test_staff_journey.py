@@ -24,8 +24,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from coop.accounts.models import User
+from coop.core.audit import AuditEntry
 from coop.core.time import AMSTERDAM
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.registrations.models import Registration, RegistrationStatus
 from tests import factories

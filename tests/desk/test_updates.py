@@ -19,20 +19,16 @@ from sqlalchemy import func, select, update
 from coop.accounts.models import User
 from coop.actions.models import Action, Measure
 from coop.core import jobs
+from coop.core.audit import AuditEntry
 from coop.core.mail import TemporaryMailError
 from coop.core.models import EmailLog, JobStatus, OutboxJob
 from coop.core.time import AMSTERDAM, utcnow
 from coop.desk import updates
-from coop.desk.models import (
-    AuditEntry,
-    DeliveryStatus,
-    SegmentUpdate,
-    UpdateDelivery,
-    UpdateStatus,
-)
+from coop.desk.models import DeliveryStatus, SegmentUpdate, UpdateDelivery, UpdateStatus
 from coop.extensions import db
 from coop.registrations import services as registrations
 from coop.registrations.models import RegistrationStatus
+from coop.residents import services as residents
 from tests import factories
 from tests.conftest import SMTPRecorder, message_text, smtp_config
 from tests.desk.test_dashboard import login, register, resident
@@ -282,7 +278,7 @@ def test_unsubscribe_link_works_and_the_next_update_skips_them(
         anna = db.session.get(User, segment["anna"])
         assert anna is not None
         registration = registrations.registrations_of(anna)[0]
-        registrations.withdraw(registration, "Moving house", actor=anna)
+        residents.withdraw(registration, "Moving house", actor=anna)
         jobs.dispatcher().run_pending()
     assert len(smtp.to("anna@example.nl")) == 2
 
@@ -586,7 +582,7 @@ def test_a_measure_segment_leaves_out_residents_who_withdrew_that_measure(
         heat_pump = next(
             m for m in both.measures if m.action_measure.measure.code == "hybrid_heat_pump"
         )
-        registrations.withdraw(both, "Te duur", actor=piet, measure_ids=[heat_pump.id])
+        residents.withdraw(both, "Te duur", actor=piet, measure_ids=[heat_pump.id])
         assert both.status is S.CONFIRMED  # the roof goes on
         hybrid = heat_pump.action_measure.measure_id
     staff_client(app, client, segment["staff_a"])

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from coop.accounts.models import Role, User
 from coop.accounts.services import hash_password
 from coop.actions.catalogue import ensure_catalogue
+from coop.core.audit import AuditEntry
 from coop.core.formatting import AmountError, parse_euros
 from coop.core.models import OutboxJob
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.installers.models import Installer, InstallerOffer
 from coop.installers.services import ServiceAreaError, format_service_area, parse_service_area

@@ -18,6 +18,7 @@ from coop.core.time import AMSTERDAM, utcnow
 from coop.extensions import db
 from coop.orders import services
 from coop.orders.models import MatchingRun, Order, ProposedAssignment, RunStatus
+from coop.orders.services import approval
 from coop.tenders import services as tenders
 from coop.tenders.models import TenderRound
 from coop.tenders.services import BidInput
@@ -181,8 +182,8 @@ def test_approval_is_a_job_whose_progress_the_run_page_shows(
     )
     run_url = response.headers["Location"]
     run_id = int(run_url.rsplit("/", 1)[1])
-    monkeypatch.setattr(services, "APPROVAL_CHUNK_HOMES", 1)
-    real_chunk = services._approve_groups
+    monkeypatch.setattr(approval, "APPROVAL_CHUNK_HOMES", 1)
+    real_chunk = approval._approve_groups
     chunks: list[int] = []
 
     def stops_after_the_first_batch(*args: object, **kwargs: object) -> bool:
@@ -191,7 +192,7 @@ def test_approval_is_a_job_whose_progress_the_run_page_shows(
         chunks.append(1)
         return real_chunk(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(services, "_approve_groups", stops_after_the_first_batch)
+    monkeypatch.setattr(approval, "_approve_groups", stops_after_the_first_batch)
     response = factories.post_form(client, f"{run_url}/approve", {}, token_from=run_url)
     assert response.status_code == 302 and response.headers["Location"].endswith(run_url)
 
@@ -217,7 +218,7 @@ def test_approval_is_a_job_whose_progress_the_run_page_shows(
     page = client.get(run_url).get_data(as_text=True)
     assert 'id="approval-stopped"' in page and 'id="run-progress"' not in page
     assert client.get(f"{run_url}/status").get_json()["finished"]
-    monkeypatch.setattr(services, "_approve_groups", real_chunk)
+    monkeypatch.setattr(approval, "_approve_groups", real_chunk)
     response = factories.post_form(client, f"{run_url}/approve", {}, token_from=run_url)
     assert response.status_code == 302
     page = client.get(run_url).get_data(as_text=True)

@@ -26,6 +26,7 @@ from coop.orders.models import (
     RunStatus,
     RunTrigger,
 )
+from coop.orders.services import approval
 from coop.registrations.models import Registration, RegistrationStatus
 from coop.tenders import services as tenders
 from coop.tenders.services import BidInput, TenderError
@@ -291,8 +292,8 @@ def test_an_approval_killed_after_its_first_chunk_carries_on_and_sends_each_emai
     run_jobs()
     run = services.open_run(act)
     assert run is not None and run.status is RunStatus.PROPOSED
-    monkeypatch.setattr(services, "APPROVAL_CHUNK_HOMES", 1)  # each batch its own transaction
-    real_chunk = services._approve_groups
+    monkeypatch.setattr(approval, "APPROVAL_CHUNK_HOMES", 1)  # each batch its own transaction
+    real_chunk = approval._approve_groups
     chunks: list[int] = []
 
     def killed_after_the_first_chunk(*args: object, **kwargs: object) -> bool:
@@ -301,7 +302,7 @@ def test_an_approval_killed_after_its_first_chunk_carries_on_and_sends_each_emai
         chunks.append(1)
         return real_chunk(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(services, "_approve_groups", killed_after_the_first_chunk)
+    monkeypatch.setattr(approval, "_approve_groups", killed_after_the_first_chunk)
     services.request_approval(world["staff"], run, now=after_deadline)
     assert run.status is RunStatus.APPROVING and run.approved_by_id == world["staff"].id
     job = db.session.scalars(select(OutboxJob).where(OutboxJob.name == "orders.approve_run")).one()
@@ -325,7 +326,7 @@ def test_an_approval_killed_after_its_first_chunk_carries_on_and_sends_each_emai
         == 1
     )
 
-    monkeypatch.setattr(services, "_approve_groups", real_chunk)
+    monkeypatch.setattr(approval, "_approve_groups", real_chunk)
     assert jobs.execute(job.id) == "done"
     db.session.expire_all()
     assert run.status is RunStatus.APPROVED and run.progress == 100

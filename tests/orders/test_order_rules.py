@@ -19,9 +19,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from coop.actions import services as actions
+from coop.core.audit import AuditEntry
 from coop.core.models import EmailLog
 from coop.core.time import AMSTERDAM, utcnow
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.orders import services
 from coop.orders.models import (

@@ -19,9 +19,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from coop.core import jobs
+from coop.core.audit import AuditEntry
 from coop.core.models import OutboxJob
 from coop.core.time import AMSTERDAM, utcnow
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.participation import meetings
 from coop.participation.models import Meeting, Rsvp, RsvpStatus

@@ -31,6 +31,7 @@ from coop.participation.models import (
 from coop.participation.services import HouseholdAddress
 from coop.registrations import services as registrations
 from coop.registrations.models import DwellingType, Ownership, RegistrationStatus
+from coop.residents import services as residents
 from tests import factories
 
 
@@ -157,7 +158,7 @@ def dumped(data: Any) -> str:
 def test_the_export_holds_each_kind_of_participation_of_the_person_and_no_one_elses(
     street: dict[str, Any],
 ) -> None:
-    data = registrations.export_resident_data(street["anna"])
+    data = residents.export_resident_data(street["anna"])
     part = data["participation"]
 
     # In the order of the meetings: the past one first.
@@ -198,7 +199,7 @@ def test_the_export_holds_each_kind_of_participation_of_the_person_and_no_one_el
     # And next to it the readable document, with every kind of participation worded.
     from flask_babel import force_locale
 
-    from coop.registrations.export import FIELD_LABELS, readable_document
+    from coop.residents.export import FIELD_LABELS, readable_document
 
     with force_locale("en"):
         document = readable_document(data)
@@ -210,9 +211,7 @@ def test_the_export_holds_each_kind_of_participation_of_the_person_and_no_one_el
 
 def test_a_withdrawn_pledge_is_exported_as_withdrawn(street: dict[str, Any]) -> None:
     interest.withdraw(street["anna_pledge"])
-    [pledged] = registrations.export_resident_data(street["anna"])["participation"][
-        "interest_pledges"
-    ]
+    [pledged] = residents.export_resident_data(street["anna"])["participation"]["interest_pledges"]
     assert pledged["withdrawn"] is True and pledged["withdrawn_at"] is not None
 
 
@@ -220,7 +219,7 @@ def test_erasure_frees_the_place_and_keeps_the_meeting_figures(street: dict[str,
     upcoming, past = street["upcoming"], street["past"]
     past_before = meetings.counts(past)
 
-    registrations.erase_resident(street["anna"])
+    residents.erase_resident(street["anna"])
 
     anna_id = street["anna"].id
     assert not db.session.scalars(
@@ -253,7 +252,7 @@ def test_erasure_takes_the_pledge_out_of_the_campaign_count(street: dict[str, An
     campaign = street["campaign"]
     assert interest.interested_count(campaign.id) == 3
 
-    registrations.erase_resident(street["anna"])
+    residents.erase_resident(street["anna"])
 
     assert interest.interested_count(campaign.id) == 2
     assert db.session.get(InterestPledge, street["anna_pledge"].id) is None
@@ -271,7 +270,7 @@ def test_a_reached_threshold_stays_reached_and_is_not_announced_again(
     assert reached_at is not None
     announced = set(db.session.scalars(select(OutboxJob.key)).all())
 
-    registrations.erase_resident(street["anna"])
+    residents.erase_resident(street["anna"])
     # Back at 3 of 3: a new pledge counts without a second announcement.
     pledge(campaign, 5, "Fleur de Boer", "fleur@example.nl")
 
@@ -289,7 +288,7 @@ def test_erasure_deletes_the_survey_response_and_leaves_the_neighbours(
     anna_response_id = street["anna_response"].id
     assert surveys.response_count(survey) == 2
 
-    registrations.erase_resident(street["anna"])
+    residents.erase_resident(street["anna"])
 
     assert surveys.response_count(survey) == 1
     assert db.session.get(SurveyResponse, anna_response_id) is None
@@ -303,7 +302,7 @@ def test_erasure_deletes_the_survey_response_and_leaves_the_neighbours(
 def test_erasure_removes_the_ambassador_role_and_contacts_by_or_about_the_person(
     street: dict[str, Any],
 ) -> None:
-    registrations.erase_resident(street["anna"])
+    residents.erase_resident(street["anna"])
 
     assert db.session.get(Ambassador, street["anna_role"].id) is None
     assert db.session.get(AmbassadorContact, street["anna_logged"].id) is None
@@ -322,7 +321,7 @@ def test_erasure_anonymises_the_emails_sent_to_the_forms_address(street: dict[st
         )
     )
 
-    registrations.erase_resident(street["anna"])
+    residents.erase_resident(street["anna"])
 
     assert not db.session.scalars(
         select(EmailLog).where(EmailLog.recipient == "anna@example.nl")
@@ -343,11 +342,11 @@ def test_participation_is_erased_in_the_one_transaction_of_the_erasure(
     with monkeypatch.context() as patched:
         patched.setattr(payments, "forget_registrations", broken)
         with pytest.raises(RuntimeError):
-            registrations.erase_resident(anna)
+            residents.erase_resident(anna)
     db.session.rollback()
     # Nothing of the failed erasure stayed: participation did not commit on its own.
     assert db.session.get(InterestPledge, pledge_id) is not None
     assert interest.interested_count(street["campaign"].id) == 3
 
-    registrations.erase_resident(anna)
+    residents.erase_resident(anna)
     assert db.session.get(InterestPledge, pledge_id) is None

@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 
 from coop.actions import services as actions
 from coop.actions.models import Action
+from coop.core.audit import AuditEntry
 from coop.core.models import EmailLog
 from coop.core.time import utcnow
 from coop.core.workdays import local_today
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.orders import fieldwork
 from coop.orders.models import LineStatus, OrderStatus, QuoteStatus
@@ -334,7 +334,7 @@ def test_an_erased_residents_installed_work_keeps_its_deposit_when_the_action_is
 ) -> None:
     """Erasure detaches the person, not the work: the deposit still knows its quote (and so
     that the work was installed), and cancelling the action later refunds nothing for it."""
-    from coop.registrations import services as registrations
+    from coop.residents import services as residents
 
     today = local_today(utcnow())
     payment = accept(quote_for(world, total_excl_vat=200000))
@@ -344,7 +344,7 @@ def test_an_erased_residents_installed_work_keeps_its_deposit_when_the_action_is
     resident = line.registration.user
     run_jobs()
 
-    registrations.erase_resident(resident)
+    residents.erase_resident(resident)
     run_jobs()
     db.session.expire_all()
     assert payment.registration_id is None

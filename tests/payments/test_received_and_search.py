@@ -15,8 +15,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from coop.core.audit import AuditEntry
 from coop.core.time import AMSTERDAM, utcnow
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.payments import services
 from coop.payments.models import Payment, PaymentStatus

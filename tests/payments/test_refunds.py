@@ -19,6 +19,7 @@ from coop.payments import services
 from coop.payments.models import FlagReason, Payment, PaymentStatus, RefundReason, RefundRun
 from coop.registrations import services as registrations
 from coop.registrations.models import RegistrationStatus
+from coop.residents import services as residents
 from tests import factories
 from tests.payments.conftest import World, accept, log_in, post_event, quote_for, run_jobs
 from tests.payments.stripe_standin import StripeStandIn, signed_event
@@ -46,11 +47,11 @@ def test_withdrawing_within_the_cooling_off_period_refunds_the_deposit(
     payment = paid(app, world, standin)
     registration = payment.registration
     assert registration.status is RegistrationStatus.ACCEPTED
-    assert registrations.can_withdraw(registration)  # accepted, but within 14 days
+    assert residents.can_withdraw(registration)  # accepted, but within 14 days
     later = utcnow() + timedelta(days=15)
-    assert not registrations.can_withdraw(registration, later)
+    assert not residents.can_withdraw(registration, later)
     with pytest.raises(registrations.RegistrationError):
-        registrations.withdraw(registration, "te laat", actor=registration.user, now=later)
+        residents.withdraw(registration, "te laat", actor=registration.user, now=later)
 
     client = app.test_client()
     log_in(client, registration.user)
@@ -85,14 +86,14 @@ def test_withdrawing_within_the_cooling_off_period_refunds_the_deposit(
     # and its Checkout page is closed so that it cannot be paid any more.
     unpaid = accept(quote_for(world))
     url = services.start_checkout(unpaid.registration.user, unpaid)
-    registrations.withdraw(unpaid.registration, "Nee", actor=unpaid.registration.user)
+    residents.withdraw(unpaid.registration, "Nee", actor=unpaid.registration.user)
     run_jobs()
     db.session.expire_all()
     assert unpaid.status is PaymentStatus.CANCELLED
     assert standin.sessions[url.rsplit("/", 1)[1]]["status"] == "expired"
     # Erasing the account keeps the deposits for the books, without the person.
     user_id = registration.user_id
-    registrations.erase_resident(registration.user)
+    residents.erase_resident(registration.user)
     db.session.expire_all()
     assert payment.registration_id is None and payment.refunded_cents == 25000
     assert db.session.get(Payment, payment.id) is not None and user_id is not None

@@ -19,8 +19,8 @@ from sqlalchemy import event, func, select
 
 from coop.accounts.models import Organisation, Role, User
 from coop.actions.models import Action
+from coop.core.audit import AuditEntry
 from coop.core.time import utcnow
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.registrations.models import (
     DwellingType,

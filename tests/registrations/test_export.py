@@ -18,9 +18,9 @@ from coop.actions.models import MeasureUnit
 from coop.core.models import EmailStatus
 from coop.extensions import db
 from coop.participation.models import AmbassadorStatus, RsvpStatus
-from coop.registrations import services
-from coop.registrations.export import FIELD_LABELS
 from coop.registrations.models import DwellingType, Ownership, RegistrationStatus
+from coop.residents import services
+from coop.residents.export import FIELD_LABELS
 from tests import factories
 from tests.login import sign_in
 

@@ -26,6 +26,7 @@ from coop.payments import services as payments
 from coop.payments.models import Payment, PaymentChange, PaymentStatus, RefundReason
 from coop.registrations import services
 from coop.registrations.models import Registration, RegistrationMeasure, RegistrationStatus
+from coop.residents import services as residents
 from tests import factories
 from tests.login import sign_in
 from tests.registrations.household_world import (
@@ -118,7 +119,7 @@ def test_the_installed_roof_cannot_be_withdrawn_and_its_deposit_is_not_refunded(
     with app.test_request_context():
         registration = house.registration_row()
         with pytest.raises(services.RegistrationError) as refusal:
-            services.withdraw(
+            residents.withdraw(
                 registration,
                 "Te duur",
                 actor=house.user(house.resident),
@@ -128,7 +129,7 @@ def test_the_installed_roof_cannot_be_withdrawn_and_its_deposit_is_not_refunded(
         db.session.rollback()
         staff = house.user(house.staff)
         with pytest.raises(services.RegistrationError):
-            services.withdraw(registration, "Belde", actor=staff, measure_ids=[house.roof])
+            residents.withdraw(registration, "Belde", actor=staff, measure_ids=[house.roof])
         db.session.rollback()
         # And a refund for installed work is refused at the last line as well.
         with pytest.raises(payments.PaymentError):
@@ -277,12 +278,12 @@ def test_the_cooling_off_period_counts_from_accepting_not_from_paying(
         registration = db.session.get(Registration, house.neighbour)
         assert registration is not None
         assert registration.status is RegistrationStatus.ACCEPTED
-        assert not services.can_withdraw(registration)
+        assert not residents.can_withdraw(registration)
     assert client.get(url).status_code == 302  # nothing left to offer
 
     # The rule at the edges. Imported here, so that this module also runs (and fails by its
     # assertions) on code without it.
-    from coop.registrations import withdrawal
+    from coop.residents import withdrawal
 
     with app.test_request_context():
         registration = db.session.get(Registration, house.neighbour)
@@ -476,7 +477,7 @@ def test_erasing_within_the_cooling_off_period_refunds_a_paid_deposit(
     with app.test_request_context():
         registration, payment = accepted_and_paid(house, accepted_days_ago=5, paid_days_ago=4)
         payment_id = payment.id
-        services.erase_resident(registration.user)
+        residents.erase_resident(registration.user)
         run_jobs()
         payment = db.session.get(Payment, payment_id)
         assert payment is not None
@@ -532,7 +533,7 @@ def test_a_measure_withdrawn_before_matching_stays_withdrawn_when_details_change
         heat_pump, roof_offer = ids["hybrid_heat_pump"].id, ids["roof"].action_measure_id
         heat_pump_offer = ids["hybrid_heat_pump"].action_measure_id
         registration_id, user_id = registration.id, registration.user_id
-        services.withdraw(
+        residents.withdraw(
             registration, "Alleen het dak", actor=registration.user, measure_ids=[heat_pump]
         )
         assert services.participants_by_measure(act) == {roof_offer: 1}

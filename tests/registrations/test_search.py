@@ -165,7 +165,7 @@ def test_postgresql_answers_the_search_from_the_trigram_index(
 
 
 def test_erasing_a_resident_leaves_nothing_to_find(app: Flask, desk: dict[str, Any]) -> None:
-    from coop.registrations.services import erase_resident
+    from coop.residents.services import erase_resident
 
     with app.app_context():
         user = db.session.scalars(select(User).where(User.email == "mehmet@example.nl")).one()

@@ -28,6 +28,7 @@ from coop.registrations.models import (
     RegistrationStatus,
     StatusChange,
 )
+from coop.residents import services as residents
 from tests import factories
 from tests.login import sign_in
 
@@ -167,7 +168,7 @@ def test_household_that_withdrew_registers_again_on_the_same_row(
         first = sign_up(act)
         first_id = first.id
         old_link = confirmation_link_path(first)
-        services.withdraw(first, "Not now.", actor=first.user)
+        residents.withdraw(first, "Not now.", actor=first.user)
 
         again = sign_up(act, email="bert@example.nl", quantity=30)
         assert again.id == first_id
@@ -245,7 +246,7 @@ def test_confirmed_registrations_count_towards_participants_and_price_tiers(
     # A withdrawal takes the household out of the count again.
     with app.app_context():
         registration = db.session.get(Registration, pending_ids[0])
-        services.withdraw(registration, "Changed plans.", actor=registration.user)
+        residents.withdraw(registration, "Changed plans.", actor=registration.user)
     page = client.get(f"/actions/{slug}").get_data(as_text=True)
     assert "1 household takes part" in page
     assert "Reached" not in page
@@ -455,5 +456,5 @@ def test_withdrawing_twice_is_refused_cleanly(app: Flask, client: FlaskClient) -
         assert count(StatusChange, StatusChange.to_status == RegistrationStatus.WITHDRAWN) == 1
         assert len(emails("registration_withdrawn")) == 1
         with pytest.raises(services.RegistrationError) as refused:
-            services.withdraw(registration, "Again.", actor=registration.user)
+            residents.withdraw(registration, "Again.", actor=registration.user)
         assert refused.value.code == "not_withdrawable"

@@ -17,9 +17,9 @@ from coop.accounts.models import User
 from coop.actions import services as actions
 from coop.actions.models import Action
 from coop.core import jobs
+from coop.core.audit import AuditEntry
 from coop.core.models import EmailLog
 from coop.core.time import AMSTERDAM, utcnow
-from coop.desk.models import AuditEntry
 from coop.extensions import db
 from coop.orders.models import MatchingRun
 from coop.tenders import services as tenders

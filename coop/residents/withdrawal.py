@@ -38,10 +38,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from coop.accounts.models import Role, User
-from coop.core import jobs
+from coop.core import audit, jobs
 from coop.core.db import lock_row
 from coop.core.time import utcnow
-from coop.desk import audit
 from coop.extensions import db
 from coop.orders import services as orders
 from coop.orders.models import Order, OrderLine, QuoteStatus

@@ -1,4 +1,5 @@
-"""Recording what staff did: call ``record`` inside the service's transaction."""
+"""The audit log: who changed what, when. Every domain calls ``record`` inside its service's
+transaction; desk admins read the log (``coop.desk``)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,34 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, inspect, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from coop.accounts.models import User
-from coop.desk.models import AuditEntry
+from coop.core.db import UTCDateTime
+from coop.core.time import utcnow
 from coop.extensions import db
+
+
+class AuditEntry(db.Model):  # type: ignore[name-defined]
+    """Who changed what, when, with the values before and after; read by desk admins."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    verb: Mapped[str] = mapped_column(String(60))  # "action.publish", "installer.update"...
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[int | None] = mapped_column(Integer)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    # The account (``coop.accounts.models.User``), named rather than imported: core stands
+    # below the domains.
+    actor: Mapped[Any] = relationship("User")
+
+    __table_args__ = (Index("ix_audit_log_organisation_at", "organisation_id", "at"),)
 
 
 def snapshot(obj: Any, fields: Iterable[str] | None = None) -> dict[str, Any]:
@@ -31,7 +55,7 @@ def snapshot(obj: Any, fields: Iterable[str] | None = None) -> dict[str, Any]:
 
 
 def record(
-    actor: User | None,
+    actor: Any | None,
     organisation_id: int,
     verb: str,
     obj: Any | None = None,

@@ -30,9 +30,9 @@ from coop.core.models import EmailStatus
 from coop.core.web import localized
 from coop.extensions import db
 from coop.participation.models import AmbassadorStatus, RsvpStatus
-from coop.registrations import services
 from coop.registrations.desk_services import DWELLING_LABELS, OWNERSHIP_LABELS, STATUS_LABELS
 from coop.registrations.models import DwellingType, Ownership, RegistrationStatus
+from coop.residents import services
 
 JSON_NAME = "coop-my-data.json"
 READABLE_NAME = "coop-my-data.html"

@@ -13,6 +13,8 @@ from datetime import date, datetime
 
 from coop.actions.models import ActionMilestone, Measure
 from coop.core.time import AMSTERDAM, utcnow
+from coop.orders.fieldwork import lines_of_registration
+from coop.orders.models import LineStatus, QuoteStatus, SurveyStatus
 from coop.registrations.models import ENDED, Registration, RegistrationStatus
 
 
@@ -46,10 +48,6 @@ def _day(moment: datetime) -> date:
 
 def next_steps(registration: Registration, now: datetime | None = None) -> NextSteps:
     """The action's planning and the dates of each measure's work, in date order."""
-    # Imported here: orders builds on registrations.
-    from coop.orders.fieldwork import lines_of_registration
-    from coop.orders.models import LineStatus, QuoteStatus, SurveyStatus
-
     now = now or utcnow()
     today = _day(now)
     action = registration.action
