@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from coop.accounts.models import User
 from coop.actions import services as actions
+from coop.cli import scheduler_round
 from coop.core import jobs
 from coop.core.time import utcnow
 from coop.extensions import db
@@ -236,9 +237,16 @@ def test_approving_a_proposal_with_the_keyboard(
     # Back on the run's page, which follows the approval's job (on the embedded default it runs
     # once the response has gone out): the page shows its progress or, already, that it is done.
     expect(page).to_have_url(live_server.url + run_path)
-    for _ in range(120):  # up to a minute on a busy machine
+    for attempt in range(120):  # up to a minute on a busy machine
         if page.locator("#approved").count():
             break
+        if attempt in (20, 60):
+            # `coop serve` runs a scheduler round every minute, whose sweep hands over a job
+            # that never reached the in-process runner. Under this threaded test server the
+            # hand-over after the response is now and then missed (the job's row stays pending,
+            # never tried; not understood yet, see the closing note of stop 18): the person
+            # would see the sweep take it up, so the test lets a round run as `coop serve` does.
+            scheduler_round(live_server.app)
         # The person waits a moment and follows the page's own refresh link, by keyboard.
         page.wait_for_timeout(500)
         tab_until(page, "#refresh")
