@@ -311,13 +311,10 @@ RATINGS = (
 )
 
 
-class ConfirmInstallationForm(FlaskForm):
-    rating = RadioField(
-        _l("How do you rate the installer? (optional)"),
-        choices=list(RATINGS),
-        default="",
-        validate_choice=True,
-    )
+class _ExperienceForm(FlaskForm):
+    """A rating of the installer and the resident's experience, read by other residents of
+    the action without the name (``coop/orders/reviews.py``)."""
+
     comment = TextAreaField(
         _l("Your experience (optional)"),
         description=_l("Other residents of the action may read it, without your name."),
@@ -328,10 +325,20 @@ class ConfirmInstallationForm(FlaskForm):
     )
 
     def rating_value(self) -> int | None:
-        return int(self.rating.data) if self.rating.data else None
+        rating: RadioField = getattr(self, "rating")  # noqa: B009 (declared by each form)
+        return int(rating.data) if rating.data else None
 
 
-class RateInstallationForm(FlaskForm):
+class ConfirmInstallationForm(_ExperienceForm):
+    rating = RadioField(
+        _l("How do you rate the installer? (optional)"),
+        choices=list(RATINGS),
+        default="",
+        validate_choice=True,
+    )
+
+
+class RateInstallationForm(_ExperienceForm):
     """Rating confirmed work afterwards: now the rating is what the form is for."""
 
     rating = RadioField(
@@ -340,14 +347,3 @@ class RateInstallationForm(FlaskForm):
         validators=[DataRequired(message=_l("Choose a rating from 1 to 5."))],
         validate_choice=True,
     )
-    comment = TextAreaField(
-        _l("Your experience (optional)"),
-        description=_l("Other residents of the action may read it, without your name."),
-        validators=[
-            Length(max=2000, message=_l("Use at most 2000 characters.")),
-            NoControlCharacters(),
-        ],
-    )
-
-    def rating_value(self) -> int | None:
-        return int(self.rating.data) if self.rating.data else None
