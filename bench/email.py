@@ -387,6 +387,41 @@ def wait_for_messages(
     return found, time.time()
 
 
+def sending_cpu(bench: Stack) -> dict[str, int]:
+    """CPU clock ticks used so far by the worker processes (with RQ's scheduler), their
+    PostgreSQL connections, and the SMTP server: where an email's time goes."""
+    from bench.serve import cpu_ticks
+
+    workers = [p.pid for p in bench.processes[1:] if "worker.py" in " ".join(map(str, p.args))]
+    children = []
+    for pid in workers:
+        with contextlib.suppress(FileNotFoundError):
+            children += Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    with psycopg.connect(
+        "host=127.0.0.1 user=postgres dbname=postgres", autocommit=True
+    ) as connection:
+        backends = [
+            pid
+            for (pid,) in connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'coop-worker'"
+            )
+        ]
+
+    def ticks(pids: list[int]) -> int:
+        total = 0
+        for pid in pids:
+            with contextlib.suppress(FileNotFoundError):
+                total += cpu_ticks(pid)
+        return total
+
+    smtp = [bench.smtp.pid] if bench.smtp is not None and bench.smtp.pid else []
+    return {
+        "worker": ticks([*workers, *map(int, children)]),
+        "its PostgreSQL": ticks(backends),
+        "SMTP server": ticks(smtp),
+    }
+
+
 def outbox_run(app: Any, world: World, mailbox: Mailbox, label: str) -> tuple[float, list[Arrival]]:
     mailbox.poll()
     started = time.time()
@@ -574,7 +609,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         ratios: dict[str, list[float]] = {"bytes": [], "objects": []}
         for run in range(1, args.runs + 1):
+            before = sending_cpu(bench)
             took, found = outbox_run(app, world, mailbox, f"run {run}")
+            after = sending_cpu(bench)
             same = [(a.rcpt, mailbox.content(a)) for a in sorted(found, key=lambda a: a.at)]
             plain = smtplib_run(bench, mailbox, same, as_objects=False)
             objects = smtplib_run(bench, mailbox, same, as_objects=True)
@@ -584,6 +621,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"  run {run}: outbox {emails / took:6.1f}/s ({took:.2f} s)   smtplib bytes "
                 f"{emails / plain:6.1f}/s, objects {emails / objects:6.1f}/s   ratios "
                 f"{plain / took:.2f}, {objects / took:.2f}"
+            )
+            tick = 1000 / os.sysconf("SC_CLK_TCK")
+            print(
+                "         CPU per email: "
+                + ", ".join(
+                    f"{kind} {(after[kind] - before[kind]) * tick / emails:.2f} ms"
+                    for kind in after
+                )
             )
         for kind, values in ratios.items():
             if values:

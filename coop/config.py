@@ -72,11 +72,17 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         # over again by the sweep (they are idempotent, so a second hand-over is harmless).
         "OUTBOX_REDISPATCH_AFTER": _int(env, "OUTBOX_REDISPATCH_AFTER", 300),
         "OUTBOX_MAX_ATTEMPTS": _int(env, "OUTBOX_MAX_ATTEMPTS", 8),
-        # Outbox rows committed together go to a worker in RQ jobs of at most this many.
-        "OUTBOX_BATCH_SIZE": max(1, _int(env, "OUTBOX_BATCH_SIZE", 50)),
+        # Outbox rows committed together go to a worker in RQ jobs of at most this many (a
+        # worker takes the urgent lane first between two jobs: a bulk job of 200 emails keeps a
+        # sign-up's link waiting for about a second).
+        "OUTBOX_BATCH_SIZE": max(1, _int(env, "OUTBOX_BATCH_SIZE", 200)),
         # The rows of a chunk but its last commit without waiting for PostgreSQL's disk (see
         # coop/core/jobs.py ``_flush_later``); off: every email's commit waits for it.
         "OUTBOX_FLUSH_LATER": _bool(env.get("OUTBOX_FLUSH_LATER"), True),
+        # A worker sends a large chunk over this many threads, each with its own database and
+        # SMTP connection, so that one waits for the servers while another works (PostgreSQL
+        # only; see coop/core/jobs.py ``execute_chunk``).
+        "OUTBOX_SENDERS": max(1, _int(env, "OUTBOX_SENDERS", 2)),
         "MAIL_SERVER": mail_server,
         "MAIL_PORT": _int(env, "MAIL_PORT", 25),
         "MAIL_USE_TLS": _bool(env.get("MAIL_USE_TLS"), False),

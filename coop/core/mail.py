@@ -15,6 +15,7 @@ message, as before.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
 import re
@@ -24,6 +25,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from email.encoders import encode_base64
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
@@ -37,7 +40,7 @@ from flask_babel import force_locale
 from flask_mail import Connection
 from jinja2 import TemplateNotFound
 from markupsafe import Markup, escape
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 
 from coop.core.hooks import Hook
 from coop.core.models import EmailLog, EmailStatus
@@ -196,12 +199,12 @@ def _wire_message(top: Sequence[tuple[str, str]], text: str, html: str) -> bytes
     """multipart/mixed around multipart/alternative (text, HTML), as the standard library writes it."""
     outer, inner = _boundary(text, html), _boundary(text, html)
     lines = [
-        _wire_header("Content-Type", f'multipart/mixed; boundary="{outer}"'),
+        _multipart_type("mixed", outer),
         b"MIME-Version: 1.0\r\n",
         *(_wire_header(name, value) for name, value in top),
         _CRLF,
         f"--{outer}\r\n".encode(),
-        _wire_header("Content-Type", f'multipart/alternative; boundary="{inner}"'),
+        _multipart_type("alternative", inner),
         b"MIME-Version: 1.0\r\n",
         _CRLF,
         f"--{inner}\r\n".encode(),
@@ -212,6 +215,15 @@ def _wire_message(top: Sequence[tuple[str, str]], text: str, html: str) -> bytes
         f"\r\n--{outer}--\r\n".encode(),
     ]
     return b"".join(lines)
+
+
+def _multipart_type(subtype: str, boundary: str) -> bytes:
+    """The Content-Type of a multipart with ``boundary`` (digits and "="), folded before the
+    boundary when too long, as the policy folds it (without parsing it first: 0.4 ms)."""
+    line = f'Content-Type: multipart/{subtype}; boundary="{boundary}"'
+    if len(line) <= 78:
+        return line.encode("ascii") + _CRLF
+    return f'Content-Type: multipart/{subtype};\r\n boundary="{boundary}"\r\n'.encode("ascii")
 
 
 def _boundary(*parts: str) -> str:
@@ -225,9 +237,19 @@ def _wire_header(name: str, value: str) -> bytes:
     line = f"{name}: {value}"
     # An encoded word (a name formataddr encoded) is decoded and encoded again, as the
     # generator does, so that both write the same bytes.
-    if len(line) <= 78 and line.isascii() and "=?" not in line:
-        return line.encode("ascii") + _CRLF
-    # As the generator does: the policy's header object encodes and folds it, line end included.
+    if line.isascii() and "=?" not in line:
+        if len(line) <= 78:
+            return line.encode("ascii") + _CRLF
+        if any(len(word) > 60 for word in value.split()):
+            return line.encode("ascii") + _CRLF  # as _WirePolicy.fold_binary writes it
+    return _folded(name, value)
+
+
+@functools.lru_cache(maxsize=256)
+def _folded(name: str, value: str) -> bytes:
+    """As the generator does: the policy's header object encodes and folds it, line end
+    included. Kept for the next message: a mass mailing's subject and sender are the same in
+    each of its messages, and parsing and folding a header costs a tenth of a millisecond."""
     folded: bytes = _WIRE.fold_binary(name, _WIRE.header_factory(name, value))
     return folded
 
@@ -273,12 +295,26 @@ def _header(value: str) -> str:
     return value
 
 
+# A bare ASCII address ("anna@example.nl"): what parseaddr would return unchanged.
+_BARE_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+
+
+@functools.lru_cache(maxsize=64)
 def _address(value: str) -> str:
+    """A From or To value as the header writes it. Kept for the next message (the sender is
+    the same in each), and a bare address is taken as it is: parsing one costs 0.1 ms."""
+    if _BARE_ADDRESS.fullmatch(value):
+        return value
     name, address = parseaddr(value)
     if not address or "\r" in value or "\n" in value:
         raise ValueError(f"not an email address: {value!r}")
     address = envelope_address(address)
     return formataddr((_header(name), address)) if name else address
+
+
+@functools.lru_cache(maxsize=8)
+def _envelope_sender(sender: str) -> str:
+    return envelope_address(parseaddr(sender)[1])
 
 
 def envelope_address(address: str) -> str:
@@ -412,10 +448,9 @@ def send_email(
         )
         return entry
 
-    sender = current_app.config["MAIL_DEFAULT_SENDER"]
     message = mime_message(
         subject=subject,
-        sender=sender,
+        sender=current_app.config["MAIL_DEFAULT_SENDER"],
         to=to,
         text=text,
         html=html,
@@ -423,29 +458,140 @@ def send_email(
         attachments=attachments,
         headers=headers,
     )
+    entry.status, entry.error = _transmit(key, to, message, entry.message_id)
+    if entry.status is EmailStatus.SENT:
+        entry.sent_at = utcnow()
+    return entry
+
+
+def _transmit(key: str, to: str, message: bytes, message_id: str) -> tuple[EmailStatus, str | None]:
+    """Hand ``message`` to the SMTP server: (SENT, None), or (FAILED, the server's answer) when
+    it refused the message for good (5xx). A temporary refusal (4xx) or no connection raises
+    ``TemporaryMailError``, so the job is tried again."""
+    sender = current_app.config["MAIL_DEFAULT_SENDER"]
     try:
-        _deliver(envelope_address(parseaddr(sender)[1]), envelope_address(to), message)
+        _deliver(_envelope_sender(sender), envelope_address(to), message)
     except smtplib.SMTPResponseException as exc:
         if 500 <= exc.smtp_code < 600:
-            entry.status = EmailStatus.FAILED
-            entry.error = f"{exc.smtp_code} {exc.smtp_error!r}"[:2000]
-            log.error("email refused key=%s: %s", key, entry.error)
-            return entry
+            error = f"{exc.smtp_code} {exc.smtp_error!r}"[:2000]
+            log.error("email refused key=%s: %s", key, error)
+            return EmailStatus.FAILED, error
         raise TemporaryMailError(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
     except smtplib.SMTPRecipientsRefused as exc:
         # Refused at RCPT TO, where "no such mailbox" (5xx) and greylisting (4xx) usually come;
         # this is no SMTPResponseException, so judge it by the recipients' codes here.
         refusals = " ".join(f"{code} {reply!r}" for code, reply in exc.recipients.values())
         if exc.recipients and all(500 <= code < 600 for code, _ in exc.recipients.values()):
-            entry.status = EmailStatus.FAILED
-            entry.error = refusals[:2000]
-            log.error("email refused key=%s: %s", key, entry.error)
-            return entry
+            log.error("email refused key=%s: %s", key, refusals[:2000])
+            return EmailStatus.FAILED, refusals[:2000]
         raise TemporaryMailError(refusals) from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise TemporaryMailError(str(exc), unreachable=True) from exc
-    entry.status = EmailStatus.SENT
-    entry.sent_at = utcnow()
-    entry.error = None
-    log.info("email sent key=%s message_id=%s", key, entry.message_id)
-    return entry
+    log.info("email sent key=%s message_id=%s", key, message_id)
+    return EmailStatus.SENT, None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a message fared (what ``send_rendered`` wrote to its ``email_log`` row)."""
+
+    status: EmailStatus
+    sent_at: datetime | None
+    error: str | None
+
+
+# Built once: the statements of the mass mailing's path (see ``send_rendered``).
+_EMAIL_LOG = EmailLog.__table__
+_LOG_OF_KEY = select(_EMAIL_LOG.c.status, _EMAIL_LOG.c.sent_at, _EMAIL_LOG.c.error).where(
+    _EMAIL_LOG.c.key == bindparam("log_key")
+)
+_NEW_LOG = insert(_EMAIL_LOG)
+_LOG_AGAIN = (
+    update(_EMAIL_LOG)
+    .where(_EMAIL_LOG.c.key == bindparam("log_key"))
+    .values(attempts=_EMAIL_LOG.c.attempts + 1)
+)
+
+
+def send_rendered(
+    *,
+    key: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    template: str,
+    language: str,
+    user_id: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Outcome:
+    """``send_email`` for a message rendered already (a mass mailing renders once per language,
+    see ``MergedEmail``), with the same guarantees: sent once per key, the Message-ID from the
+    key, the outcome in ``email_log`` in the job's transaction. Its rows are read and written
+    with plain SQL: at thousands of messages the ORM's unit of work per message was a third of
+    a message's time."""
+    found = db.session.execute(_LOG_OF_KEY, {"log_key": key}).first()
+    if found is not None and found.status in (EmailStatus.SENT, EmailStatus.FAILED):
+        log.info("email already %s key=%s", found.status.value, key)
+        return Outcome(found.status, found.sent_at, found.error)
+    message_id = message_id_for(key)
+    subject = " ".join(subject.split())
+    body_text: str | None = None
+    if not current_app.config.get("MAIL_SERVER"):
+        status, error, body_text = EmailStatus.SENT, None, text
+        log.info(
+            "email (not sent, no MAIL_SERVER) key=%s to=%s subject=%s\n%s", key, to, subject, text
+        )
+    else:
+        message = mime_message(
+            subject=subject,
+            sender=current_app.config["MAIL_DEFAULT_SENDER"],
+            to=to,
+            text=text,
+            html=html,
+            message_id=message_id,
+            headers=headers,
+        )
+        status, error = _transmit(key, to, message, message_id)
+    sent_at = utcnow() if status is EmailStatus.SENT else None
+    values = {"status": status, "error": error, "sent_at": sent_at, "body_text": body_text}
+    if found is None:
+        new = {"key": key, "user_id": user_id, "recipient": to, "subject": subject[:300]}
+        new |= {"template": template, "language": language, "message_id": message_id}
+        db.session.execute(_NEW_LOG, {**new, "attempts": 1, "created_at": utcnow(), **values})
+    else:
+        db.session.execute(_LOG_AGAIN, {"log_key": key, **values})
+    return Outcome(status, sent_at, error)
+
+
+class MergedEmail:
+    """One template rendered once for many recipients, as a mail merge: the values that differ
+    per recipient (``fields``) are rendered as markers and put in afterwards, escaped for the
+    HTML. Rendering an update's three templates took a fifth of each message's time; putting
+    two values in takes a few microseconds.
+
+    A field a template changes on the way (a filter such as ``|upper``) would leave its marker
+    unreplaced: then that recipient's message is rendered in full, as ``render_email`` does.
+    """
+
+    def __init__(self, template: str, language: str, fields: Sequence[str], **context: Any):
+        self.template, self.language, self.context = template, language, context
+        tag = secrets.token_hex(8)
+        # Letters and digits only: escaping for HTML leaves them as they are.
+        self.markers = {field: f"coopmerge{tag}{field.replace('_', '')}x" for field in fields}
+        self._prefix = f"coopmerge{tag}"
+        with_markers: dict[str, Any] = {**context, **self.markers}
+        self.subject, self.text, self.html = render_email(template, language, **with_markers)
+
+    def render(self, **values: str) -> tuple[str, str, str]:
+        """Subject, plain text and HTML for one recipient (``values``: one per field)."""
+        subject, text, html = self.subject, self.text, self.html
+        for field, marker in self.markers.items():
+            value = values[field]
+            subject = subject.replace(marker, value)
+            text = text.replace(marker, value)
+            html = html.replace(marker, str(escape(value)))
+        if self._prefix in subject or self._prefix in text or self._prefix in html:
+            with_values: dict[str, Any] = {**self.context, **values}
+            return render_email(self.template, self.language, **with_values)
+        return subject, text, html

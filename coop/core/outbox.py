@@ -10,9 +10,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, String, cast, exists, func, insert, literal, select
 
-from coop.core.models import OutboxJob
+from coop.core.models import JobStatus, OutboxJob
 from coop.core.time import utcnow
 from coop.extensions import db
 
@@ -26,6 +26,9 @@ P = ParamSpec("P")
 
 
 R = TypeVar("R")
+
+
+_OUTBOX = OutboxJob.__table__
 
 
 _handlers: dict[str, JobHandler] = {}
@@ -167,3 +170,48 @@ def enqueue_many(name: str, work: list[tuple[str, dict[str, Any]]]) -> list[Outb
     lane = lane_of(name)
     db.session.info.setdefault(_PENDING_KEY, []).extend((row.id, lane) for row in new)
     return [existing[key] for key in keys]
+
+
+def enqueue_for_each(name: str, key_prefix: str, arg: str, ids: Select[tuple[int]]) -> list[int]:
+    """One job ``name`` per id that ``ids`` selects (in its order), with the key
+    ``f"{key_prefix}{id}"`` and the arguments ``{arg: id}``; a key stored before is left as it
+    is. Returns the new rows' ids.
+
+    Written by the database in one INSERT ... SELECT: an update to 10,000 residents made 10,000
+    row objects and a statement of 60,000 parameters through ``enqueue_many`` (a second and a
+    half at 2,000 recipients, before the first message could go out).
+    """
+    if name not in _handlers:
+        raise KeyError(f"no job handler named {name!r}")
+    chosen = ids.subquery()
+    (id_column,) = chosen.c
+    key = literal(key_prefix) + cast(id_column, String)
+    json_object = func.json_build_object if _dialect() == "postgresql" else func.json_object
+    now = literal(utcnow(), type_=_OUTBOX.c.created_at.type)
+    rows = (
+        select(
+            key,
+            literal(name),
+            json_object(literal(arg), id_column),
+            literal(JobStatus.PENDING.value),
+            literal(0),
+            now,
+            now,
+        )
+        .where(~exists().where(_OUTBOX.c.key == key))
+        .order_by(id_column)
+    )
+    columns = ["key", "name", "args", "status", "attempts", "run_after", "created_at"]
+    new = list(
+        db.session.execute(
+            insert(_OUTBOX).from_select(columns, rows).returning(_OUTBOX.c.id)
+        ).scalars()
+    )
+    lane = lane_of(name)
+    db.session.info.setdefault(_PENDING_KEY, []).extend((job_id, lane) for job_id in new)
+    return new
+
+
+def _dialect() -> str:
+    name: str = db.session.get_bind().dialect.name
+    return name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from flask import current_app
@@ -9,7 +10,13 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 
 def _serializer(purpose: str) -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=f"coop.{purpose}")
+    return _made(current_app.config["SECRET_KEY"], purpose)
+
+
+@functools.lru_cache(maxsize=64)
+def _made(secret_key: str, purpose: str) -> URLSafeSerializer:
+    """Kept per key and purpose: a mass mailing signs a link in each of its messages."""
+    return URLSafeSerializer(secret_key, salt=f"coop.{purpose}")
 
 
 def sign(purpose: str, payload: dict[str, Any]) -> str:

@@ -543,3 +543,31 @@ class TestKeysAfterAnErasure:
             emails = {key for key in bert_keys if not key.startswith("login-request:")}
             assert len(emails) == 2, bert_keys
             assert all(r.status is JobStatus.DONE for r in outbox_rows())
+
+
+def test_one_job_for_each_selected_id_written_by_the_database(ctx: Flask) -> None:
+    """``enqueue_for_each``: keys and arguments from the ids, a key stored before left as it
+    is, and the new rows run after the commit, in the order of the ids."""
+    users = [User(email=f"elk-{n}@example.nl", name=f"Elk {n}") for n in range(4)]
+    db.session.add_all(users)
+    db.session.commit()
+    ids = sorted(user.id for user in users)
+    jobs.enqueue("tests.core.record", f"record:{ids[1]}", label="before")
+    db.session.commit()
+    jobs.dispatcher().run_pending()
+    calls.clear()
+
+    new = jobs.enqueue_for_each(
+        "tests.core.record", "record:", "label", select(User.id).where(User.id.in_(ids))
+    )
+    assert len(new) == 3
+    assert jobs.dispatcher().run_pending() == 0  # nothing before the commit
+    db.session.commit()
+    assert jobs.dispatcher().run_pending() == 3
+    assert calls == [ids[0], ids[2], ids[3]]
+    rows = {row.key: row for row in outbox_rows()}
+    assert rows[f"record:{ids[0]}"].args == {"label": ids[0]}
+    assert rows[f"record:{ids[1]}"].args == {"label": "before"}
+    assert {row.status for row in rows.values()} == {JobStatus.DONE}
+    with pytest.raises(KeyError):
+        jobs.enqueue_for_each("tests.core.no_such_job", "x:", "y", select(User.id))

@@ -354,3 +354,30 @@ def test_without_mail_server_the_message_goes_to_the_development_mailbox(
     page = client.get("/dev/mailbox")
     assert page.status_code == 200
     assert "anna@example.nl" in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_a_mail_merge_gives_each_recipient_what_rendering_for_them_gives(
+    ctx: Flask, language: str
+) -> None:
+    """An update is rendered once per language with markers for the name and the link, which
+    are put in for each recipient (escaped in the HTML); the result is what rendering the
+    templates for that recipient gives."""
+    from coop.core.mail import MergedEmail
+    from tests import factories
+
+    action = factories.action(factories.organisation())
+    db.session.commit()
+    context = {
+        "action": action,
+        "update_subject": "Nieuws & meer",
+        "paragraphs": ["Eerste <alinea>", "Tweede\nregel"],
+    }
+    merged = MergedEmail("segment_update", language, ("name", "unsubscribe_link"), **context)
+    for name, link in [
+        ("Anna de Vries", "http://localhost/unsubscribe/abc"),
+        ('Jan & "Piet" <Öztürk>', "http://localhost/unsubscribe/a&b=<c>"),
+    ]:
+        assert merged.render(name=name, unsubscribe_link=link) == render_email(
+            "segment_update", language, name=name, unsubscribe_link=link, **context
+        )

@@ -111,32 +111,50 @@ def preview(segment_update: SegmentUpdate) -> Preview | None:
     return Preview(user, language, subject, text)
 
 
-def unsubscribe_link(user: User) -> str:
-    token = tokens.sign("unsubscribe", {"u": user.id})
+def unsubscribe_link(user: User | int) -> str:
+    user_id = user if isinstance(user, int) else user.id
+    token = tokens.sign("unsubscribe", {"u": user_id})
     return f"{current_app.config['BASE_URL']}/unsubscribe/{token}"
 
 
-def unsubscribe_headers(user: User) -> dict[str, str]:
+def unsubscribe_headers(user: User | str) -> dict[str, str]:
     """One-click unsubscribe (RFC 8058), which large mailbox providers require of bulk mail:
-    the mail program POSTs ``List-Unsubscribe=One-Click`` to this address, without cookies."""
+    the mail program POSTs ``List-Unsubscribe=One-Click`` to this address, without cookies.
+    ``user``: the resident, or their ``unsubscribe_link`` made already."""
+    link = user if isinstance(user, str) else unsubscribe_link(user)
     return {
-        "List-Unsubscribe": f"<{unsubscribe_link(user)}/one-click>",
+        "List-Unsubscribe": f"<{link}/one-click>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
 
 
-def _message(segment_update: SegmentUpdate, user: User) -> tuple[str, dict[str, Any]]:
-    """The language and template context of ``segment_update`` for ``user``.
+def message_language(segment_update: SegmentUpdate, user_language: str | None) -> str:
+    """English only when the resident reads English and the desk wrote the English version."""
+    english = user_language == "en" and bool(segment_update.subject_en and segment_update.body_en)
+    return "en" if english else "nl"
 
-    English only when the resident reads English and the desk wrote the English version.
-    """
-    english = user.language == "en" and bool(segment_update.subject_en and segment_update.body_en)
+
+def letter_context(segment_update: SegmentUpdate, language: str) -> dict[str, Any]:
+    """What the update's template needs in ``language``, but the recipient's own values
+    (``RECIPIENT_FIELDS``)."""
+    english = language == "en"
     body = segment_update.body_en if english else segment_update.body_nl
-    action = db.session.get(Action, segment_update.action_id)
-    return ("en" if english else "nl"), {
-        "name": user.name,
-        "action": action,
+    return {
+        "action": db.session.get(Action, segment_update.action_id),
         "update_subject": segment_update.subject_en if english else segment_update.subject_nl,
         "paragraphs": [p.strip() for p in body.replace("\r\n", "\n").split("\n\n") if p.strip()],
+    }
+
+
+# The values of an update's message that differ per recipient.
+RECIPIENT_FIELDS = ("name", "unsubscribe_link")
+
+
+def _message(segment_update: SegmentUpdate, user: User) -> tuple[str, dict[str, Any]]:
+    """The language and template context of ``segment_update`` for ``user``."""
+    language = message_language(segment_update, user.language)
+    return language, {
+        **letter_context(segment_update, language),
+        "name": user.name,
         "unsubscribe_link": unsubscribe_link(user),
     }

@@ -8,24 +8,31 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, case, func, insert, literal, null, select
 from sqlalchemy import update as sql_update
 
 from coop.accounts.models import User
-from coop.actions.models import Action
 from coop.core import audit, jobs
-from coop.core.mail import TemporaryMailError, send_email
+from coop.core.mail import MergedEmail, TemporaryMailError, send_rendered
 from coop.core.models import EmailStatus, OutboxJob
 from coop.core.time import utcnow
 from coop.desk.models import DeliveryStatus, SegmentUpdate, UpdateDelivery, UpdateStatus
 from coop.desk.updates.drafts import DELIVERY_JOB, TEMPLATE, UpdateError
-from coop.desk.updates.segment import _message, _recipients, audience, unsubscribe_headers
-from coop.extensions import db
-from coop.registrations.models import (
-    Registration,
+from coop.desk.updates.segment import (
+    RECIPIENT_FIELDS,
+    _recipients,
+    audience,
+    letter_context,
+    message_language,
+    unsubscribe_headers,
+    unsubscribe_link,
 )
+from coop.extensions import db
 
 log = logging.getLogger(__name__)
+
+_DELIVERIES = UpdateDelivery.__table__
+_USERS = User.__table__
 
 
 # --- sending -----------------------------------------------------------------------------------
@@ -128,27 +135,38 @@ def _start_sending(
         return None
     segment_update = db.session.get(SegmentUpdate, update_id, populate_existing=True)
     assert segment_update is not None
-    recipients = db.session.execute(
-        _recipients(segment_update).order_by(Registration.user_id)
-    ).all()
-    deliveries = [
-        UpdateDelivery(
-            update_id=update_id,
-            user_id=user_id,
-            registration_id=registration_id,
-            status=DeliveryStatus.SKIPPED if unsubscribed_at else DeliveryStatus.QUEUED,
-            error="unsubscribed" if unsubscribed_at else None,
-            created_at=now,
+    # The deliveries and their jobs are written by the database from the segment's query, two
+    # statements however many residents (10,000 row objects took seconds).
+    recipients = _recipients(segment_update).subquery()
+    user_id, registration_id, unsubscribed_at = recipients.c
+    unsubscribed = unsubscribed_at.is_not(None)
+    db.session.execute(
+        insert(_DELIVERIES).from_select(
+            ["update_id", "user_id", "registration_id", "status", "error", "created_at"],
+            select(
+                literal(update_id),
+                user_id,
+                registration_id,
+                case(
+                    (unsubscribed, literal(DeliveryStatus.SKIPPED.value)),
+                    else_=literal(DeliveryStatus.QUEUED.value),
+                ),
+                case((unsubscribed, literal("unsubscribed")), else_=null()),
+                literal(now, type_=_DELIVERIES.c.created_at.type),
+            ).order_by(user_id),
         )
-        for user_id, registration_id, unsubscribed_at in recipients
-    ]
-    db.session.add_all(deliveries)
-    db.session.flush()
-    queued = [d for d in deliveries if d.status is DeliveryStatus.QUEUED]
-    # One statement for all the jobs (10,000 residents: 10,000 rows); after the commit they go
-    # to the bulk lane in chunks, behind every confirmation and login link.
-    jobs.enqueue_many(
-        DELIVERY_JOB, [(f"update-delivery:{d.id}", {"delivery_id": d.id}) for d in queued]
+    )
+    of_update = _DELIVERIES.c.update_id == update_id
+    # One job per queued delivery; after the commit they go to the bulk lane in chunks, behind
+    # every confirmation and login link.
+    queued = jobs.enqueue_for_each(
+        DELIVERY_JOB,
+        "update-delivery:",
+        "delivery_id",
+        select(_DELIVERIES.c.id).where(of_update, _DELIVERIES.c.status == DeliveryStatus.QUEUED),
+    )
+    skipped = db.session.scalar(
+        select(func.count()).where(of_update, _DELIVERIES.c.status == DeliveryStatus.SKIPPED)
     )
     if not queued:
         segment_update.status = UpdateStatus.SENT
@@ -162,7 +180,7 @@ def _start_sending(
         after={
             "status": segment_update.status.value,
             "recipients": len(queued),
-            "skipped_unsubscribed": len(deliveries) - len(queued),
+            "skipped_unsubscribed": skipped,
         },
     )
     db.session.commit()
@@ -170,9 +188,59 @@ def _start_sending(
         "update %s sending: %d queued, %d skipped",
         update_id,
         len(queued),
-        len(deliveries) - len(queued),
+        skipped,
     )
     return len(queued)
+
+
+# A delivery's statements, plain SQL built once (see ``deliver``).
+_DELIVERY_AND_RESIDENT = (
+    select(
+        _DELIVERIES.c.status,
+        _DELIVERIES.c.update_id,
+        _USERS.c.id,
+        _USERS.c.email,
+        _USERS.c.name,
+        _USERS.c.language,
+        _USERS.c.unsubscribed_at,
+    )
+    .select_from(_DELIVERIES.outerjoin(_USERS, _USERS.c.id == _DELIVERIES.c.user_id))
+    .where(_DELIVERIES.c.id == bindparam("delivery_id"))
+)
+_DELIVERY_OUTCOME = sql_update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("delivery_id"))
+
+
+class _Letter:
+    """An update as its messages are made: its template rendered once per language (a mail
+    merge, ``MergedEmail``), kept for the rows of one chunk (``jobs.chunk_memo``)."""
+
+    def __init__(self, segment_update: SegmentUpdate) -> None:
+        self.update = segment_update
+        self.merged: dict[str, MergedEmail] = {}
+        # Read now: each row's commit expires the update, and reading it again is a query.
+        self.in_english = message_language(segment_update, "en")
+
+    def message(self, user_language: str | None, **values: str) -> tuple[str, str, str, str]:
+        """(language, subject, text, HTML) for one recipient."""
+        language = self.in_english if user_language == "en" else "nl"
+        if language not in self.merged:
+            self.merged[language] = MergedEmail(
+                TEMPLATE,
+                language,
+                RECIPIENT_FIELDS,
+                **letter_context(self.update, language),
+            )
+        return language, *self.merged[language].render(**values)
+
+
+def _letter(update_id: int) -> _Letter | None:
+    memo = jobs.chunk_memo()
+    key = ("update-letter", update_id)
+    if key not in memo:
+        segment_update = db.session.get(SegmentUpdate, update_id)
+        memo[key] = None if segment_update is None else _Letter(segment_update)
+    letter: _Letter | None = memo[key]
+    return letter
 
 
 def deliver(delivery_id: int) -> None:
@@ -181,50 +249,59 @@ def deliver(delivery_id: int) -> None:
     A temporary failure (4xx, no connection) raises so the job is tried again; on the last
     attempt the delivery is marked failed with the reason instead, so staff see it. Whether the
     update is now sent is settled after the chunk (``finish_deliveries``), not per message.
+
+    At 10,000 messages every statement per message counts: the delivery and its resident in one
+    plain query, the update's text from the chunk's memo, the outcome in one UPDATE.
     """
-    # The delivery, its update, the resident and the action in one statement: at 10,000
-    # messages every round trip per message counts.
-    found = db.session.execute(
-        select(UpdateDelivery, SegmentUpdate, User, Action)
-        .join(SegmentUpdate, SegmentUpdate.id == UpdateDelivery.update_id)
-        .join(Action, Action.id == SegmentUpdate.action_id)
-        .outerjoin(User, User.id == UpdateDelivery.user_id)
-        .where(UpdateDelivery.id == delivery_id)
-    ).first()
-    if found is None:
+    found = db.session.execute(_DELIVERY_AND_RESIDENT, {"delivery_id": delivery_id}).first()
+    if found is None or found.status is not DeliveryStatus.QUEUED:
         return
-    delivery, segment_update, user, _action = found
-    if delivery.status is not DeliveryStatus.QUEUED:
-        return
-    if user is None or user.unsubscribed_at is not None:
+    if found.id is None or found.unsubscribed_at is not None:
         # Erased or unsubscribed after the update was queued: their wish counts.
-        delivery.status = DeliveryStatus.SKIPPED
-        delivery.error = "account erased" if user is None else "unsubscribed"
+        reason = "account erased" if found.id is None else "unsubscribed"
+        _record(delivery_id, DeliveryStatus.SKIPPED, reason)
         return
-    language, context = _message(segment_update, user)
+    letter = _letter(found.update_id)
+    if letter is None:
+        return
+    link = unsubscribe_link(found.id)
+    language, subject, text, html = letter.message(
+        found.language, name=found.name, unsubscribe_link=link
+    )
     try:
-        entry = send_email(
-            key=f"update:{segment_update.id}:{user.id}",
-            to=user.email,
+        outcome = send_rendered(
+            key=f"update:{found.update_id}:{found.id}",
+            to=found.email,
+            subject=subject,
+            text=text,
+            html=html,
             template=TEMPLATE,
             language=language,
-            user_id=user.id,
-            headers=unsubscribe_headers(user),
-            **context,
+            user_id=found.id,
+            headers=unsubscribe_headers(link),
         )
     except TemporaryMailError as exc:
         if not _last_attempt(delivery_id):
             raise
-        delivery.status = DeliveryStatus.FAILED
-        delivery.error = f"gave up after retries: {exc}"[:2000]
+        _record(delivery_id, DeliveryStatus.FAILED, f"gave up after retries: {exc}"[:2000])
     else:
-        if entry.status is EmailStatus.SENT:
-            delivery.status = DeliveryStatus.SENT
-            delivery.sent_at = entry.sent_at or utcnow()
-            delivery.error = None
+        if outcome.status is EmailStatus.SENT:
+            _record(delivery_id, DeliveryStatus.SENT, None, sent_at=outcome.sent_at or utcnow())
         else:
-            delivery.status = DeliveryStatus.FAILED
-            delivery.error = entry.error or "refused by the mail server"
+            _record(
+                delivery_id, DeliveryStatus.FAILED, outcome.error or "refused by the mail server"
+            )
+
+
+def _record(
+    delivery_id: int, status: DeliveryStatus, error: str | None, sent_at: datetime | None = None
+) -> None:
+    values: dict[str, Any] = {"status": status, "error": error}
+    if sent_at is not None:
+        values["sent_at"] = sent_at
+    db.session.execute(
+        sql_update(_DELIVERIES).where(_DELIVERIES.c.id == delivery_id).values(values)
+    )
 
 
 def finish_deliveries(batch: list[dict[str, Any]]) -> None:
