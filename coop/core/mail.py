@@ -524,13 +524,18 @@ def send_rendered(
     language: str,
     user_id: int | None = None,
     headers: Mapping[str, str] | None = None,
+    logged: Outcome | None,
 ) -> Outcome:
     """``send_email`` for a message rendered already (a mass mailing renders once per language,
     see ``MergedEmail``), with the same guarantees: sent once per key, the Message-ID from the
     key, the outcome in ``email_log`` in the job's transaction. Its rows are read and written
     with plain SQL: at thousands of messages the ORM's unit of work per message was a third of
-    a message's time."""
-    found = db.session.execute(_LOG_OF_KEY, {"log_key": key}).first()
+    a message's time.
+
+    ``logged``: what ``email_log`` says of ``key`` so far (``logged_outcome``), read by the
+    caller in the job's transaction, often together with what the message is made of.
+    """
+    found = logged
     if found is not None and found.status in (EmailStatus.SENT, EmailStatus.FAILED):
         log.info("email already %s key=%s", found.status.value, key)
         return Outcome(found.status, found.sent_at, found.error)
@@ -562,6 +567,12 @@ def send_rendered(
     else:
         db.session.execute(_LOG_AGAIN, {"log_key": key, **values})
     return Outcome(status, sent_at, error)
+
+
+def logged_outcome(key: str) -> Outcome | None:
+    """What ``email_log`` says of ``key`` (None: no message was tried), for ``send_rendered``."""
+    found = db.session.execute(_LOG_OF_KEY, {"log_key": key}).first()
+    return None if found is None else Outcome(found.status, found.sent_at, found.error)
 
 
 class MergedEmail:

@@ -605,3 +605,28 @@ def test_a_measure_segment_leaves_out_residents_who_withdrew_that_measure(
 
     assert got("Informatieavond 12 maart", "Information evening 12 March") == ["hp@example.nl"]
     assert "piet@example.nl" in got("Dakisolatie", "Roofs")
+
+
+def test_a_delivery_run_again_sends_nothing_its_email_log_has_sent(
+    app: Flask, client: FlaskClient, smtp: SMTPRecorder, segment: dict[str, Any]
+) -> None:
+    """The delivery reads what ``email_log`` holds for its message's key in the same query as
+    the resident: a message sent before is not sent again, whatever its delivery row says."""
+    staff_client(app, client, segment["staff_a"])
+    update_id = compose(client, segment)
+    assert send_now(client, update_id).status_code == 302
+    assert len(smtp.envelopes) == 2
+    with app.app_context():
+        anna = db.session.scalar(
+            select(UpdateDelivery).where(
+                UpdateDelivery.update_id == update_id, UpdateDelivery.user_id == segment["anna"]
+            )
+        )
+        assert anna is not None
+        anna.status = DeliveryStatus.QUEUED
+        db.session.commit()
+        updates.deliver(anna.id)
+        db.session.commit()
+        db.session.expire_all()
+        assert anna.status is DeliveryStatus.SENT
+    assert len(smtp.envelopes) == 2

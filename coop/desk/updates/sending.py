@@ -8,13 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, case, func, insert, literal, null, select
+from sqlalchemy import String, bindparam, case, cast, func, insert, literal, null, select
 from sqlalchemy import update as sql_update
 
 from coop.accounts.models import User
 from coop.core import audit, jobs
-from coop.core.mail import MergedEmail, TemporaryMailError, send_rendered
-from coop.core.models import EmailStatus, OutboxJob
+from coop.core.mail import MergedEmail, Outcome, TemporaryMailError, send_rendered
+from coop.core.models import EmailLog, EmailStatus, OutboxJob
 from coop.core.time import utcnow
 from coop.desk.models import DeliveryStatus, SegmentUpdate, UpdateDelivery, UpdateStatus
 from coop.desk.updates.drafts import DELIVERY_JOB, TEMPLATE, UpdateError
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 _DELIVERIES = UpdateDelivery.__table__
 _USERS = User.__table__
+_EMAIL_LOG = EmailLog.__table__
 
 
 # --- sending -----------------------------------------------------------------------------------
@@ -203,8 +204,21 @@ _DELIVERY_AND_RESIDENT = (
         _USERS.c.name,
         _USERS.c.language,
         _USERS.c.unsubscribed_at,
+        _EMAIL_LOG.c.status.label("logged_status"),
+        _EMAIL_LOG.c.sent_at.label("logged_sent_at"),
+        _EMAIL_LOG.c.error.label("logged_error"),
     )
-    .select_from(_DELIVERIES.outerjoin(_USERS, _USERS.c.id == _DELIVERIES.c.user_id))
+    .select_from(
+        _DELIVERIES.outerjoin(_USERS, _USERS.c.id == _DELIVERIES.c.user_id).outerjoin(
+            # The message's own key (``update:<update>:<user>``): what was sent of it before.
+            _EMAIL_LOG,
+            _EMAIL_LOG.c.key
+            == literal("update:")
+            + cast(_DELIVERIES.c.update_id, String)
+            + literal(":")
+            + cast(_USERS.c.id, String),
+        )
+    )
     .where(_DELIVERIES.c.id == bindparam("delivery_id"))
 )
 _DELIVERY_OUTCOME = sql_update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("delivery_id"))
@@ -279,6 +293,9 @@ def deliver(delivery_id: int) -> None:
             language=language,
             user_id=found.id,
             headers=unsubscribe_headers(link),
+            logged=None
+            if found.logged_status is None
+            else Outcome(found.logged_status, found.logged_sent_at, found.logged_error),
         )
     except TemporaryMailError as exc:
         if not _last_attempt(delivery_id):
