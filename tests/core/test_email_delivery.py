@@ -538,7 +538,7 @@ def _stdlib_message(subject: str, to: str, text: str, html: str, headers: dict[s
     from email.mime.multipart import MIMEMultipart
     from email.mime.text import MIMEText
 
-    from coop.core import mail
+    from coop.core import mime as mail
 
     outer = MIMEMultipart(policy=mail._WIRE)
     alternative = MIMEMultipart("alternative", policy=mail._WIRE)
@@ -652,7 +652,7 @@ def test_the_rows_of_a_chunk_but_the_last_commit_without_waiting_for_the_disk(
 def test_a_multipart_content_type_is_folded_as_the_policy_folds_it(subtype: str) -> None:
     """Written without parsing it first; the boundary's length (1 to 19 digits) decides
     whether it fits one line."""
-    from coop.core.mail import _WIRE, _multipart_type
+    from coop.core.mime import _WIRE, _multipart_type
 
     for digits in range(1, 20):
         boundary = "=" * 15 + "7" * digits + "=="

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from coop.accounts.models import User
-from coop.core import jobs
+from coop.core import execution, jobs
 from coop.core.models import EmailLog, EmailStatus, JobStatus, OutboxJob
 from coop.core.time import utcnow
 from coop.extensions import db
@@ -232,6 +232,7 @@ def test_job_not_due_yet_waits(ctx: Flask, monkeypatch: pytest.MonkeyPatch) -> N
     # An hour later the sweep finds it due and it runs.
     an_hour_later = later(61)
     monkeypatch.setattr(jobs, "utcnow", lambda: an_hour_later)
+    monkeypatch.setattr(execution, "utcnow", lambda: an_hour_later)
     assert jobs.sweep() == 1
     assert calls == ["x"]
     assert [r.status for r in outbox_rows()] == [JobStatus.DONE]

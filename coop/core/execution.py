@@ -1,0 +1,302 @@
+"""Running outbox rows: one (``execute``), or a chunk of them (``execute_chunk``), each row
+locked, done and committed on its own, so that running a row twice does its work once. A large
+chunk is shared out over sender threads (see ``execute_chunk``)."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import bindparam, literal_column, select, update
+
+from coop.core.models import JobStatus, OutboxJob
+from coop.core.outbox import _after_batch, _give_up, _handlers
+from coop.core.time import utcnow
+from coop.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+# A job's own statements, in plain SQL on the table and built once: an email's whole job is a
+# few milliseconds, and the ORM's unit of work around this one row cost a third of it.
+_OUTBOX = OutboxJob.__table__
+_LOCK = (
+    select(_OUTBOX.c.status, _OUTBOX.c.run_after, _OUTBOX.c.name, _OUTBOX.c.key, _OUTBOX.c.args)
+    .where(_OUTBOX.c.id == bindparam("job_id"))
+    .with_for_update(skip_locked=True)
+)
+# SET LOCAL in the same round trip as the lock (set_config(..., true) is SET LOCAL).
+_LOCK_RELAXED = _LOCK.add_columns(literal_column("set_config('synchronous_commit', 'off', true)"))
+_DONE = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("job_id"))
+    .values(
+        status=JobStatus.DONE,
+        attempts=_OUTBOX.c.attempts + 1,
+        finished_at=bindparam("done_at", type_=_OUTBOX.c.finished_at.type),
+        last_error=None,
+    )
+)
+
+
+def execute(job_id: int) -> str:
+    """Run one outbox job if it is still pending; return what happened (for logs and tests)."""
+    outcome, name, args = _execute(job_id)
+    if name is not None and args is not None:
+        _run_after_batch({name: [args]})
+    return outcome
+
+
+def _execute(
+    job_id: int, *, flush_later: bool = False
+) -> tuple[str, str | None, dict[str, Any] | None]:
+    """``execute`` without the after-batch work: (outcome, name and args of a job done).
+
+    ``flush_later``: on PostgreSQL, the job's commit does not wait for its write-ahead log to
+    reach the disk (``SET LOCAL synchronous_commit TO OFF``; see ``execute_chunk``)."""
+    now = utcnow()
+    row = db.session.execute(_LOCK_RELAXED if flush_later else _LOCK, {"job_id": job_id}).first()
+    if row is None:
+        db.session.rollback()
+        return "busy", None, None  # another worker holds it (or it never existed)
+    if row.status is not JobStatus.PENDING:
+        db.session.rollback()
+        return "already-" + row.status.value, None, None
+    if row.run_after > now:
+        db.session.rollback()
+        return "not-due", None, None
+    name, key = row.name, row.key
+    handler = _handlers[name]
+    args = dict(row.args)
+    try:
+        handler(**args)
+        db.session.execute(_DONE, {"job_id": job_id, "done_at": utcnow()})
+        db.session.commit()
+    except Exception as exc:
+        db.session.rollback()
+        _record_failure(job_id, exc)
+        raise
+    # Debug: a mass mailing's rows are each an "email sent" line already.
+    log.debug("job done id=%s name=%s key=%s", job_id, name, key)
+    return "done", name, args
+
+
+def _run_after_batch(done: dict[str, list[dict[str, Any]]]) -> None:
+    for name, batch in done.items():
+        hook = _after_batch.get(name)
+        if hook is None or not batch:
+            continue
+        try:
+            hook(batch)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("after-batch work of %d %s job(s) failed", len(batch), name)
+
+
+def _record_failure(job_id: int, exc: Exception) -> None:
+    row = db.session.get(OutboxJob, job_id)
+    if row is None:
+        return
+    row.attempts += 1
+    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    gave_up = row.attempts >= current_app.config["OUTBOX_MAX_ATTEMPTS"]
+    if gave_up:
+        row.status = JobStatus.FAILED
+        log.error("job failed for good id=%s name=%s: %s", job_id, row.name, row.last_error)
+    name, args, error = row.name, dict(row.args), row.last_error or ""
+    db.session.commit()
+    if gave_up and name in _give_up:
+        try:
+            _give_up[name](error=error, **args)
+        except Exception:
+            db.session.rollback()
+            log.exception("giving up on job %s failed", job_id)
+
+
+_chunk_memo: contextvars.ContextVar[dict[Any, Any] | None] = contextvars.ContextVar(
+    "coop_chunk_memo", default=None
+)
+
+
+def chunk_memo() -> dict[Any, Any]:
+    """A dict that lives as long as the chunk being run: what every row of a chunk would load
+    or render alike (an update's text, rendered once per language) is kept here for the next
+    rows. Outside a chunk (a lone job), a fresh dict each time: nothing is kept."""
+    memo = _chunk_memo.get()
+    return {} if memo is None else memo
+
+
+class ChunkError(Exception):
+    """Some jobs of a chunk failed (each row has its error and attempt); RQ retries the chunk,
+    whose finished rows then cost one look each."""
+
+
+def _unreachable(exc: BaseException) -> bool:
+    return bool(getattr(exc, "unreachable", False))
+
+
+def execute_chunk(job_ids: Sequence[int]) -> dict[str, int]:
+    """Run the rows of one chunk, each in its own transaction (a killed worker loses at most the
+    row in flight of each sender); returns how many ended how.
+
+    A row that fails does not stop the others (a refused or greylisted address concerns that
+    message only), except when the mail server cannot be reached: then the rest waits for the
+    chunk's retry without an attempt counted, instead of each waiting out the timeout.
+
+    On PostgreSQL a chunk of at least ``MIN_SHARE`` rows per sender is shared out over
+    ``OUTBOX_SENDERS`` threads: an email is mostly waiting, for the database and for the mail
+    server, and one sender alone left both idle most of the time. Each sender runs its rows
+    one after the other as before, in an application context, database session and SMTP
+    connection of its own; the after-batch work runs once all are done.
+    """
+    shares = _shares(job_ids)
+    done: dict[str, list[dict[str, Any]]] = {}
+    try:
+        if len(shares) == 1:
+            outcomes, failed, done = _run_share(job_ids)
+        else:
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+            futures = [
+                _sender_pool(len(shares)).submit(_run_share_in, app, share) for share in shares
+            ]
+            outcomes, failed = {}, []
+            for future in futures:
+                share_outcomes, share_failed, share_done = future.result()
+                for outcome, count in share_outcomes.items():
+                    outcomes[outcome] = outcomes.get(outcome, 0) + count
+                failed.extend(share_failed)
+                for name, batch in share_done.items():
+                    done.setdefault(name, []).extend(batch)
+    finally:
+        _run_after_batch(done)
+    if failed:
+        raise ChunkError(f"{len(failed)} of {len(job_ids)} job(s) failed: {failed[:20]}")
+    return outcomes
+
+
+# A sender gets at least this many rows of a chunk: fewer are not worth a thread.
+MIN_SHARE = 10
+
+_Share = tuple[dict[str, int], list[int], dict[str, list[dict[str, Any]]]]
+
+
+def _shares(job_ids: Sequence[int]) -> list[Sequence[int]]:
+    senders = min(int(current_app.config.get("OUTBOX_SENDERS", 1)), len(job_ids) // MIN_SHARE)
+    if senders <= 1 or db.session.get_bind().dialect.name != "postgresql":
+        return [job_ids]
+    return [job_ids[start::senders] for start in range(senders)]
+
+
+def _run_share(job_ids: Sequence[int]) -> _Share:
+    outcomes: dict[str, int] = {}
+    failed: list[int] = []
+    done: dict[str, list[dict[str, Any]]] = {}
+    memo = _chunk_memo.set({})
+    try:
+        with _one_connection(len(job_ids) > 1):
+            for position, job_id in enumerate(job_ids):
+                if not _execute_one(job_id, position, job_ids, outcomes, failed, done):
+                    break
+    finally:
+        _chunk_memo.reset(memo)
+    return outcomes, failed, done
+
+
+@contextlib.contextmanager
+def _one_connection(wanted: bool) -> Iterator[None]:
+    """The rows of a share in transactions on one database connection (PostgreSQL): taken from
+    the pool, and pinged (``pool_pre_ping``), once for the share instead of before every row,
+    which was a round trip to the database for each email. ``db.session`` is a session bound to
+    that connection meanwhile; a connection lost midway is opened anew on its next use."""
+    if not wanted or db.engine.dialect.name != "postgresql":
+        yield
+        return
+    registry = db.session.registry
+    before = registry() if registry.has() else None
+    with db.engine.connect() as connection:
+        session = db.session.session_factory(bind=connection)
+        registry.set(session)
+        try:
+            yield
+        finally:
+            session.close()
+            if before is None:
+                registry.clear()
+            else:
+                registry.set(before)
+
+
+def _run_share_in(app: Flask, job_ids: Sequence[int]) -> _Share:
+    with app.app_context():
+        try:
+            return _run_share(job_ids)
+        finally:
+            db.session.remove()
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _sender_pool(size: int) -> ThreadPoolExecutor:
+    """The worker's sender threads, kept for its life: each keeps its SMTP connection (a
+    thread's own, see ``coop.core.mail``) and its database connection in the pool between
+    chunks."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < size:
+            _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="outbox-sender")
+        return _pool
+
+
+def _execute_one(
+    job_id: int,
+    position: int,
+    job_ids: Sequence[int],
+    outcomes: dict[str, int],
+    failed: list[int],
+    done: dict[str, list[dict[str, Any]]],
+) -> bool:
+    """One row of a chunk; False when the rest of the chunk should wait."""
+    try:
+        outcome, name, args = _execute(
+            job_id, flush_later=position < len(job_ids) - 1 and _flush_later()
+        )
+    except Exception as exc:
+        failed.append(job_id)
+        if _unreachable(exc):
+            waiting = len(job_ids) - position - 1
+            log.warning("mail server unreachable: %d job(s) of the chunk wait", waiting)
+            outcomes["waiting"] = waiting
+            return False
+        return True
+    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    if name is not None and args is not None:
+        done.setdefault(name, []).append(args)
+    return True
+
+
+def _flush_later() -> bool:
+    """Whether the rows of a chunk but its last commit without waiting for the disk.
+
+    A commit on PostgreSQL waits until its write-ahead log is on disk (fsync): 4-5 ms on the
+    shared development machine, more than the rest of an email's work. The rows of a chunk but
+    the last commit without that wait (``OUTBOX_FLUSH_LATER``, on by default): the commit is
+    made and seen by every other connection at once, only its durability waits for PostgreSQL's
+    WAL writer (at most 3 x ``wal_writer_delay``, 0.6 s by default) or for the next commit that
+    does wait, such as the chunk's last row's and its after-batch work. What it changes is only
+    what a crash of PostgreSQL itself (or of its machine) loses: today the marks of the messages
+    sent in those last moments, whose rows are pending again, so their messages go out a second
+    time, with the same Message-ID, as the one message in flight did before. A killed worker
+    (the common case) loses the one message in flight, as before.
+    """
+    return bool(current_app.config.get("OUTBOX_FLUSH_LATER", True)) and (
+        db.session.get_bind().dialect.name == "postgresql"
+    )
