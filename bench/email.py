@@ -387,39 +387,42 @@ def wait_for_messages(
     return found, time.time()
 
 
-def sending_cpu(bench: Stack) -> dict[str, int]:
-    """CPU clock ticks used so far by the worker processes (with RQ's scheduler), their
-    PostgreSQL connections, and the SMTP server: where an email's time goes."""
+def sending_cpu(bench: Stack) -> dict[str, dict[int, int]]:
+    """CPU clock ticks used so far by each process that sends: the worker processes (with
+    RQ's scheduler), their PostgreSQL connections, and the SMTP server."""
     from bench.serve import cpu_ticks
 
-    workers = [p.pid for p in bench.processes[1:] if "worker.py" in " ".join(map(str, p.args))]
-    children = []
+    workers = [p.pid for p in bench.processes if "worker.py" in str(p.args)]
+    children: list[int] = []
     for pid in workers:
         with contextlib.suppress(FileNotFoundError):
-            children += Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    with psycopg.connect(
-        "host=127.0.0.1 user=postgres dbname=postgres", autocommit=True
-    ) as connection:
+            children += map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as db:
         backends = [
             pid
-            for (pid,) in connection.execute(
+            for (pid,) in db.execute(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = 'coop-worker'"
             )
         ]
 
-    def ticks(pids: list[int]) -> int:
-        total = 0
+    def ticks(pids: list[int]) -> dict[int, int]:
+        found = {}
         for pid in pids:
             with contextlib.suppress(FileNotFoundError):
-                total += cpu_ticks(pid)
-        return total
+                found[pid] = cpu_ticks(pid)
+        return found
 
     smtp = [bench.smtp.pid] if bench.smtp is not None and bench.smtp.pid else []
     return {
-        "worker": ticks([*workers, *map(int, children)]),
+        "worker": ticks([*workers, *children]),
         "its PostgreSQL": ticks(backends),
         "SMTP server": ticks(smtp),
     }
+
+
+def used(before: dict[int, int], after: dict[int, int]) -> int:
+    """Ticks used between two readings; a process that started meanwhile counts whole."""
+    return sum(ticks - before.get(pid, 0) for pid, ticks in after.items())
 
 
 def outbox_run(app: Any, world: World, mailbox: Mailbox, label: str) -> tuple[float, list[Arrival]]:
@@ -626,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 "         CPU per email: "
                 + ", ".join(
-                    f"{kind} {(after[kind] - before[kind]) * tick / emails:.2f} ms"
+                    f"{kind} {used(before[kind], after[kind]) * tick / emails:.2f} ms"
                     for kind in after
                 )
             )
