@@ -9,7 +9,8 @@ import contextvars
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, current_app
@@ -157,34 +158,47 @@ def execute_chunk(job_ids: Sequence[int]) -> dict[str, int]:
     connection of its own; the after-batch work runs once all are done.
     """
     shares = _shares(job_ids)
-    done: dict[str, list[dict[str, Any]]] = {}
+    results = [_Share() for _ in shares]
     try:
         if len(shares) == 1:
-            outcomes, failed, done = _run_share(job_ids)
+            _run_share(job_ids, results[0])
         else:
             app = current_app._get_current_object()  # type: ignore[attr-defined]
+            pool = _sender_pool(len(shares))
             futures = [
-                _sender_pool(len(shares)).submit(_run_share_in, app, share) for share in shares
+                pool.submit(_run_share_in, app, share, result)
+                for share, result in zip(shares, results, strict=True)
             ]
-            outcomes, failed = {}, []
+            wait(futures)  # every sender has stopped before anything is said of the chunk
             for future in futures:
-                share_outcomes, share_failed, share_done = future.result()
-                for outcome, count in share_outcomes.items():
-                    outcomes[outcome] = outcomes.get(outcome, 0) + count
-                failed.extend(share_failed)
-                for name, batch in share_done.items():
-                    done.setdefault(name, []).extend(batch)
+                future.result()
     finally:
+        done: dict[str, list[dict[str, Any]]] = {}
+        for result in results:
+            for name, batch in result.done.items():
+                done.setdefault(name, []).extend(batch)
         _run_after_batch(done)
+    outcomes: dict[str, int] = {}
+    failed = [job_id for result in results for job_id in result.failed]
+    for result in results:
+        for outcome, count in result.outcomes.items():
+            outcomes[outcome] = outcomes.get(outcome, 0) + count
     if failed:
         raise ChunkError(f"{len(failed)} of {len(job_ids)} job(s) failed: {failed[:20]}")
     return outcomes
 
 
+@dataclass
+class _Share:
+    """What one sender did with its rows, as it goes (kept when it stops midway)."""
+
+    outcomes: dict[str, int] = field(default_factory=dict)
+    failed: list[int] = field(default_factory=list)
+    done: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
 # A sender gets at least this many rows of a chunk: fewer are not worth a thread.
 MIN_SHARE = 10
-
-_Share = tuple[dict[str, int], list[int], dict[str, list[dict[str, Any]]]]
 
 
 def _shares(job_ids: Sequence[int]) -> list[Sequence[int]]:
@@ -194,19 +208,17 @@ def _shares(job_ids: Sequence[int]) -> list[Sequence[int]]:
     return [job_ids[start::senders] for start in range(senders)]
 
 
-def _run_share(job_ids: Sequence[int]) -> _Share:
-    outcomes: dict[str, int] = {}
-    failed: list[int] = []
-    done: dict[str, list[dict[str, Any]]] = {}
+def _run_share(job_ids: Sequence[int], result: _Share) -> None:
     memo = _chunk_memo.set({})
     try:
         with _one_connection(len(job_ids) > 1):
             for position, job_id in enumerate(job_ids):
-                if not _execute_one(job_id, position, job_ids, outcomes, failed, done):
+                if not _execute_one(
+                    job_id, position, job_ids, result.outcomes, result.failed, result.done
+                ):
                     break
     finally:
         _chunk_memo.reset(memo)
-    return outcomes, failed, done
 
 
 @contextlib.contextmanager
@@ -233,10 +245,10 @@ def _one_connection(wanted: bool) -> Iterator[None]:
                 registry.set(before)
 
 
-def _run_share_in(app: Flask, job_ids: Sequence[int]) -> _Share:
+def _run_share_in(app: Flask, job_ids: Sequence[int], result: _Share) -> None:
     with app.app_context():
         try:
-            return _run_share(job_ids)
+            _run_share(job_ids, result)
         finally:
             db.session.remove()
 
