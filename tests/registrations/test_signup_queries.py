@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -40,6 +41,16 @@ def statements(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str
     event.remove(engine, "before_cursor_execute", record)
 
 
+@pytest.fixture(params=["no lookup", "lookup"])
+def app_config(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """With the address lookup configured, as in production (its default is PDOK's), the form
+    asks the desk's switch for it: once on the page, twice on a POST. Nothing is looked up
+    here: the form is posted with street and town filled in."""
+    if request.param == "lookup":
+        return {"ADDRESS_LOOKUP_URL": "http://127.0.0.1:9/nowhere"}
+    return {}
+
+
 def test_a_sign_up_runs_only_the_statements_it_needs(
     app: Flask, client: FlaskClient, statements: list[str]
 ) -> None:
@@ -60,9 +71,10 @@ def test_a_sign_up_runs_only_the_statements_it_needs(
     assert response.status_code == 302, response.get_data(as_text=True)
     on_the_post = list(statements)
 
-    # The form page: the action and its measures.
+    # The form page: the action with its measures and its desk (whose address-lookup switch
+    # the form asks).
     assert len(on_the_form) == 1, on_the_form
-    # The POST: the action and its measures, the household and the resident looked up, the
+    # The POST: the action with its measures and desk, the household and the resident looked up, the
     # seven rows written (resident, household, registration, its measure, its status change,
     # the confirmation link, the email job) and the job's key checked.
     assert len(on_the_post) == 11, on_the_post
