@@ -81,3 +81,38 @@ def test_a_sign_up_runs_only_the_statements_it_needs(
     assert len(on_the_post) == 10, on_the_post
     with app.app_context():
         assert db.session.scalar(select(Registration.id)) is not None
+
+
+def test_the_form_class_is_made_once_per_action_language_and_measures(app: Flask) -> None:
+    """The sign-up form's class (a box and a quantity per measure) is kept between requests,
+    and made anew when the desk changes a measure or the page is in the other language."""
+    from coop.actions.models import Action
+    from coop.registrations.forms import registration_form_for
+
+    with app.app_context():
+        action_id = factories.action().id
+
+    def form_class(language: str) -> type:
+        with app.test_request_context(headers={"Accept-Language": language}):
+            act = db.session.get(Action, action_id)
+            assert act is not None
+            return type(registration_form_for(act))
+
+    dutch = form_class("nl")
+    assert form_class("nl") is dutch
+    assert form_class("en") is not dutch  # the measures' names are in the class
+    with app.app_context():
+        act = db.session.get(Action, action_id)
+        assert act is not None
+        first = act.measures[0]
+        first.measure.name_nl = "Dakisolatie (nieuw)"
+        first.measure.max_quantity = 7
+        db.session.commit()
+        first_id = first.id
+    changed = form_class("nl")
+    assert changed is not dutch
+    with app.test_request_context(headers={"Accept-Language": "nl"}):
+        form = changed()
+        assert getattr(form, f"measure_{first_id}").label.text == "Dakisolatie (nieuw)"
+        limits = [v for v in getattr(form, f"quantity_{first_id}").validators if hasattr(v, "max")]
+        assert [v.max for v in limits] == [7]
