@@ -17,6 +17,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from coop.core import jobs
 from coop.extensions import db
@@ -67,9 +68,21 @@ def test_a_sign_up_runs_only_the_statements_it_needs(
     )
     assert token is not None
     statements.clear()
-    response = client.post(url, data={**form, "csrf_token": token.group(1)})
+    flushes: list[object] = []
+
+    def flushed(session: object, _context: object) -> None:
+        flushes.append(session)
+
+    event.listen(Session, "after_flush", flushed)
+    try:
+        response = client.post(url, data={**form, "csrf_token": token.group(1)})
+    finally:
+        event.remove(Session, "after_flush", flushed)
     assert response.status_code == 302, response.get_data(as_text=True)
     on_the_post = list(statements)
+    # Three units of work: the resident, household, registration, its measure and status
+    # change together; then the link (the job's key names it); then the job.
+    assert len(flushes) == 3
 
     # The form page: the action with its measures and its desk (whose address-lookup switch
     # the form asks).
