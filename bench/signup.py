@@ -60,8 +60,9 @@ from bench.serve import (
 
 PG = os.environ.get("BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
-COOP_DB = f"{PG}/coop_bench_signup"
-BARE_DB = f"{PG}/coop_bench_bare"
+# Database names of their own (BENCH_SIGNUP_DB, BENCH_BARE_DB) let two runs share a server.
+COOP_DB = f"{PG}/{os.environ.get('BENCH_SIGNUP_DB', 'coop_bench_signup')}"
+BARE_DB = f"{PG}/{os.environ.get('BENCH_BARE_DB', 'coop_bench_bare')}"
 SLUG = "utrecht-isoleert"  # bench/seed.py's open action (postcode areas 3511-3530)
 
 _numbers = itertools.count(1)

@@ -48,12 +48,17 @@ def public_actions(pc4: str | None = None, now: datetime | None = None) -> list[
 
 
 def action_by_slug(slug: str, *, page: bool = True) -> Action | None:
-    """The action with what its public page shows; ``page=False``: with its measures only,
-    which is all the sign-up form needs (one query instead of five, on every sign-up)."""
+    """The action with what its public page shows; ``page=False``: with its measures and its
+    desk only, which is all the sign-up form needs (one query instead of five, on every
+    sign-up). The desk comes along for its address-lookup switch, which the form asks once on
+    its page and twice on a POST: held by the action, it is asked of the session's identity
+    map, not of the database (a desk looked up on its own is let go at once, and fetched again)."""
     if not page:
         return (
             db.session.execute(
-                select(Action).where(Action.slug == slug).options(joinedload(Action.measures))
+                select(Action)
+                .where(Action.slug == slug)
+                .options(joinedload(Action.measures), joinedload(Action.organisation))
             )
             .unique()
             .scalar_one_or_none()

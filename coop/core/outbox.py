@@ -127,16 +127,29 @@ def periodic(name: str) -> Callable[[Callable[[], int]], Callable[[], int]]:
     return register
 
 
-def enqueue(name: str, key: str, *, run_after: datetime | None = None, **args: Any) -> OutboxJob:
+def enqueue(
+    name: str,
+    key: str,
+    *,
+    run_after: datetime | None = None,
+    new_key: bool = False,
+    **args: Any,
+) -> OutboxJob:
     """Record work to do after the current transaction commits; the same ``key`` is stored once.
 
     ``args`` must be ids and other plain values: they are stored as JSON and passed to the handler.
+    ``new_key``: the key names a row this transaction has just written (a confirmation link's
+    id), so no job can have it yet and it is not looked up (a query less on every sign-up); the
+    unique index on the key still refuses a second one.
     """
     if name not in _handlers:
         raise KeyError(f"no job handler named {name!r}")
-    existing: OutboxJob | None = db.session.scalar(select(OutboxJob).where(OutboxJob.key == key))
-    if existing is not None:
-        return existing
+    if not new_key:
+        existing: OutboxJob | None = db.session.scalar(
+            select(OutboxJob).where(OutboxJob.key == key)
+        )
+        if existing is not None:
+            return existing
     row = OutboxJob(key=key, name=name, args=args, run_after=run_after or utcnow())
     db.session.add(row)
     db.session.flush()

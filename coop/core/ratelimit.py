@@ -21,7 +21,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.storage import MemoryStorage, RedisStorage, Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class _Limits:
     primary: Storage
     fallback: MemoryStorage = field(default_factory=MemoryStorage)
     primary_down_until: float = 0.0
+    take_script: Any = None  # ``take``'s script, registered with the primary (Redis) storage
 
     def storage(self) -> Storage:
         return self.fallback if time.time() < self.primary_down_until else self.primary
@@ -115,6 +116,57 @@ class Limit:
     def count(self, key: str) -> None:
         if enabled():
             _call("hit", self.item(), "coop", self.scope, key)
+
+
+# Every limit's count (KEYS, ARGV: the amounts, then the windows in seconds) is read; if one is
+# at its amount, the longest wait among those is returned and nothing counts; else each counts,
+# its window starting at its first count (as limits' own incr_expire), and 0 is returned.
+_TAKE = """
+local wait = 0
+for i, key in ipairs(KEYS) do
+    if tonumber(redis.call("get", key) or "0") >= tonumber(ARGV[i]) then
+        wait = math.max(wait, redis.call("ttl", key), 1)
+    end
+end
+if wait > 0 then
+    return wait
+end
+for i, key in ipairs(KEYS) do
+    if redis.call("incr", key) == 1 then
+        redis.call("expire", key, ARGV[#KEYS + i])
+    end
+end
+return 0
+"""
+
+
+def take(*limits: tuple[Limit, str]) -> int:
+    """Count one for each (limit, key) if none is at its amount; else count nothing and return
+    the seconds to wait (the longest of those at their amount). What ``wait`` then ``count`` on
+    each do, in one round trip to Redis (a sign-up's two limits took four) and at once: two
+    requests at the same moment cannot both pass the last place."""
+    if not enabled():
+        return 0
+    items = [(limit.item(), limit.scope, key) for limit, key in limits]
+    state = _limits()
+    storage = state.storage()
+    if isinstance(storage, RedisStorage):
+        try:
+            if state.take_script is None:
+                state.take_script = storage.get_connection().register_script(_TAKE.encode())
+            keys = [
+                storage.prefixed_key(item.key_for("coop", scope, key)) for item, scope, key in items
+            ]
+            amounts = [item.amount for item, _, _ in items]
+            windows = [item.get_expiry() for item, _, _ in items]
+            return int(state.take_script(keys, [*amounts, *windows]))
+        except Exception as exc:
+            state.failed(exc)
+    wait = max(limit.wait(key) for limit, key in limits)
+    if not wait:
+        for limit, key in limits:
+            limit.count(key)
+    return wait
 
 
 def counter(key: str, window: int) -> int:

@@ -291,6 +291,7 @@ def register(
         jobs.enqueue(
             "registrations.send_confirmation",
             f"registration-confirm:{token.id}",
+            new_key=True,  # the link was made just now
             registration_id=registration.id,
             token_id=token.id,
         )

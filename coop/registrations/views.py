@@ -76,11 +76,7 @@ SIGNUPS_PER_EMAIL = ratelimit.Limit("signup-email", "RATELIMIT_PER_EMAIL")
 
 def _signup_wait(email: str) -> int:
     client, address = request.remote_addr or "unknown", ratelimit.fingerprint(email)
-    wait = max(SIGNUPS.wait(client), SIGNUPS_PER_EMAIL.wait(address))
-    if not wait:
-        SIGNUPS.count(client)
-        SIGNUPS_PER_EMAIL.count(address)
-    return wait
+    return ratelimit.take((SIGNUPS, client), (SIGNUPS_PER_EMAIL, address))
 
 
 @bp.route("/actions/<slug>/register", methods=["GET", "POST"])

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
 
 from coop.accounts.models import User
 from coop.core import execution, jobs
@@ -134,6 +135,29 @@ def test_same_key_twice_stores_one_row_and_runs_once(ctx: Flask) -> None:
     jobs.enqueue("tests.core.record", "record:twice", label="c")
     db.session.commit()
     assert jobs.enqueue_once("tests.core.record", "record:twice", label="d") is not None
+    jobs.dispatcher().run_pending()
+    assert len(outbox_rows()) == 1
+    assert calls == ["a"]
+
+
+def test_a_new_key_is_not_looked_up_but_still_stored_once(ctx: Flask) -> None:
+    """``new_key``: the caller has just written the row the key names (a sign-up's confirmation
+    link), so the key is not looked up first; the unique index still refuses a second row."""
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        jobs.enqueue("tests.core.record", "record:new", new_key=True, label="a")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert [s.split()[0] for s in seen] == ["INSERT"], seen
+    db.session.commit()
+    with pytest.raises(IntegrityError):
+        jobs.enqueue("tests.core.record", "record:new", new_key=True, label="b")
+    db.session.rollback()
     jobs.dispatcher().run_pending()
     assert len(outbox_rows()) == 1
     assert calls == ["a"]

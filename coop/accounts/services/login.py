@@ -71,8 +71,9 @@ def get_or_create_resident(email: str, name: str, phone: str | None, language: s
             role=Role.RESIDENT,
             language=language,
         )
+        # Written with the caller's next flush (a sign-up's, with the household and the
+        # registration that name the resident), not in a flush of its own.
         db.session.add(user)
-        db.session.flush()
         return user
     if user.role is not Role.RESIDENT:
         raise AccountError("email_not_resident")
