@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import bindparam, literal_column, select, update
+from flask_sqlalchemy.session import Session as FlaskSession
+from sqlalchemy import Connection, Engine, bindparam, literal_column, select, update
 
 from coop.core.models import JobStatus, OutboxJob
 from coop.core.outbox import _after_batch, _give_up, _handlers
@@ -221,6 +222,15 @@ def _run_share(job_ids: Sequence[int], result: _Share) -> None:
         _chunk_memo.reset(memo)
 
 
+class _ConnectionSession(FlaskSession):
+    """A session on the connection it was given: Flask-SQLAlchemy's own picks the engine by the
+    table's bind key, and so took a connection from the pool for every transaction."""
+
+    def get_bind(self, *args: Any, **kwargs: Any) -> Engine | Connection:
+        assert self.bind is not None
+        return self.bind
+
+
 @contextlib.contextmanager
 def _one_connection(wanted: bool) -> Iterator[None]:
     """The rows of a share in transactions on one database connection (PostgreSQL): taken from
@@ -233,7 +243,7 @@ def _one_connection(wanted: bool) -> Iterator[None]:
     registry = db.session.registry
     before = registry() if registry.has() else None
     with db.engine.connect() as connection:
-        session = db.session.session_factory(bind=connection)
+        session = _ConnectionSession(db, bind=connection)
         registry.set(session)
         try:
             yield

@@ -659,3 +659,27 @@ def test_a_multipart_content_type_is_folded_as_the_policy_folds_it(subtype: str)
         value = f'multipart/{subtype}; boundary="{boundary}"'
         expected = _WIRE.fold_binary("Content-Type", _WIRE.header_factory("Content-Type", value))
         assert _multipart_type(subtype, boundary) == expected
+
+
+def test_a_senders_rows_share_one_database_connection(ctx: Flask, smtp: SMTPRecorder) -> None:
+    """On PostgreSQL a sender takes a connection from the pool (with its ping) once for its
+    rows, not once per row: each check-out was a round trip per email."""
+    from sqlalchemy import event
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs a chunk in the caller's session")
+    ctx.config["OUTBOX_SENDERS"] = 1
+    login_links(residents(30))
+    [chunk] = rq_jobs(ctx, jobs.URGENT)
+    checkouts: list[object] = []
+
+    def note(*_args: Any) -> None:
+        checkouts.append(object())
+
+    event.listen(db.engine, "checkout", note)
+    try:
+        assert jobs.execute_chunk(chunk.args[0]) == {"done": 30}
+    finally:
+        event.remove(db.engine, "checkout", note)
+    assert len(checkouts) <= 3  # the sender's one, and the chunk's after-batch work
+    assert len(smtp.envelopes) == 30
