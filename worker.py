@@ -1,7 +1,8 @@
 """Start an RQ worker with the coop app loaded: `python worker.py` (REDIS_URL must be set).
 
 It takes the lanes' queues in priority order (urgent, default, bulk; `--lanes` picks some) and
-runs each job in its own process, over one database and one SMTP connection. The worker runs
+runs each job in its own process, over database and SMTP connections it keeps (one of each per
+sender thread, `OUTBOX_SENDERS`). The worker runs
 RQ's scheduler too, so retries with a pause (Retry intervals) are re-queued, and its
 maintenance re-queues jobs of workers that died (SIGKILL) once their heartbeat expires (20 s).
 It waits for Redis, and when Redis goes away it waits for it to come back and goes on

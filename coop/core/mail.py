@@ -6,8 +6,8 @@ Flask-Mail sends over SMTP with a socket timeout. A 4xx answer or a broken conne
 The Message-ID is derived from the key, so the one duplicate we cannot rule out (the server said
 250, then we crashed before our commit) is recognisable as the same message.
 
-A worker calls ``keep_connections()``: its messages then go over one SMTP connection, opened
-when the first is sent and kept between jobs (checked with NOOP after a pause, opened again
+A worker calls ``keep_connections()``: its messages then go over one SMTP connection per thread,
+opened when the first is sent and kept between jobs (checked with NOOP after a pause, opened again
 after an error), instead of a connection per message. Web processes and commands connect per
 message, as before.
 """

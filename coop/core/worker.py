@@ -1,7 +1,8 @@
 """The RQ worker that runs the outbox's jobs (``python worker.py`` starts it).
 
 It runs jobs in its own process (RQ's ``SimpleWorker``), not in a work horse forked per job:
-every job reuses the worker's one database connection and its one SMTP connection. While a job
+every job reuses the worker's database and SMTP connections (one of each per sender thread of
+a large chunk, see ``coop.core.execution``). While a job
 runs, a thread renews its heartbeat every few seconds with a short time to live, so a worker
 killed in the middle of a job (SIGKILL, a machine gone) leaves an entry in RQ's
 ``StartedJobRegistry`` that expires within ``ABANDONED_AFTER`` seconds; the maintenance of any
