@@ -263,19 +263,21 @@ def _run_share_in(app: Flask, job_ids: Sequence[int], result: _Share) -> None:
             db.session.remove()
 
 
-_pool: ThreadPoolExecutor | None = None
+_pool: tuple[int, ThreadPoolExecutor] | None = None
 _pool_lock = threading.Lock()
 
 
 def _sender_pool(size: int) -> ThreadPoolExecutor:
     """The worker's sender threads, kept for its life: each keeps its SMTP connection (a
-    thread's own, see ``coop.core.mail``) and its database connection in the pool between
-    chunks."""
+    thread's own, see ``coop.core.mail``) between chunks. A larger size asked (a changed
+    setting) makes a new pool; the old one's threads end once idle."""
     global _pool
     with _pool_lock:
-        if _pool is None or _pool._max_workers < size:
-            _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="outbox-sender")
-        return _pool
+        if _pool is None or _pool[0] < size:
+            if _pool is not None:
+                _pool[1].shutdown(wait=False)
+            _pool = (size, ThreadPoolExecutor(max_workers=size, thread_name_prefix="outbox-sender"))
+        return _pool[1]
 
 
 def _execute_one(

@@ -242,29 +242,44 @@ def send_email(
         db.session.add(entry)
     entry.attempts += 1
 
-    if not current_app.config.get("MAIL_SERVER"):
-        entry.body_text = text
-        entry.status = EmailStatus.SENT
+    entry.status, entry.error, entry.body_text = _send(
+        key, to, subject, text, html, entry.message_id, attachments=attachments, headers=headers
+    )
+    if entry.status is EmailStatus.SENT:
         entry.sent_at = utcnow()
+    return entry
+
+
+def _send(
+    key: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    message_id: str,
+    *,
+    attachments: Sequence[tuple[str, str, bytes]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[EmailStatus, str | None, str | None]:
+    """The message to the SMTP server (``_transmit``), or without ``MAIL_SERVER`` to the log and
+    the development mailbox: (status, error, the text kept for that mailbox)."""
+    if not current_app.config.get("MAIL_SERVER"):
         log.info(
             "email (not sent, no MAIL_SERVER) key=%s to=%s subject=%s\n%s", key, to, subject, text
         )
-        return entry
-
+        return EmailStatus.SENT, None, text
     message = mime_message(
         subject=subject,
         sender=current_app.config["MAIL_DEFAULT_SENDER"],
         to=to,
         text=text,
         html=html,
-        message_id=entry.message_id,
+        message_id=message_id,
         attachments=attachments,
         headers=headers,
     )
-    entry.status, entry.error = _transmit(key, to, message, entry.message_id)
-    if entry.status is EmailStatus.SENT:
-        entry.sent_at = utcnow()
-    return entry
+    status, error = _transmit(key, to, message, message_id)
+    return status, error, None
 
 
 def _transmit(key: str, to: str, message: bytes, message_id: str) -> tuple[EmailStatus, str | None]:
@@ -344,23 +359,7 @@ def send_rendered(
         return Outcome(found.status, found.sent_at, found.error)
     message_id = message_id_for(key)
     subject = " ".join(subject.split())
-    body_text: str | None = None
-    if not current_app.config.get("MAIL_SERVER"):
-        status, error, body_text = EmailStatus.SENT, None, text
-        log.info(
-            "email (not sent, no MAIL_SERVER) key=%s to=%s subject=%s\n%s", key, to, subject, text
-        )
-    else:
-        message = mime_message(
-            subject=subject,
-            sender=current_app.config["MAIL_DEFAULT_SENDER"],
-            to=to,
-            text=text,
-            html=html,
-            message_id=message_id,
-            headers=headers,
-        )
-        status, error = _transmit(key, to, message, message_id)
+    status, error, body_text = _send(key, to, subject, text, html, message_id, headers=headers)
     sent_at = utcnow() if status is EmailStatus.SENT else None
     values = {"status": status, "error": error, "sent_at": sent_at, "body_text": body_text}
     if found is None:

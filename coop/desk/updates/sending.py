@@ -232,11 +232,11 @@ class _Letter:
         self.update = segment_update
         self.merged: dict[str, MergedEmail] = {}
         # Read now: each row's commit expires the update, and reading it again is a query.
-        self.in_english = message_language(segment_update, "en")
+        self.for_english_readers = message_language(segment_update, "en")
 
     def message(self, user_language: str | None, **values: str) -> tuple[str, str, str, str]:
         """(language, subject, text, HTML) for one recipient."""
-        language = self.in_english if user_language == "en" else "nl"
+        language = self.for_english_readers if user_language == "en" else "nl"
         if language not in self.merged:
             self.merged[language] = MergedEmail(
                 TEMPLATE,
