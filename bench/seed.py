@@ -13,6 +13,7 @@ Run on its own: ``.venv/bin/python -m bench.seed 100000``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import random
 import sys
@@ -201,6 +202,13 @@ STREETS = [
 ]  # 300 streets, as before
 DWELLINGS = ["terraced"] * 5 + ["corner"] * 2 + ["semi_detached", "detached", "apartment"] * 1
 OWNERSHIPS = ["owner"] * 7 + ["private_tenant", "corporation_tenant", "vve_member"]
+# The plain text kept of each seeded confirmation (about the size of a real one).
+CONFIRMATION_TEXT = (
+    "Beste bewoner,\n\nDank voor je aanmelding voor de collectieve inkoop. Bevestig je "
+    "aanmelding met de link hieronder; daarna houden we je op de hoogte van de informatieavond, "
+    "de opname en de offertes.\n\n" + "https://coop.localhost/l/" + "x" * 60 + "\n\n"
+    "Met vriendelijke groet,\nHet energieloket"
+)
 
 
 @dataclass
@@ -446,6 +454,9 @@ def _bulk(seeded: Seeded, n: int, rng: random.Random) -> None:
     users: list[tuple[Any, ...]] = []
     households: list[tuple[Any, ...]] = []
     registrations: list[tuple[Any, ...]] = []
+    # Every resident who signed up was sent a confirmation: a desk's email_log is never empty
+    # when it mails its residents (and PostgreSQL plans the outbox's lookups on it by its size).
+    emails: list[tuple[Any, ...]] = []
     registration_measures: list[tuple[Any, ...]] = []
     changes: list[tuple[Any, ...]] = []
     next_measure = start_id["registration_measures"]
@@ -506,6 +517,23 @@ def _bulk(seeded: Seeded, n: int, rng: random.Random) -> None:
                 search_text(f"{first} {surname}", email, street, i % 1000 + 1, f"{pc4} {letters}"),
             )
         registrations.append(registration_row)
+        key = f"registration-confirm:seed-{registration_id}"
+        emails.append(
+            (
+                key,
+                user_id,
+                email,
+                "Bevestig je aanmelding" if i % 7 else "Confirm your registration",
+                "confirm_registration",
+                "nl" if i % 7 else "en",
+                f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@coop.localhost>",
+                "sent",
+                1,
+                CONFIRMATION_TEXT,
+                _timestamp(created),
+                _timestamp(created),
+            )
+        )
         offered = measures_of[action_id]
         for action_measure_id in rng.sample(offered, k=1 if rng.random() < 0.7 else 2):
             registration_measures.append(
@@ -556,6 +584,12 @@ def _bulk(seeded: Seeded, n: int, rng: random.Random) -> None:
             registration_measures,
         )
         _copy(cursor, "status_changes (id, registration_id, from_status, to_status, at)", changes)
+        _copy(
+            cursor,
+            "email_log (key, user_id, recipient, subject, template, language, message_id, "
+            "status, attempts, body_text, created_at, sent_at)",
+            emails,
+        )
         for table in start_id:
             cursor.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"

@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask, current_app
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import Connection, Engine, bindparam, literal_column, select, update
+from sqlalchemy.sql.dml import Insert, Update
 
 from coop.core.models import JobStatus, OutboxJob
 from coop.core.outbox import _after_batch, _give_up, _handlers
@@ -47,6 +48,55 @@ _DONE = (
 )
 
 
+# The writes a running job left for its end (``write_with_done``); None outside a job.
+_writes_at_done: contextvars.ContextVar[list[tuple[Insert | Update, dict[str, Any]]] | None] = (
+    contextvars.ContextVar("coop_writes_at_done", default=None)
+)
+_done_statements: dict[tuple[Insert | Update, ...], Update] = {}
+
+
+def write_with_done(statement: Insert | Update, params: dict[str, Any]) -> None:
+    """A write that records a job's outcome and needs nothing back (an email's log row, a
+    delivery's status): sent with the job's row marked done, in one statement on PostgreSQL
+    (data-modifying CTEs), so that each costs no round trip of its own. The job's transaction
+    is the same either way: it commits all, or none if the job fails.
+
+    What such writes must be: each names its parameters apart from the others'
+    (``log_status``, not ``status``); each changes rows no other write of the job changes
+    (PostgreSQL makes only one of two changes of a row in one statement); none needs to see
+    another's effect (they run on one snapshot). Outside an outbox job (a job function called
+    directly) it is executed at once.
+    """
+    pending = _writes_at_done.get()
+    if pending is None:
+        db.session.execute(statement, params)
+    else:
+        pending.append((statement, params))
+
+
+def _mark_done(job_id: int, writes: list[tuple[Insert | Update, dict[str, Any]]]) -> None:
+    params: dict[str, Any] = {"job_id": job_id, "done_at": utcnow()}
+    combined = bool(writes) and db.session.get_bind().dialect.name == "postgresql"
+    for _, values in writes:
+        combined = combined and params.keys().isdisjoint(values)
+        params |= values
+    if not combined:
+        # SQLite has no INSERT or UPDATE in a WITH; two writes with the same parameter names
+        # are sent one by one too.
+        for statement, values in writes:
+            db.session.execute(statement, values)
+        db.session.execute(_DONE, {"job_id": job_id, "done_at": params["done_at"]})
+        return
+    statements = tuple(statement for statement, _ in writes)
+    done = _done_statements.get(statements)
+    if done is None:
+        done = _DONE
+        for number, statement in enumerate(statements):
+            done = done.add_cte(statement.cte(f"write_{number}"))
+        _done_statements[statements] = done
+    db.session.execute(done, params)
+
+
 def execute(job_id: int) -> str:
     """Run one outbox job if it is still pending; return what happened (for logs and tests)."""
     outcome, name, args = _execute(job_id)
@@ -76,14 +126,20 @@ def _execute(
     name, key = row.name, row.key
     handler = _handlers[name]
     args = dict(row.args)
+    writes: list[tuple[Insert | Update, dict[str, Any]]] = []
+    pending = _writes_at_done.set(writes)
     try:
         handler(**args)
-        db.session.execute(_DONE, {"job_id": job_id, "done_at": utcnow()})
+        _writes_at_done.reset(pending)
+        _mark_done(job_id, writes)
         db.session.commit()
     except Exception as exc:
         db.session.rollback()
         _record_failure(job_id, exc)
         raise
+    finally:
+        if _writes_at_done.get() is writes:
+            _writes_at_done.reset(pending)
     # Debug: a mass mailing's rows are each an "email sent" line already.
     log.debug("job done id=%s name=%s key=%s", job_id, name, key)
     return "done", name, args

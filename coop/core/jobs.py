@@ -59,6 +59,7 @@ from coop.core.execution import (
     chunk_memo,
     execute,
     execute_chunk,
+    write_with_done,
 )
 from coop.core.models import JobStatus, OutboxJob, PeriodicTaskState
 from coop.core.outbox import (
@@ -136,6 +137,7 @@ __all__ = [
     "set_worker_app",
     "sweep",
     "work_ids",
+    "write_with_done",
 ]
 
 log = logging.getLogger(__name__)

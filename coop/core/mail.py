@@ -33,6 +33,7 @@ from jinja2 import TemplateNotFound
 from markupsafe import Markup, escape
 from sqlalchemy import bindparam, insert, select, update
 
+from coop.core.execution import write_with_done
 from coop.core.hooks import Hook
 from coop.core.mime import _envelope_sender, envelope_address, mime_message
 from coop.core.models import EmailLog, EmailStatus
@@ -323,11 +324,39 @@ _EMAIL_LOG = EmailLog.__table__
 _LOG_OF_KEY = select(_EMAIL_LOG.c.status, _EMAIL_LOG.c.sent_at, _EMAIL_LOG.c.error).where(
     _EMAIL_LOG.c.key == bindparam("log_key")
 )
-_NEW_LOG = insert(_EMAIL_LOG)
+
+
+def _log_param(column: str) -> Any:
+    # Named apart from other tables' columns: the log row is written in one statement with the
+    # job's other writes (``write_with_done``).
+    return bindparam(f"log_{column}", type_=_EMAIL_LOG.c[column].type)
+
+
+_OUTCOME_COLUMNS = ("status", "error", "sent_at", "body_text")
+_NEW_LOG = insert(_EMAIL_LOG).values(
+    {
+        column: _log_param(column)
+        for column in (
+            "key",
+            "user_id",
+            "recipient",
+            "subject",
+            "template",
+            "language",
+            "message_id",
+            "attempts",
+            "created_at",
+            *_OUTCOME_COLUMNS,
+        )
+    }
+)
 _LOG_AGAIN = (
     update(_EMAIL_LOG)
-    .where(_EMAIL_LOG.c.key == bindparam("log_key"))
-    .values(attempts=_EMAIL_LOG.c.attempts + 1)
+    .where(_EMAIL_LOG.c.key == _log_param("key"))
+    .values(
+        attempts=_EMAIL_LOG.c.attempts + 1,
+        **{column: _log_param(column) for column in _OUTCOME_COLUMNS},
+    )
 )
 
 
@@ -361,13 +390,22 @@ def send_rendered(
     subject = " ".join(subject.split())
     status, error, body_text = _send(key, to, subject, text, html, message_id, headers=headers)
     sent_at = utcnow() if status is EmailStatus.SENT else None
-    values = {"status": status, "error": error, "sent_at": sent_at, "body_text": body_text}
+    values: dict[str, Any] = {
+        "status": status,
+        "error": error,
+        "sent_at": sent_at,
+        "body_text": body_text,
+    }
     if found is None:
-        new = {"key": key, "user_id": user_id, "recipient": to, "subject": subject[:300]}
-        new |= {"template": template, "language": language, "message_id": message_id}
-        db.session.execute(_NEW_LOG, {**new, "attempts": 1, "created_at": utcnow(), **values})
+        values |= {"key": key, "user_id": user_id, "recipient": to, "subject": subject[:300]}
+        values |= {"template": template, "language": language, "message_id": message_id}
+        values |= {"attempts": 1, "created_at": utcnow()}
     else:
-        db.session.execute(_LOG_AGAIN, {"log_key": key, **values})
+        values["key"] = key
+    write_with_done(
+        _NEW_LOG if found is None else _LOG_AGAIN,
+        {f"log_{column}": value for column, value in values.items()},
+    )
     return Outcome(status, sent_at, error)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, func, select
+from sqlalchemy import bindparam, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from coop.accounts.models import User
@@ -596,3 +596,110 @@ def test_one_job_for_each_selected_id_written_by_the_database(ctx: Flask) -> Non
     assert {row.status for row in rows.values()} == {JobStatus.DONE}
     with pytest.raises(KeyError):
         jobs.enqueue_for_each("tests.core.no_such_job", "x:", "y", select(User.id))
+
+
+# --- writes sent with the job's end ----------------------------------------------------------
+
+_LOG = EmailLog.__table__
+_NOTE_STATUS = (
+    update(_LOG)
+    .where(_LOG.c.key == bindparam("note_key"))
+    .values(error=bindparam("note_error", type_=_LOG.c.error.type))
+)
+_NOTE_ATTEMPTS = (
+    update(_LOG)
+    .where(_LOG.c.key == bindparam("other_key"))
+    .values(attempts=bindparam("other_attempts", type_=_LOG.c.attempts.type))
+)
+
+
+@jobs.job("tests.core.note")
+def note(label: str, fail: bool = False) -> None:
+    """Two writes left for the job's end (of two rows: one statement may not change a row
+    twice), and a failure after them when asked."""
+    calls.append(label)
+    jobs.write_with_done(_NOTE_STATUS, {"note_key": "noted", "note_error": label})
+    jobs.write_with_done(_NOTE_ATTEMPTS, {"other_key": "noted-too", "other_attempts": 7})
+    if fail:
+        raise RuntimeError("after the writes")
+
+
+def noted_logs(ctx: Flask) -> tuple[tuple[str | None, int], tuple[str | None, int]]:
+    """(error, attempts) of the two rows the job writes."""
+    db.session.expire_all()
+    rows = {row.key: row for row in db.session.scalars(select(EmailLog))}
+    return (rows["noted"].error, rows["noted"].attempts), (
+        rows["noted-too"].error,
+        rows["noted-too"].attempts,
+    )
+
+
+@pytest.fixture
+def noted(ctx: Flask) -> Iterator[None]:
+    for key in ("noted", "noted-too"):
+        db.session.add(
+            EmailLog(
+                key=key,
+                recipient="anna@example.nl",
+                subject="s",
+                template="login_link",
+                language="nl",
+                message_id=f"<{key}@coop>",
+                status=EmailStatus.SENT,
+                attempts=1,
+            )
+        )
+    db.session.commit()
+    yield
+
+
+def test_writes_left_for_the_end_are_one_statement_with_the_row_done(
+    ctx: Flask, noted: None
+) -> None:
+    """On PostgreSQL the job's writes and its row's DONE go as one statement (a round trip
+    each less per email); on SQLite one after the other. Either way all of them are made."""
+    row = jobs.enqueue("tests.core.note", "note:1", label="first")
+    db.session.commit()
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        assert jobs.execute(row.id) == "done"
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    writes = [s for s in statements if s.lstrip().upper().startswith(("UPDATE", "WITH"))]
+    if db.engine.dialect.name == "postgresql":
+        [combined] = writes
+        assert combined.count("UPDATE email_log") == 2 and "UPDATE outbox_jobs" in combined
+    else:
+        assert len(writes) == 3
+    assert noted_logs(ctx) == (("first", 1), (None, 7))
+    [job_row] = outbox_rows()
+    assert (job_row.status, job_row.attempts) == (JobStatus.DONE, 1)
+
+
+def test_writes_left_for_the_end_of_a_job_that_fails_are_not_made(ctx: Flask, noted: None) -> None:
+    row = jobs.enqueue("tests.core.note", "note:2", label="second", fail=True)
+    db.session.commit()
+    with pytest.raises(RuntimeError, match="after the writes"):
+        jobs.execute(row.id)
+    assert noted_logs(ctx) == ((None, 1), (None, 1))
+    [job_row] = outbox_rows()
+    assert (job_row.status, job_row.attempts) == (JobStatus.PENDING, 1)
+    # The next attempt does not carry the failed one's writes along.
+    failures_left.clear()
+    job = db.session.get(OutboxJob, row.id)
+    assert job is not None
+    job.args = {"label": "third"}
+    db.session.commit()
+    assert jobs.execute(row.id) == "done"
+    assert noted_logs(ctx) == (("third", 1), (None, 7))
+
+
+def test_a_write_left_for_the_end_outside_a_job_is_made_at_once(ctx: Flask, noted: None) -> None:
+    note("direct")
+    db.session.commit()
+    assert noted_logs(ctx) == (("direct", 1), (None, 7))

@@ -630,3 +630,53 @@ def test_a_delivery_run_again_sends_nothing_its_email_log_has_sent(
         db.session.expire_all()
         assert anna.status is DeliveryStatus.SENT
     assert len(smtp.envelopes) == 2
+
+
+def test_a_delivery_is_four_statements_on_postgresql(
+    app: Flask, client: FlaskClient, smtp: SMTPRecorder, segment: dict[str, Any]
+) -> None:
+    """Per message: lock the row, read the delivery with its resident and email log, then its
+    log row, the delivery's outcome and the row done in one statement, and the commit. On
+    SQLite the three writes go one by one. The rows say the same either way."""
+    from sqlalchemy import event
+
+    staff_client(app, client, segment["staff_a"])
+    update_id = compose(client, segment)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert send_now(client, update_id).status_code == 302
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(smtp.envelopes) == 2
+    logged = [s for s in statements if "INSERT INTO email_log" in s]
+    assert len(logged) == 2
+    if engine.dialect.name == "postgresql":
+        for statement in logged:
+            assert statement.startswith("WITH")
+            assert "UPDATE update_deliveries" in statement and "UPDATE outbox_jobs" in statement
+    else:
+        assert all(s.startswith("INSERT") for s in logged)
+    with app.app_context():
+        deliveries = db.session.scalars(
+            select(UpdateDelivery).where(UpdateDelivery.update_id == update_id)
+        ).all()
+        assert [(d.status, d.error) for d in deliveries] == [(DeliveryStatus.SENT, None)] * 2
+        assert all(d.sent_at is not None for d in deliveries)
+        logs = db.session.scalars(
+            select(EmailLog).where(EmailLog.key.like(f"update:{update_id}:%"))
+        ).all()
+        assert sorted(log.user_id for log in logs) == sorted(d.user_id for d in deliveries)
+        for log in logs:
+            assert (log.status.value, log.attempts, log.template) == ("sent", 1, "segment_update")
+            assert log.sent_at is not None and log.message_id and "@example.nl" in log.recipient
+        rows = db.session.scalars(
+            select(OutboxJob).where(OutboxJob.name == "desk.send_update_delivery")
+        ).all()
+        assert [(r.status, r.attempts) for r in rows] == [(JobStatus.DONE, 1)] * 2

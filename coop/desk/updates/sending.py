@@ -221,7 +221,16 @@ _DELIVERY_AND_RESIDENT = (
     )
     .where(_DELIVERIES.c.id == bindparam("delivery_id"))
 )
-_DELIVERY_OUTCOME = sql_update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("delivery_id"))
+# Its parameters named apart from the email log's: both are written with the job's end.
+_DELIVERY_OUTCOME = (
+    sql_update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("delivery_id"))
+    .values(
+        status=bindparam("delivery_status", type_=_DELIVERIES.c.status.type),
+        error=bindparam("delivery_error", type_=_DELIVERIES.c.error.type),
+        sent_at=bindparam("delivery_sent_at", type_=_DELIVERIES.c.sent_at.type),
+    )
+)
 
 
 class _Letter:
@@ -313,11 +322,15 @@ def deliver(delivery_id: int) -> None:
 def _record(
     delivery_id: int, status: DeliveryStatus, error: str | None, sent_at: datetime | None = None
 ) -> None:
-    values: dict[str, Any] = {"status": status, "error": error}
-    if sent_at is not None:
-        values["sent_at"] = sent_at
-    db.session.execute(
-        sql_update(_DELIVERIES).where(_DELIVERIES.c.id == delivery_id).values(values)
+    # A queued delivery (the only kind recorded) has no sent_at yet.
+    jobs.write_with_done(
+        _DELIVERY_OUTCOME,
+        {
+            "delivery_id": delivery_id,
+            "delivery_status": status,
+            "delivery_error": error,
+            "delivery_sent_at": sent_at,
+        },
     )
 
 
