@@ -243,6 +243,13 @@ def main(argv: list[str] | None = None) -> int:
         log_name="bare",
     )
     try:
+        # Right after start-up, before any request: what a worker is once forked from the master
+        # that loaded the app (--preload).
+        time.sleep(1)
+        started = {
+            name: statistics.mean(rss_mib(pid) for pid in server.worker_pids())
+            for name, server in (("coop", coop), ("bare", bare))
+        }
         page = Browser(coop.port).get(f"/actions/{SLUG}/register").body
         measure = re.search(r'name="measure_(\d+)"', page)
         assert measure is not None, "no measure on the sign-up form"
@@ -296,6 +303,11 @@ def main(argv: list[str] | None = None) -> int:
         f"server CPU per sign-up (gunicorn workers and their PostgreSQL connections), median: "
         f"coop {coop_cpu:.1f} ms, bare {bare_cpu:.1f} ms; bare / coop {bare_cpu / coop_cpu:.2f} "
         f"(what the throughput ratio tends to where the server's CPU is the limit)"
+    )
+    print(
+        f"web worker memory right after start-up, before any request (mean of {args.workers} "
+        f"workers): coop RSS {started['coop']:.1f} MiB, bare RSS {started['bare']:.1f} MiB, "
+        f"ratio {started['coop'] / started['bare']:.2f} (target <= 1.5)"
     )
     (coop_rss, coop_pss), (bare_rss, bare_pss) = memories["coop"], memories["bare"]
     print(
