@@ -1,6 +1,7 @@
 """How fast email leaves through the outbox, and whether a sign-up's link stays fast under a
 mass mailing. Everything runs on this machine, in separate processes, as in production:
-PostgreSQL (a fresh database, ``BENCH_EMAIL_DATABASE_URL``, default ``coop_bench_email``), a
+PostgreSQL (a fresh database, ``BENCH_EMAIL_DATABASE_URL``, default ``coop_bench_email``, seeded
+as a desk's: residents who signed up and were sent their confirmation), a
 Redis of its own, gunicorn (two workers) for the sign-ups, one ``python worker.py``, and an SMTP
 server (aiosmtpd) in a process of its own that notes when each message arrives.
 
