@@ -59,7 +59,7 @@ class PromptStop:
     pubsub_channel_name: str
 
     def subscribe(self) -> None:
-        self.pubsub = self.connection.pubsub()  # type: ignore[no-untyped-call]
+        self.pubsub = self.connection.pubsub()
         self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})  # type: ignore[attr-defined]
         self.pubsub_thread = self.pubsub.run_in_thread(
             sleep_time=1,
