@@ -127,19 +127,19 @@ def _execute(
     handler = _handlers[name]
     args = dict(row.args)
     writes: list[tuple[Insert | Update, dict[str, Any]]] = []
-    pending = _writes_at_done.set(writes)
     try:
-        handler(**args)
-        _writes_at_done.reset(pending)
+        # The handler's writes only: what runs after it (a give-up hook) writes at once.
+        pending = _writes_at_done.set(writes)
+        try:
+            handler(**args)
+        finally:
+            _writes_at_done.reset(pending)
         _mark_done(job_id, writes)
         db.session.commit()
     except Exception as exc:
         db.session.rollback()
         _record_failure(job_id, exc)
         raise
-    finally:
-        if _writes_at_done.get() is writes:
-            _writes_at_done.reset(pending)
     # Debug: a mass mailing's rows are each an "email sent" line already.
     log.debug("job done id=%s name=%s key=%s", job_id, name, key)
     return "done", name, args

@@ -703,3 +703,25 @@ def test_a_write_left_for_the_end_outside_a_job_is_made_at_once(ctx: Flask, note
     note("direct")
     db.session.commit()
     assert noted_logs(ctx) == (("direct", 1), (None, 7))
+
+
+def _note_giving_up(error: str, label: str) -> None:
+    jobs.write_with_done(_NOTE_STATUS, {"note_key": "noted", "note_error": f"gave up: {label}"})
+
+
+@jobs.job("tests.core.note_failing", on_give_up=_note_giving_up)
+def note_failing(label: str) -> None:
+    note(label, fail=True)
+
+
+def test_a_give_up_hook_that_writes_with_done_writes_at_once(ctx: Flask, noted: None) -> None:
+    """The hook runs after the failed job's writes were dropped: its own are made, not left in
+    the dropped job's list."""
+    ctx.config["OUTBOX_MAX_ATTEMPTS"] = 1
+    row = jobs.enqueue("tests.core.note_failing", "note:gives-up", label="last")
+    db.session.commit()
+    with pytest.raises(RuntimeError, match="after the writes"):
+        jobs.execute(row.id)
+    assert noted_logs(ctx) == (("gave up: last", 1), (None, 1))
+    [job_row] = outbox_rows()
+    assert job_row.status is JobStatus.FAILED
