@@ -16,8 +16,10 @@ from typing import Any
 from flask import Flask, current_app
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import Connection, Engine, bindparam, literal_column, select, update
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert, Update
 
+from coop.core import direct_sql
 from coop.core.models import JobStatus, OutboxJob
 from coop.core.outbox import _after_batch, _give_up, _handlers
 from coop.core.time import utcnow
@@ -74,6 +76,56 @@ def write_with_done(statement: Insert | Update, params: dict[str, Any]) -> None:
         pending.append((statement, params))
 
 
+# The database connection of the sender running this thread's share of a chunk, on PostgreSQL:
+# the outbox's own statements and a handler's ``first_row`` run on its psycopg connection
+# directly (``coop.core.direct_sql``). None elsewhere: through the session.
+_share_connection: contextvars.ContextVar[Connection | None] = contextvars.ContextVar(
+    "coop_share_connection", default=None
+)
+
+
+def first_row(statement: Select[Any], params: dict[str, Any]) -> Any:
+    """``db.session.execute(statement, params).first()``, in the job's transaction; while a
+    sender runs its share of a chunk on PostgreSQL, without SQLAlchemy's execution (a row per
+    email of a mass mailing). Columns of coop's own types only (see ``coop.core.direct_sql``)."""
+    connection = _share_connection.get()
+    if connection is None:
+        return db.session.execute(statement, params).first()
+    return direct_sql.compiled(statement, connection).first(connection, params)
+
+
+def _write(statement: Update | Insert, params: dict[str, Any]) -> None:
+    connection = _share_connection.get()
+    if connection is None:
+        db.session.execute(statement, params)
+    else:
+        direct_sql.compiled(statement, connection).execute(connection, params)
+
+
+def _commit() -> None:
+    connection = _share_connection.get()
+    if connection is None or db.session().in_transaction():
+        # Also what ran directly: one connection, one transaction.
+        db.session.commit()
+    else:
+        connection.connection.driver_connection.commit()  # type: ignore[union-attr]
+
+
+def _rollback() -> None:
+    db.session.rollback()
+    connection = _share_connection.get()
+    if connection is None or connection.invalidated:
+        return
+    driver = connection.connection.driver_connection
+    try:
+        driver.rollback()  # type: ignore[union-attr]
+    except Exception:
+        log.warning("database connection lost; it is opened again for the next row")
+    if driver.closed or driver.broken:  # type: ignore[union-attr]
+        # Opened anew on its next use, as SQLAlchemy does with a connection it saw break.
+        connection.invalidate()
+
+
 def _mark_done(job_id: int, writes: list[tuple[Insert | Update, dict[str, Any]]]) -> None:
     params: dict[str, Any] = {"job_id": job_id, "done_at": utcnow()}
     combined = bool(writes) and db.session.get_bind().dialect.name == "postgresql"
@@ -84,8 +136,8 @@ def _mark_done(job_id: int, writes: list[tuple[Insert | Update, dict[str, Any]]]
         # SQLite has no INSERT or UPDATE in a WITH; two writes with the same parameter names
         # are sent one by one too.
         for statement, values in writes:
-            db.session.execute(statement, values)
-        db.session.execute(_DONE, {"job_id": job_id, "done_at": params["done_at"]})
+            _write(statement, values)
+        _write(_DONE, {"job_id": job_id, "done_at": params["done_at"]})
         return
     statements = tuple(statement for statement, _ in writes)
     done = _done_statements.get(statements)
@@ -94,7 +146,7 @@ def _mark_done(job_id: int, writes: list[tuple[Insert | Update, dict[str, Any]]]
         for number, statement in enumerate(statements):
             done = done.add_cte(statement.cte(f"write_{number}"))
         _done_statements[statements] = done
-    db.session.execute(done, params)
+    _write(done, params)
 
 
 def execute(job_id: int) -> str:
@@ -113,15 +165,19 @@ def _execute(
     ``flush_later``: on PostgreSQL, the job's commit does not wait for its write-ahead log to
     reach the disk (``SET LOCAL synchronous_commit TO OFF``; see ``execute_chunk``)."""
     now = utcnow()
-    row = db.session.execute(_LOCK_RELAXED if flush_later else _LOCK, {"job_id": job_id}).first()
+    try:
+        row = first_row(_LOCK_RELAXED if flush_later else _LOCK, {"job_id": job_id})
+    except Exception:
+        _rollback()
+        raise
     if row is None:
-        db.session.rollback()
+        _rollback()
         return "busy", None, None  # another worker holds it (or it never existed)
     if row.status is not JobStatus.PENDING:
-        db.session.rollback()
+        _rollback()
         return "already-" + row.status.value, None, None
     if row.run_after > now:
-        db.session.rollback()
+        _rollback()
         return "not-due", None, None
     name, key = row.name, row.key
     handler = _handlers[name]
@@ -135,9 +191,9 @@ def _execute(
         finally:
             _writes_at_done.reset(pending)
         _mark_done(job_id, writes)
-        db.session.commit()
+        _commit()
     except Exception as exc:
-        db.session.rollback()
+        _rollback()
         _record_failure(job_id, exc)
         raise
     # Debug: a mass mailing's rows are each an "email sent" line already.
@@ -181,6 +237,16 @@ def _record_failure(job_id: int, exc: Exception) -> None:
 _chunk_memo: contextvars.ContextVar[dict[Any, Any] | None] = contextvars.ContextVar(
     "coop_chunk_memo", default=None
 )
+_several_rows: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "coop_several_rows", default=False
+)
+
+
+def one_line_per_row() -> bool:
+    """Whether a row's work logs its own line at INFO: not in a chunk of several rows (a mass
+    mailing), whose outcome is one line (``execute_chunk``); a line per email was a twentieth of
+    the worker's CPU, and every message is in ``email_log`` anyway."""
+    return not _several_rows.get()
 
 
 def chunk_memo() -> dict[Any, Any]:
@@ -240,6 +306,8 @@ def execute_chunk(job_ids: Sequence[int]) -> dict[str, int]:
     for result in results:
         for outcome, count in result.outcomes.items():
             outcomes[outcome] = outcomes.get(outcome, 0) + count
+    if len(job_ids) > 1:
+        log.info("chunk of %d row(s) run: %s", len(job_ids), outcomes)
     if failed:
         raise ChunkError(f"{len(failed)} of {len(job_ids)} job(s) failed: {failed[:20]}")
     return outcomes
@@ -267,6 +335,7 @@ def _shares(job_ids: Sequence[int]) -> list[Sequence[int]]:
 
 def _run_share(job_ids: Sequence[int], result: _Share) -> None:
     memo = _chunk_memo.set({})
+    several = _several_rows.set(len(job_ids) > 1)
     try:
         with _one_connection(len(job_ids) > 1):
             for position, job_id in enumerate(job_ids):
@@ -275,6 +344,7 @@ def _run_share(job_ids: Sequence[int], result: _Share) -> None:
                 ):
                     break
     finally:
+        _several_rows.reset(several)
         _chunk_memo.reset(memo)
 
 
@@ -301,9 +371,11 @@ def _one_connection(wanted: bool) -> Iterator[None]:
     with db.engine.connect() as connection:
         session = _ConnectionSession(db, bind=connection)
         registry.set(session)
+        direct = _share_connection.set(connection)
         try:
             yield
         finally:
+            _share_connection.reset(direct)
             session.close()
             if before is None:
                 registry.clear()

@@ -59,6 +59,7 @@ from coop.core.execution import (
     chunk_memo,
     execute,
     execute_chunk,
+    first_row,
     write_with_done,
 )
 from coop.core.models import JobStatus, OutboxJob, PeriodicTaskState
@@ -124,6 +125,7 @@ __all__ = [
     "execute",
     "execute_chunk",
     "failing_tasks",
+    "first_row",
     "init_app",
     "job",
     "lane_of",

@@ -33,9 +33,9 @@ from jinja2 import TemplateNotFound
 from markupsafe import Markup, escape
 from sqlalchemy import bindparam, insert, select, update
 
-from coop.core.execution import write_with_done
+from coop.core.execution import one_line_per_row, write_with_done
 from coop.core.hooks import Hook
-from coop.core.mime import _envelope_sender, envelope_address, mime_message
+from coop.core.mime import _envelope_sender, envelope_address, is_bare_address, mime_message
 from coop.core.models import EmailLog, EmailStatus
 from coop.core.time import utcnow
 from coop.extensions import db
@@ -55,6 +55,39 @@ class TemporaryMailError(Exception):
         self.unreachable = unreachable
 
 
+class _EnvelopeCommands:
+    """MAIL FROM and RCPT TO without parsing a bare address again: smtplib quotes each address
+    through ``email.utils.parseaddr``, about a twentieth of the worker's CPU per email in a mass
+    mailing, while ``_transmit`` gives addresses in their envelope form already. Anything else
+    (a display name, SMTPUTF8) goes to smtplib's own; its ``putcmd`` refuses a line break."""
+
+    def mail(self: Any, sender: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        if not is_bare_address(sender) or any(o.lower() == "smtputf8" for o in options):
+            return smtplib.SMTP.mail(self, sender, options)
+        return self._envelope_command("mail", f"FROM:<{sender}>", options)  # type: ignore[no-any-return]
+
+    def rcpt(self: Any, recip: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        if not is_bare_address(recip):
+            return smtplib.SMTP.rcpt(self, recip, options)
+        return self._envelope_command("rcpt", f"TO:<{recip}>", options)  # type: ignore[no-any-return]
+
+    def _envelope_command(
+        self: Any, command: str, argument: str, options: Sequence[str]
+    ) -> tuple[int, bytes]:
+        if options and self.does_esmtp:
+            argument += " " + " ".join(options)
+        self.putcmd(command, argument)
+        return self.getreply()  # type: ignore[no-any-return]
+
+
+class _SMTP(_EnvelopeCommands, smtplib.SMTP):
+    pass
+
+
+class _SMTPOverSSL(_EnvelopeCommands, smtplib.SMTP_SSL):
+    pass
+
+
 class _TimedConnection(Connection):
     """Flask-Mail's connection opens SMTP without a timeout; a hung server would hang the job."""
 
@@ -62,9 +95,9 @@ class _TimedConnection(Connection):
         timeout = current_app.config["MAIL_TIMEOUT"]
         host: smtplib.SMTP
         if self.mail.use_ssl:
-            host = smtplib.SMTP_SSL(self.mail.server, self.mail.port, timeout=timeout)
+            host = _SMTPOverSSL(self.mail.server, self.mail.port, timeout=timeout)
         else:
-            host = smtplib.SMTP(self.mail.server, self.mail.port, timeout=timeout)
+            host = _SMTP(self.mail.server, self.mail.port, timeout=timeout)
         if self.mail.use_tls:
             host.starttls()
         if self.mail.username and self.mail.password:
@@ -157,8 +190,9 @@ def _deliver(sender: str, to: str, message: bytes) -> None:
 
 def message_id_for(key: str) -> str:
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-    domain = current_app.config["MAIL_DEFAULT_SENDER"].rpartition("@")[2].rstrip(">") or "coop"
-    return f"<{digest}@{domain}>"
+    # The sender's domain as the envelope has it: an IDN in its ASCII form (a header is ASCII).
+    domain = _envelope_sender(current_app.config["MAIL_DEFAULT_SENDER"]).rpartition("@")[2]
+    return f"<{digest}@{domain or 'coop'}>"
 
 
 # An action's own wording of an email, written by its staff (``coop.actions`` provides it):
@@ -306,7 +340,12 @@ def _transmit(key: str, to: str, message: bytes, message_id: str) -> tuple[Email
         raise TemporaryMailError(refusals) from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise TemporaryMailError(str(exc), unreachable=True) from exc
-    log.info("email sent key=%s message_id=%s", key, message_id)
+    log.log(
+        logging.INFO if one_line_per_row() else logging.DEBUG,
+        "email sent key=%s message_id=%s",
+        key,
+        message_id,
+    )
     return EmailStatus.SENT, None
 
 

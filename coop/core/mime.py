@@ -179,6 +179,11 @@ def _header(value: str) -> str:
 _BARE_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
 
 
+def is_bare_address(value: str) -> bool:
+    """An address alone (``anna@example.nl``), no display name or angle brackets around it."""
+    return _BARE_ADDRESS.fullmatch(value) is not None
+
+
 @functools.lru_cache(maxsize=64)
 def _address(value: str) -> str:
     """A From or To value as the header writes it. Kept for the next message (the sender is

@@ -683,3 +683,46 @@ def test_a_senders_rows_share_one_database_connection(ctx: Flask, smtp: SMTPReco
         event.remove(db.engine, "checkout", note)
     assert len(checkouts) <= 3  # the sender's one, and the chunk's after-batch work
     assert len(smtp.envelopes) == 30
+
+
+def test_a_sender_whose_database_connection_breaks_goes_on_with_a_new_one(
+    ctx: Flask, smtp: SMTPRecorder
+) -> None:
+    """A sender runs its rows' own statements on psycopg's connection directly
+    (``coop.core.direct_sql``). When that connection breaks midway (here: its server process
+    is ended before the fourth row's lock), the row in flight fails without an attempt
+    counted, the connection is opened anew for the next rows, and the chunk's retry sends
+    the one left: every message once."""
+    from sqlalchemy import event
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs a chunk in the caller's session")
+    ctx.config["OUTBOX_SENDERS"] = 1
+    keys = login_links(residents(12))
+    [chunk] = rq_jobs(ctx, jobs.URGENT)
+    locks: list[str] = []
+
+    def end_the_connection_at_the_fourth_lock(
+        connection: Any, _cursor: Any, statement: str, *_args: Any
+    ) -> None:
+        if "FOR UPDATE SKIP LOCKED" not in statement:
+            return
+        locks.append(statement)
+        if len(locks) == 4:
+            backend = connection.connection.driver_connection.info.backend_pid
+            with db.engine.connect() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+
+    event.listen(db.engine, "before_cursor_execute", end_the_connection_at_the_fourth_lock)
+    try:
+        with pytest.raises(jobs.ChunkError, match="1 of 12"):
+            jobs.execute_chunk(chunk.args[0])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", end_the_connection_at_the_fourth_lock)
+    assert len(smtp.envelopes) == 11
+    # RQ's retry of the chunk: the rows done cost a look each, the one left goes out.
+    assert jobs.execute_chunk(chunk.args[0]) == {"done": 1, "already-done": 11}
+    assert len(smtp.envelopes) == 12
+    assert sorted(e.key for e in email_logs()) == sorted(keys)
+    pending = db.session.scalars(select(OutboxJob).where(OutboxJob.status != JobStatus.DONE))
+    assert list(pending) == []

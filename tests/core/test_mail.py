@@ -3,6 +3,7 @@ server says "later" (4xx) or cannot be reached, given up when it says "never" (5
 
 from __future__ import annotations
 
+import smtplib
 import socket
 import time
 from datetime import timedelta
@@ -19,6 +20,7 @@ import coop
 from coop.accounts.models import LoginPurpose, LoginToken, Role, User
 from coop.accounts.services import issue_login_token, login_link
 from coop.core import jobs
+from coop.core import mail as mail_module
 from coop.core.mail import TemporaryMailError, message_id_for, render_email, send_email
 from coop.core.models import EmailLog, EmailStatus, JobStatus, OutboxJob
 from coop.core.time import utcnow
@@ -178,6 +180,50 @@ def test_subject_differs_by_language_once_translated(ctx: Flask) -> None:
         render_email("login_link", "nl", **context)[0]
         != (render_email("login_link", "en", **context)[0])
     )
+
+
+def test_the_envelope_has_the_bare_addresses_with_the_size(ctx: Flask, smtp: SMTPRecorder) -> None:
+    ctx.config["MAIL_DEFAULT_SENDER"] = "Energieloket <loket@bücher.example>"
+    user = resident(email="anna@bücher.example")
+    send_login_link_mail(user, "login-link:envelope")
+
+    [envelope] = smtp.envelopes
+    assert envelope.mail_from == "loket@xn--bcher-kva.example"
+    assert envelope.rcpt_tos == ["anna@xn--bcher-kva.example"]
+    assert f"SIZE={len(envelope.original_content)}" in envelope.mail_options
+    # The Message-ID's domain is the sender's, in its ASCII form too (a header is ASCII).
+    [message] = smtp.messages
+    assert message["Message-ID"].endswith("@xn--bcher-kva.example>")
+
+
+class _Commands:
+    """What an SMTP client writes for MAIL FROM and RCPT TO, without a server."""
+
+    def __init__(self, client: type[smtplib.SMTP]) -> None:
+        self.host = client()
+        self.host.does_esmtp = True
+        self.sent: list[str] = []
+        self.host.send = lambda line: self.sent.append(line)  # type: ignore[method-assign]
+        self.host.getreply = lambda: (250, b"ok")  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "anna@example.nl",
+        "o'brien+coop@example.nl",
+        "Anna de Vries <anna@example.nl>",
+        "<anna@example.nl>",
+        "anna.devries@mail.example.nl",
+    ],
+)
+def test_mail_and_rcpt_write_what_smtplib_writes(address: str) -> None:
+    ours, smtplibs = _Commands(mail_module._SMTP), _Commands(smtplib.SMTP)
+    for commands in (ours, smtplibs):
+        commands.host.mail(address, ["SIZE=1234"])
+        commands.host.rcpt(address)
+    assert ours.sent == smtplibs.sent
+    assert ours.sent[0].startswith("mail FROM:<")
 
 
 def test_same_key_twice_delivers_one_message(ctx: Flask, smtp: SMTPRecorder) -> None:

@@ -276,7 +276,7 @@ def deliver(delivery_id: int) -> None:
     At 10,000 messages every statement per message counts: the delivery and its resident in one
     plain query, the update's text from the chunk's memo, the outcome in one UPDATE.
     """
-    found = db.session.execute(_DELIVERY_AND_RESIDENT, {"delivery_id": delivery_id}).first()
+    found = jobs.first_row(_DELIVERY_AND_RESIDENT, {"delivery_id": delivery_id})
     if found is None or found.status is not DeliveryStatus.QUEUED:
         return
     if found.id is None or found.unsubscribed_at is not None:
