@@ -726,3 +726,32 @@ def test_a_sender_whose_database_connection_breaks_goes_on_with_a_new_one(
     assert sorted(e.key for e in email_logs()) == sorted(keys)
     pending = db.session.scalars(select(OutboxJob).where(OutboxJob.status != JobStatus.DONE))
     assert list(pending) == []
+
+
+def test_a_chunk_logs_one_line_and_a_lone_email_its_own(
+    ctx: Flask, smtp: SMTPRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A line per email of a mass mailing was a twentieth of the worker's CPU; each message is
+    in ``email_log`` anyway. A lone job (a confirmation, a login link) keeps its line."""
+    import logging
+
+    login_links(residents(12))
+    [chunk] = rq_jobs(ctx, jobs.URGENT)
+    with caplog.at_level(logging.INFO, logger="coop"):
+        assert jobs.execute_chunk(chunk.args[0]) == {"done": 12}
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert not [line for line in lines if line.startswith("email sent")]
+    assert [line for line in lines if line.startswith("chunk of")] == [
+        "chunk of 12 row(s) run: {'done': 12}"
+    ]
+
+    caplog.clear()
+    [key] = login_links(residents(1, prefix="alleen"))
+    row = db.session.scalar(select(OutboxJob).where(OutboxJob.key == key))
+    assert row is not None
+    with caplog.at_level(logging.INFO, logger="coop"):
+        assert jobs.execute(row.id) == "done"
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert [line for line in lines if line.startswith("email sent")] == [
+        f"email sent key={key} message_id={message_id_for(key)}"
+    ]
