@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 from collections import namedtuple
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +56,18 @@ def _from_database(column_type: TypeEngine[Any]) -> Callable[[Any], Any] | None:
     raise TypeError(f"no direct conversion for a {type(column_type).__name__} column")
 
 
+@dataclass
+class ListenersContext:
+    """What listeners to the engine's statements read of SQLAlchemy's execution context (and
+    note on it, such as a start time), for a statement run directly."""
+
+    connection: Connection
+    cursor: Any
+    statement: str
+    parameters: Mapping[str, Any]
+    executemany: bool = False
+
+
 class DirectStatement:
     """One statement compiled for psycopg (``%(name)s`` parameters), with its literal values."""
 
@@ -81,15 +94,17 @@ class DirectStatement:
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         values = {**self.constants, **{k: _to_database(v) for k, v in params.items()}}
         # Seen by whatever listens to the engine's statements (logging, tracing, the tests that
-        # count them) as a statement SQLAlchemy ran, but without an execution context.
+        # count them, Flask-SQLAlchemy's query recording) as a statement SQLAlchemy ran.
         dispatch = connection.dispatch
-        if dispatch.before_cursor_execute:
-            dispatch.before_cursor_execute(connection, cursor, self.sql, values, None, False)
+        context = None
+        if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+            context = ListenersContext(connection, cursor, self.sql, values)
+            dispatch.before_cursor_execute(connection, cursor, self.sql, values, context, False)
         # Prepared as the connection prepares (after a few runs; never with
         # DATABASE_NO_PREPARED_STATEMENTS, behind an older PgBouncer).
         cursor.execute(self.sql, values)
-        if dispatch.after_cursor_execute:
-            dispatch.after_cursor_execute(connection, cursor, self.sql, values, None, False)
+        if context is not None:
+            dispatch.after_cursor_execute(connection, cursor, self.sql, values, context, False)
         return cursor
 
     def first(self, connection: Connection, params: Mapping[str, Any]) -> Any:

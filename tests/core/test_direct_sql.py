@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import Connection, Numeric, bindparam, event, literal_column, select
+from sqlalchemy import Connection, Numeric, Select, bindparam, event, literal_column, select
 
 from coop.core import direct_sql, jobs
 from coop.core.execution import _DONE, _LOCK, _LOCK_RELAXED, _OUTBOX
@@ -52,6 +52,7 @@ def test_a_row_read_directly_is_the_row_sqlalchemy_reads(
     driver(connection).rollback()
     through_sqlalchemy = connection.execute(statement, {"job_id": job_id}).first()
     connection.rollback()
+    assert through_sqlalchemy is not None
 
     assert tuple(direct) == tuple(through_sqlalchemy)
     assert direct.status is JobStatus.PENDING
@@ -93,20 +94,28 @@ def test_what_it_cannot_convert_is_refused(connection: Connection) -> None:
 
 
 def test_listeners_to_the_engine_see_a_direct_statement(connection: Connection) -> None:
-    seen: list[tuple[str, Any]] = []
+    """As Flask-SQLAlchemy's query recording listens: a start time noted on the context before,
+    the statement and its values read from it after."""
+    seen: list[tuple[str, Any, float]] = []
 
-    def note(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
-        seen.append((statement, parameters))
+    def before(_conn: Any, _cursor: Any, _sql: str, _values: Any, context: Any, *_: Any) -> None:
+        context.started = 1.5
 
-    statement = select(literal_column("1").label("one"))
-    event.listen(db.engine, "before_cursor_execute", note)
+    def after(_conn: Any, _cursor: Any, _sql: str, _values: Any, context: Any, *_: Any) -> None:
+        seen.append((context.statement, context.parameters, context.started))
+
+    statement: Select[Any] = select(literal_column("1").label("one"))
+    event.listen(db.engine, "before_cursor_execute", before)
+    event.listen(db.engine, "after_cursor_execute", after)
     try:
         assert jobs.first_row(statement, {}) is not None  # outside a share: the session's
         assert direct_sql.compiled(_LOCK, connection).first(connection, {"job_id": 7}) is None
     finally:
-        event.remove(db.engine, "before_cursor_execute", note)
+        event.remove(db.engine, "before_cursor_execute", before)
+        event.remove(db.engine, "after_cursor_execute", after)
     assert len(seen) == 2
-    assert "FOR UPDATE SKIP LOCKED" in seen[1][0] and seen[1][1] == {"job_id": 7}
+    assert "FOR UPDATE SKIP LOCKED" in seen[1][0]
+    assert seen[1][1:] == ({"job_id": 7}, 1.5)
 
 
 @pytest.mark.parametrize("threshold", [None, 5])
