@@ -9,51 +9,20 @@ the same transaction as the session's statements; everywhere else (SQLite, a lon
 through the session as before.
 
 The statements are still built with SQLAlchemy; here they are compiled once to their SQL text,
-and their values converted as coop's column types convert them (``coop.core.db``): an enum by
-its value, an aware time as naive UTC on the way in and aware again on the way out. A value or
-column of another type is refused when the statement is compiled, not guessed at.
+and each value and column is converted by its type's own processors, as SQLAlchemy's execution
+converts them (``coop.core.db``'s ``UTCDateTime`` and enums by value among them).
 """
 
 from __future__ import annotations
 
-import enum
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Enum, Integer, String, Text
+from sqlalchemy import Connection
 from sqlalchemy.sql import ClauseElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.types import JSON, Boolean, NullType, TypeEngine
-
-from coop.core.db import UTCDateTime
-
-
-def _to_database(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("UTCDateTime needs an aware datetime")
-        return value.astimezone(UTC).replace(tzinfo=None)
-    if value is None or isinstance(value, str | int | bool):
-        return value
-    raise TypeError(f"no direct conversion for {type(value).__name__}")
-
-
-def _from_database(column_type: TypeEngine[Any]) -> Callable[[Any], Any] | None:
-    if isinstance(column_type, UTCDateTime):
-        return lambda value: None if value is None else value.replace(tzinfo=UTC)
-    if isinstance(column_type, Enum) and column_type.enum_class is not None:
-        enum_class = column_type.enum_class
-        return lambda value: None if value is None else enum_class(value)
-    if isinstance(column_type, String | Text | Integer | Boolean | JSON | NullType):
-        # psycopg gives it as the session would (JSON as dicts and lists; NullType: a
-        # literal column such as set_config's, whose value nobody reads).
-        return None
-    raise TypeError(f"no direct conversion for a {type(column_type).__name__} column")
 
 
 @dataclass
@@ -72,27 +41,41 @@ class DirectStatement:
     """One statement compiled for psycopg (``%(name)s`` parameters), with its literal values."""
 
     def __init__(self, statement: ClauseElement, connection: Connection) -> None:
-        compiled = statement.compile(dialect=connection.dialect)
+        dialect = connection.dialect
+        compiled = statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
         self.sql = compiled.string
+        binds = compiled.bind_names.items()
+        self.processors: dict[str, Callable[[Any], Any]] = {
+            name: processor
+            for bind, name in binds
+            if (processor := bind.type.bind_processor(dialect)) is not None
+        }
+        self.required = frozenset(name for bind, name in binds if bind.required)
         # Values given in the statement itself (a literal, a constant in .values()); the names
         # given at execution are the statement's own bind parameters.
-        self.constants = {name: _to_database(value) for name, value in compiled.params.items()}
-        self.required = frozenset(name for name, bind in compiled.binds.items() if bind.required)
+        self.constants = self._converted(compiled.params)
         self.converters: list[Callable[[Any], Any] | None] = []
         self.row_type: type[tuple[Any, ...]] | None = None
         if isinstance(statement, Select):
             columns = list(statement.selected_columns)
-            self.converters = [_from_database(column.type) for column in columns]
+            self.converters = [column.type.result_processor(dialect, None) for column in columns]
             self.row_type = namedtuple(  # type: ignore[misc]
                 "Row", [str(column.key) for column in columns], rename=True
             )
+
+    def _converted(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        processors = self.processors
+        return {
+            name: value if (process := processors.get(name)) is None else process(value)
+            for name, value in params.items()
+        }
 
     def execute(self, connection: Connection, params: Mapping[str, Any]) -> Any:
         if not self.required.issubset(params):
             raise KeyError(f"values missing for {sorted(self.required.difference(params))}")
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        values = {**self.constants, **{k: _to_database(v) for k, v in params.items()}}
+        values = {**self.constants, **self._converted(params)}
         # Seen by whatever listens to the engine's statements (logging, tracing, the tests that
         # count them, Flask-SQLAlchemy's query recording) as a statement SQLAlchemy ran.
         dispatch = connection.dispatch

@@ -11,7 +11,16 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import Connection, Numeric, Select, bindparam, event, literal_column, select
+from sqlalchemy import (
+    Connection,
+    Numeric,
+    Select,
+    bindparam,
+    event,
+    literal_column,
+    select,
+    update,
+)
 
 from coop.core import direct_sql, jobs
 from coop.core.execution import _DONE, _LOCK, _LOCK_RELAXED, _OUTBOX
@@ -80,17 +89,24 @@ def test_a_write_directly_converts_as_the_column_types_do(connection: Connection
     assert row.attempts == 1 and row.last_error is None
 
 
-def test_what_it_cannot_convert_is_refused(connection: Connection) -> None:
+def test_values_are_converted_and_refused_by_their_own_types(connection: Connection) -> None:
+    """Each value and column goes through its type's processors, as through SQLAlchemy: coop's
+    types refuse what they refuse there, any other type converts as it converts there."""
     done = direct_sql.compiled(_DONE, connection)
     with pytest.raises(KeyError, match="done_at"):
         done.execute(connection, {"job_id": 1})
-    with pytest.raises(ValueError, match="aware"):
+    with pytest.raises(ValueError, match="aware"):  # UTCDateTime's own refusal
         done.execute(connection, {"job_id": 1, "done_at": datetime(2027, 1, 13)})
-    with pytest.raises(TypeError, match="Decimal"):
-        done.execute(connection, {"job_id": Decimal(1), "done_at": utcnow()})
-    amount = select(_OUTBOX.c.id, bindparam("amount", type_=Numeric()).label("amount"))
-    with pytest.raises(TypeError, match="Numeric"):
-        direct_sql.compiled(amount, connection)
+    new_status = update(_OUTBOX).values(status=bindparam("new_status", type_=_OUTBOX.c.status.type))
+    with pytest.raises(LookupError, match="no-such-status"):  # the enum's own refusal
+        direct_sql.compiled(new_status, connection).execute(
+            connection, {"new_status": "no-such-status"}
+        )
+    amount = select(bindparam("amount", type_=Numeric(10, 2)).label("amount"))
+    direct = direct_sql.compiled(amount, connection).first(connection, {"amount": Decimal("12.5")})
+    through_sqlalchemy = connection.execute(amount, {"amount": Decimal("12.5")}).first()
+    assert through_sqlalchemy is not None
+    assert tuple(direct) == tuple(through_sqlalchemy) == (Decimal("12.50"),)
 
 
 def test_listeners_to_the_engine_see_a_direct_statement(connection: Connection) -> None:
