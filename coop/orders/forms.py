@@ -3,6 +3,7 @@ installer's portal, answer an order and plan the work; on the resident's page, a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,8 +27,9 @@ from coop.actions.forms import (
     amsterdam_moment,
 )
 from coop.core.forms import EuroField, PlainText, strip
+from coop.core.web import localized
 from coop.orders.fieldwork import MAX_ITEM_QUANTITY, MAX_QUOTE_ITEMS, QuoteItemInput
-from coop.orders.models import VAT_RATES
+from coop.orders.models import VatRate
 
 
 class StartMatchingForm(FlaskForm):
@@ -227,9 +229,22 @@ class QuoteForm(FlaskForm):
         return out
 
 
-def quote_form(rows: int, **kwargs: Any) -> QuoteForm:
-    """A quote form with ``rows`` rows (1 to the most a quote may have)."""
+def vat_choices(rates: Sequence[VatRate]) -> list[SelectChoice]:
+    """One choice per percentage, named as the rate is ("9% – Reduced rate (...)")."""
+    choices: dict[int, SelectChoice] = {}
+    for rate in rates:
+        choices.setdefault(
+            rate.percent,
+            SelectChoice(str(rate.percent), f"{rate.percent}% – {localized(rate, 'name')}"),
+        )
+    return list(choices.values())
+
+
+def quote_form(rows: int, rates: Sequence[VatRate], **kwargs: Any) -> QuoteForm:
+    """A quote form with ``rows`` rows (1 to the most a quote may have); each row offers the
+    VAT ``rates`` (those that apply today, the highest first), and starts with the first."""
     rows = max(1, min(rows, MAX_QUOTE_ITEMS))
+    choices = vat_choices(rates)
 
     class Form(QuoteForm):
         pass
@@ -267,8 +282,9 @@ def quote_form(rows: int, **kwargs: Any) -> QuoteForm:
             f"vat_{index}",
             SelectField(
                 _l("VAT (row %(n)d)", n=number),
-                choices=[SelectChoice(str(rate), f"{rate}%") for rate in VAT_RATES],
-                default="21",
+                choices=choices,
+                default=choices[0].value if choices else None,
+                invalid_choice_message=_l("Choose one of the VAT rates in the list."),
             ),
         )
     Form.rows = rows

@@ -349,9 +349,6 @@ class QuoteStatus(enum.StrEnum):
     REPLACED = "replaced"  # the installer sent a new quote before the resident decided
 
 
-VAT_RATES = (21, 9, 0)  # percent: the Dutch rates (9% for insulation work on older homes)
-
-
 class VatRate(db.Model):  # type: ignore[name-defined]
     """A Dutch VAT rate (btw-tarief) that quotes may use from ``valid_from`` through
     ``valid_until``, both days included; no ``valid_until``: until further notice.
