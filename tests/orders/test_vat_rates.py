@@ -1,6 +1,7 @@
 """VAT rates are data: which rates apply on a day (the first and the last day both included), a
-quote uses only the rates of the day it is sent, and the quote form offers only today's
-rates."""
+quote uses only the rates of the day it is sent, the quote form offers only today's rates, and
+desk admins add rates and set their last day on the desk, with their source, in the audit log;
+bad input is refused at its field and changes nothing; the past is never rewritten."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
+from coop.accounts.models import User
+from coop.core.audit import AuditEntry
 from coop.core.time import AMSTERDAM, utcnow
 from coop.core.workdays import local_today
 from coop.extensions import db
@@ -21,6 +24,7 @@ from coop.orders import fieldwork, services, vat_rates
 from coop.orders.fieldwork import QuoteItemInput
 from coop.orders.models import Quote, QuoteItem, VatRate
 from coop.orders.services import OrderError
+from coop.orders.vat_rates import VatRateDetails
 from tests import factories
 from tests.login import sign_in
 from tests.orders.world import World, build, local, quote_sent
@@ -32,6 +36,60 @@ def today() -> date:
 
 def percent_of(rate_percent: int) -> VatRate:
     return next(rate for rate in factories.vat_rates() if rate.percent == rate_percent)
+
+
+def count_rates() -> int:
+    return int(db.session.scalar(select(func.count()).select_from(VatRate)) or 0)
+
+
+def count_audit() -> int:
+    return int(db.session.scalar(select(func.count()).select_from(AuditEntry)) or 0)
+
+
+@pytest.fixture
+def people(app: Flask) -> dict[str, int]:
+    """A desk admin and a colleague of one desk, an admin of another, a resident, an installer
+    user."""
+    with app.app_context():
+        org = factories.organisation()
+        other = factories.organisation("Energiecoöperatie Zeist")
+        admin = factories.staff(org, "admin@example.nl")
+        admin.is_desk_admin = True
+        admin.name = "Dirk Beheer"
+        colleague = factories.staff(org, "colleague@example.nl")
+        other_admin = factories.staff(other, "admin@zeist.example")
+        other_admin.is_desk_admin = True
+        resident = User(email="resident@example.nl", name="Rita Resident")
+        db.session.add(resident)
+        company = factories.installer(org)
+        fitter = factories.installer_user(company)
+        db.session.commit()
+        return {
+            "admin": admin.id,
+            "colleague": colleague.id,
+            "other_admin": other_admin.id,
+            "resident": resident.id,
+            "installer": fitter.id,
+        }
+
+
+def user(user_id: int) -> User:
+    found = db.session.get(User, user_id)
+    assert found is not None
+    return found
+
+
+def details(**overrides: Any) -> VatRateDetails:
+    values: dict[str, Any] = {
+        "percent": 12,
+        "name_nl": "Nieuw verlaagd tarief",
+        "name_en": "New reduced rate",
+        "source": "https://www.belastingdienst.nl/btw-tarieven",
+        "valid_from": today() + timedelta(days=30),
+        "valid_until": None,
+    }
+    values.update(overrides)
+    return VatRateDetails(**values)
 
 
 # --- which rates apply on a day ----------------------------------------------------------------
@@ -78,13 +136,14 @@ def world(app: Flask, client: FlaskClient) -> World:
 
 
 def test_a_quote_is_refused_a_rate_that_has_ended_and_takes_a_new_one_once_added(
-    app: Flask, world: World
+    app: Flask, world: World, people: dict[str, int]
 ) -> None:
     tomorrow = local(today() + timedelta(days=1))
     with app.test_request_context():
+        admin = user(people["admin"])
         # The law changes: 9% applies through today, 10% from tomorrow.
-        percent_of(9).valid_until = today()
-        factories.vat_rate(10, today() + timedelta(days=1))
+        vat_rates.end_rate(admin, percent_of(9), today())
+        vat_rates.add_rate(admin, details(percent=10, valid_from=today() + timedelta(days=1)))
         line = world.line_of(world.registrations_x[0])
         fitter = world.user(world.user_x)
         services.accept_order(fitter, line.order, now=utcnow())
@@ -198,3 +257,216 @@ def test_the_table_refuses_a_rate_out_of_range_or_ending_before_it_starts(ctx: F
         with pytest.raises(IntegrityError):
             db.session.commit()
         db.session.rollback()
+
+
+# --- the desk's page --------------------------------------------------------------------------
+
+
+PAGE = "/desk/vat-rates"
+
+
+def test_staff_see_the_rates_with_their_source_and_days(
+    app: Flask, client: FlaskClient, people: dict[str, int]
+) -> None:
+    client.get("/language/en")
+    sign_in(client, people["colleague"])
+    page = client.get(PAGE).get_data(as_text=True)
+    assert "Standard rate" in page and "from 1 October 2012, until further notice" in page
+    assert 'href="https://www.belastingdienst.nl/' in page
+    # A colleague who is no desk admin reads them; changing them is for admins.
+    assert "/desk/vat-rates/new" not in page
+    assert client.get(f"{PAGE}/new").status_code == 404
+    sign_in(client, people["admin"])
+    page = client.get(PAGE).get_data(as_text=True)
+    assert "/desk/vat-rates/new" in page
+    assert f"{PAGE}/{percent_of_id(app, 21)}/end" in page
+    # The desk's start page links to it.
+    assert f'href="{PAGE}"' in client.get("/desk/").get_data(as_text=True)
+
+
+def percent_of_id(app: Flask, percent: int) -> int:
+    with app.app_context():
+        return percent_of(percent).id
+
+
+@pytest.mark.parametrize("role", ["resident", "installer", "anonymous"])
+def test_the_page_is_not_for_residents_installers_or_visitors(
+    app: Flask, client: FlaskClient, people: dict[str, int], role: str
+) -> None:
+    sign_in(client, people.get(role))
+    rate_id = percent_of_id(app, 21)
+    for url in (PAGE, f"{PAGE}/new", f"{PAGE}/{rate_id}/end"):
+        response = client.get(url)
+        if role == "anonymous":
+            assert response.status_code == 302 and "/login" in response.headers["Location"]
+        else:
+            assert response.status_code == 404, url
+    token = factories.csrf_token(client, "/login")
+    response = client.post(
+        f"{PAGE}/{rate_id}/end", data={"csrf_token": token, "last_day": today().isoformat()}
+    )
+    assert response.status_code in (302, 404)
+    with app.app_context():
+        assert percent_of(21).valid_until is None
+
+
+def add_form(**overrides: str) -> dict[str, str]:
+    data = {
+        "percent": "12",
+        "name_nl": "Nieuw verlaagd tarief",
+        "name_en": "New reduced rate",
+        "source": "https://www.belastingdienst.nl/btw-tarieven",
+        "valid_from": (today() + timedelta(days=30)).isoformat(),
+        "valid_until": "",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_a_desk_admin_adds_a_rate_and_sets_the_last_day_of_another_audited(
+    app: Flask, client: FlaskClient, people: dict[str, int]
+) -> None:
+    client.get("/language/en")
+    sign_in(client, people["other_admin"])  # any desk's admin: the rates are everyone's
+    response = factories.post_form(client, f"{PAGE}/new", add_form(percent="12 %"))
+    assert response.status_code == 302 and response.headers["Location"] == PAGE
+    rate_9 = percent_of_id(app, 9)
+    last_day = (today() + timedelta(days=29)).isoformat()
+    response = factories.post_form(client, f"{PAGE}/{rate_9}/end", {"last_day": last_day})
+    assert response.status_code == 302
+    with app.app_context():
+        added = db.session.scalars(select(VatRate).where(VatRate.percent == 12)).one()
+        assert added.valid_from == today() + timedelta(days=30) and added.valid_until is None
+        assert added.created_by_id == people["other_admin"]
+        ended = db.session.get(VatRate, rate_9)
+        assert ended is not None and ended.valid_until == today() + timedelta(days=29)
+        assert ended.ended_by_id == people["other_admin"] and ended.ended_at is not None
+        entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+        assert [(e.verb, e.object_id) for e in entries] == [
+            ("vat_rate.add", added.id),
+            ("vat_rate.end", rate_9),
+        ]
+        assert entries[0].organisation_id == user(people["other_admin"]).organisation_id
+        assert entries[0].after and entries[0].after["percent"] == 12
+        assert entries[1].before == {"valid_until": None}
+        assert entries[1].after == {"valid_until": last_day}
+    page = client.get(PAGE).get_data(as_text=True)
+    assert "New reduced rate" in page and "not yet" in page
+    # Who changed the rates, and at which desk: they apply to every desk.
+    assert "last day set on" in page and "(Energiecoöperatie Zeist)" in page
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"percent": "150"}, "percent", "Enter a whole number from 0 to 100, like 21."),
+        ({"percent": "twaalf"}, "percent", "Enter a whole number from 0 to 100, like 21."),
+        ({"percent": ""}, "percent", "Enter the percentage."),
+        ({"source": ""}, "source", "Enter the source of the rate."),
+        ({"name_en": ""}, "name_en", "Enter the name in English."),
+        ({"valid_from": ""}, "valid_from", "Enter the first day the rate applies."),
+        (
+            {"valid_until": "2020-01-01"},
+            "valid_until",
+            "The last day cannot be before the first day.",
+        ),
+        ({"valid_from": "2020-01-01"}, "valid_from", "Choose today or a later day"),
+        # 21% applies until further notice: a second 21% would be the same choice twice.
+        ({"percent": "21"}, "valid_from", "A rate of 21% already applies in that period."),
+    ],
+)
+def test_bad_input_gets_a_message_at_its_field_and_changes_nothing(
+    app: Flask,
+    client: FlaskClient,
+    people: dict[str, int],
+    overrides: dict[str, str],
+    field: str,
+    message: str,
+) -> None:
+    client.get("/language/en")
+    sign_in(client, people["admin"])
+    with app.app_context():
+        before = (count_rates(), count_audit())
+    response = factories.post_form(client, f"{PAGE}/new", add_form(**overrides))
+    assert response.status_code in (200, 409)
+    page = response.get_data(as_text=True)
+    assert re.search(rf'id="{field}-error">.*?{re.escape(message)}', page, re.DOTALL), (
+        f"no message at {field}"
+    )
+    with app.app_context():
+        assert (count_rates(), count_audit()) == before
+
+
+@pytest.mark.parametrize(
+    ("last_day", "message"),
+    [
+        (-1, "Choose today or a later day: quotes may have used the rate"),
+        (None, "Enter the last day the rate applies."),
+    ],
+)
+def test_a_last_day_in_the_past_is_refused(
+    app: Flask, client: FlaskClient, people: dict[str, int], last_day: int | None, message: str
+) -> None:
+    client.get("/language/en")
+    sign_in(client, people["admin"])
+    rate_id = percent_of_id(app, 21)
+    value = "" if last_day is None else (today() + timedelta(days=last_day)).isoformat()
+    response = factories.post_form(client, f"{PAGE}/{rate_id}/end", {"last_day": value})
+    page = response.get_data(as_text=True)
+    assert re.search(rf'id="last_day-error">.*?{re.escape(message)}', page, re.DOTALL)
+    with app.app_context():
+        assert percent_of(21).valid_until is None and count_audit() == 0
+
+
+def test_the_past_is_never_rewritten(ctx: Flask, people: dict[str, int]) -> None:
+    admin = user(people["admin"])
+    ended = factories.vat_rate(6, date(2001, 1, 1), date(2018, 12, 31))
+    for rate, last_day, code in (
+        (ended, today() + timedelta(days=5), "rate_ended"),  # history stays
+        (percent_of(21), today() - timedelta(days=1), "end_in_past"),
+    ):
+        with pytest.raises(OrderError) as refused:
+            vat_rates.end_rate(admin, rate, last_day)
+        assert refused.value.code == code
+    with pytest.raises(OrderError) as refused:
+        vat_rates.add_rate(admin, details(valid_from=today() - timedelta(days=1)))
+    assert refused.value.code == "start_in_past"
+    assert ended.valid_until == date(2018, 12, 31) and percent_of(21).valid_until is None
+
+
+def test_a_last_day_still_to_come_moves_but_not_into_the_rate_that_follows(
+    ctx: Flask, people: dict[str, int]
+) -> None:
+    admin = user(people["admin"])
+    nine = percent_of(9)
+    vat_rates.end_rate(admin, nine, today() + timedelta(days=10))
+    vat_rates.add_rate(admin, details(percent=9, valid_from=today() + timedelta(days=11)))
+    vat_rates.end_rate(admin, nine, today() + timedelta(days=5))  # earlier: fine
+    with pytest.raises(OrderError) as refused:
+        vat_rates.end_rate(admin, nine, today() + timedelta(days=11))
+    assert refused.value.code == "rate_overlaps"
+    assert nine.valid_until == today() + timedelta(days=5)
+
+
+def test_posting_without_a_csrf_token_is_refused_and_changes_nothing(
+    app: Flask, client: FlaskClient, people: dict[str, int]
+) -> None:
+    client.get("/language/en")
+    sign_in(client, people["admin"])
+    rate_id = percent_of_id(app, 21)
+    for url, data in (
+        (f"{PAGE}/new", add_form()),
+        (f"{PAGE}/{rate_id}/end", {"last_day": today().isoformat()}),
+    ):
+        for token in ({}, {"csrf_token": "forged"}):
+            response = client.post(url, data={**data, **token})
+            assert response.status_code == 400
+            assert "This form has expired" in response.get_data(as_text=True)
+    with app.app_context():
+        assert count_rates() == 3 and percent_of(21).valid_until is None
+
+
+def test_the_page_is_in_dutch_by_default(client: FlaskClient, people: dict[str, int]) -> None:
+    sign_in(client, people["admin"])
+    page = client.get(PAGE).get_data(as_text=True)
+    assert "Btw-tarieven" in page and "Algemeen tarief" in page
