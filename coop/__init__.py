@@ -102,6 +102,7 @@ def _register_domains(app: Flask) -> None:
     from coop.installers.views import bp as installers_desk_bp
     from coop.orders.desk_views import bp as orders_desk_bp
     from coop.orders.portal_views import bp as portal_bp
+    from coop.orders.vat_views import bp as vat_desk_bp
     from coop.orders.views import bp as orders_bp
     from coop.participation.desk_views import bp as participation_desk_bp
     from coop.participation.views import bp as participation_bp
@@ -125,6 +126,7 @@ def _register_domains(app: Flask) -> None:
         payments_bp,
         payments_desk_bp,
         orders_desk_bp,
+        vat_desk_bp,
         tenders_desk_bp,
         participation_bp,
         participation_desk_bp,

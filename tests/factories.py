@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
-from datetime import timedelta
+from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -24,6 +26,7 @@ from coop.actions.models import (
 from coop.core.time import utcnow
 from coop.extensions import db
 from coop.installers.models import Installer, InstallerOffer
+from coop.orders.models import VatRate
 from coop.registrations.models import (
     DwellingType,
     Household,
@@ -35,6 +38,7 @@ from coop.registrations.models import (
 )
 
 PASSWORD = "correct horse battery staple"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @functools.cache
@@ -229,6 +233,65 @@ def installer_user(company: Installer, email: str | None = None) -> User:
     db.session.add(user)
     db.session.commit()
     return user
+
+
+# --- VAT rates: as a freshly migrated database has them ----------------------------------------
+
+
+@functools.cache
+def _seeding_migration() -> Any:
+    """Migration 0018, whose ``RATES`` and ``SOURCE`` are the rates a new database starts with:
+    the tests seed the same rows, not a copy that could drift from them."""
+    path = ROOT / "migrations" / "versions" / "0018_vat_rates.py"
+    spec = importlib.util.spec_from_file_location("migration_0018_vat_rates", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def vat_rates() -> list[VatRate]:
+    """The Dutch VAT rates of a migrated database, put back where they are missing: the
+    migration seeds them once, and PostgreSQL's tables are emptied between tests."""
+    existing = list(db.session.scalars(select(VatRate)))
+    if existing:
+        return existing
+    migration = _seeding_migration()
+    rates = [
+        VatRate(
+            percent=percent,
+            name_nl=name_nl,
+            name_en=name_en,
+            source=migration.SOURCE,
+            valid_from=valid_from,
+        )
+        for percent, name_nl, name_en, valid_from in migration.RATES
+    ]
+    db.session.add_all(rates)
+    db.session.commit()
+    return rates
+
+
+def vat_rate(
+    percent: int,
+    valid_from: date,
+    valid_until: date | None = None,
+    *,
+    name_nl: str = "Testtarief",
+    name_en: str = "Test rate",
+) -> VatRate:
+    """A rate recorded directly, whatever its days (the service only adds rates from today)."""
+    rate = VatRate(
+        percent=percent,
+        name_nl=name_nl,
+        name_en=name_en,
+        source="https://www.belastingdienst.nl/",
+        valid_from=valid_from,
+        valid_until=valid_until,
+    )
+    db.session.add(rate)
+    db.session.commit()
+    return rate
 
 
 _house_numbers = iter(range(1, 10**6))

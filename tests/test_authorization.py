@@ -36,6 +36,7 @@ from coop.orders.models import (
     QuoteItem,
     RunStatus,
     RunTrigger,
+    VatRate,
 )
 from coop.payments.models import Payment, PaymentMode, PaymentStatus
 from coop.payments.services import reference_for
@@ -92,6 +93,7 @@ Table = dict[str, Expected]
 #   amb_a / amb_b       resident A's approved ambassadorship (A's neighbourhood) / resident B's,
 #                       only volunteered (B's); nb_a has a public neighbourhood page, nb_b a
 #                       page not yet public
+#   vat_21              the 21% VAT rate (the rates are the law's: one set for every desk)
 TARGETS: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {
     (): ((),),
     ("slug",): (("open_a",), ("draft_b",)),
@@ -134,6 +136,7 @@ TARGETS: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {
     ("survey_id", "fmt"): (("survey_a", "csv"), ("survey_b", "csv")),
     ("campaign_id",): (("camp_a",), ("camp_b",)),
     ("ambassador_id",): (("amb_a",), ("amb_b",)),
+    ("rate_id",): (("vat_21",),),
 }
 
 
@@ -266,6 +269,14 @@ EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
     # The desk's settings: its admins only (a POST with just the token saves and redirects).
     "desk.settings": {("GET", ""): only(roles(ADMINS)), ("POST", ""): only(roles(ADMINS, 302))},
     "accounts.team": {("GET", ""): only(roles(ADMINS)), ("POST", ""): only(roles(ADMINS))},
+    # The VAT rates are the same for every desk: all staff read them, the desks' admins add and
+    # end them (a post with just the token gets the form's errors, and changes nothing).
+    "vat_desk.index": {("GET", ""): ANY_STAFF},
+    "vat_desk.add": {("GET", ""): only(roles(ADMINS)), ("POST", ""): only(roles(ADMINS))},
+    "vat_desk.end": {
+        ("GET", "vat_21"): only(roles(ADMINS)),
+        ("POST", "vat_21"): only(roles(ADMINS)),
+    },
     "accounts.resend_invitation": {
         ("POST", "member_a"): only({"staff_a": 302}),
         ("POST", "member_b"): only({"staff_b": 302}),
@@ -838,6 +849,7 @@ def build_world(app: Flask) -> dict[str, Any]:
         db.session.add_all([users["installer"], users["installer_b"]])
         db.session.commit()
         objects |= {
+            "vat_21": next(rate.id for rate in factories.vat_rates() if rate.percent == 21),
             "open_a": open_a.id,
             "draft_b": draft_b.id,
             "offer_a": open_a.measures[0].id,
@@ -974,6 +986,8 @@ def test_every_route_answers_the_role_as_the_table_says(
             for key in ("pay_a", "pay_b"):
                 payment = db.session.get(Payment, world["objects"][key])
                 assert payment is not None and payment.status is PaymentStatus.PENDING
+            rate = db.session.get(VatRate, world["objects"]["vat_21"])
+            assert rate is not None and rate.valid_until is None
 
 
 @pytest.mark.parametrize("app_config", [{"DEV_MAILBOX": False}])

@@ -324,6 +324,8 @@ VERBS = {
     "payment.refund_all": lambda: gettext("refunded every deposit of a cancelled action"),
     "payment.export": lambda: gettext("exported the deposits of an action"),
     "organisation.settings": lambda: gettext("changed the desk's settings"),
+    "vat_rate.add": lambda: gettext("added a VAT rate"),
+    "vat_rate.end": lambda: gettext("set the last day of a VAT rate"),
 }
 
 

@@ -24,9 +24,8 @@ from coop.core.formatting import MAX_AMOUNT_CENTS
 from coop.core.time import utcnow
 from coop.core.workdays import local_today
 from coop.extensions import db
-from coop.orders import events
+from coop.orders import events, vat_rates
 from coop.orders.models import (
-    VAT_RATES,
     LineStatus,
     Order,
     OrderLine,
@@ -220,6 +219,7 @@ def send_quote(
         raise OrderError("no_items")
     if len(items) > MAX_QUOTE_ITEMS:
         raise OrderError("too_many_items")
+    today = local_today(now)
     for item in items:
         if not item.description.strip() or len(item.description) > 200:
             raise OrderError("item_description")
@@ -229,14 +229,13 @@ def send_quote(
             raise OrderError("amount_negative")
         if item.unit_price_cents > MAX_AMOUNT_CENTS:
             raise OrderError("amount_too_large")
-        if item.vat_rate not in VAT_RATES:
-            raise OrderError("vat_rate")
+    # The rates that apply on the day it is sent (the law's, kept as data by staff).
+    vat_rates.check_quote_rates((item.vat_rate for item in items), today)
     totals = quote_totals(items)
     if totals.total_cents <= 0:
         raise OrderError("total_zero")
     if totals.total_cents > MAX_AMOUNT_CENTS:
         raise OrderError("amount_too_large")
-    today = local_today(now)
     if valid_until <= today:
         raise OrderError("validity_in_past")
     if valid_until > today + timedelta(days=MAX_QUOTE_VALIDITY_DAYS):

@@ -3,6 +3,7 @@ installer's portal, answer an order and plan the work; on the resident's page, a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,13 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    ValidationError,
+)
 
 from coop.actions.forms import (
     LocalDateField,
@@ -25,9 +32,11 @@ from coop.actions.forms import (
     NoControlCharacters,
     amsterdam_moment,
 )
-from coop.core.forms import EuroField, PlainText, strip
+from coop.core.forms import EuroField, PlainText, WholeNumberField, strip
+from coop.core.web import localized
 from coop.orders.fieldwork import MAX_ITEM_QUANTITY, MAX_QUOTE_ITEMS, QuoteItemInput
-from coop.orders.models import VAT_RATES
+from coop.orders.models import VatRate
+from coop.orders.vat_rates import MAX_NAME, MAX_SOURCE, VatRateDetails
 
 
 class StartMatchingForm(FlaskForm):
@@ -227,9 +236,22 @@ class QuoteForm(FlaskForm):
         return out
 
 
-def quote_form(rows: int, **kwargs: Any) -> QuoteForm:
-    """A quote form with ``rows`` rows (1 to the most a quote may have)."""
+def vat_choices(rates: Sequence[VatRate]) -> list[SelectChoice]:
+    """One choice per percentage, named as the rate is ("9% – Reduced rate (...)")."""
+    choices: dict[int, SelectChoice] = {}
+    for rate in rates:
+        choices.setdefault(
+            rate.percent,
+            SelectChoice(str(rate.percent), f"{rate.percent}% – {localized(rate, 'name')}"),
+        )
+    return list(choices.values())
+
+
+def quote_form(rows: int, rates: Sequence[VatRate], **kwargs: Any) -> QuoteForm:
+    """A quote form with ``rows`` rows (1 to the most a quote may have); each row offers the
+    VAT ``rates`` (those that apply today, the highest first), and starts with the first."""
     rows = max(1, min(rows, MAX_QUOTE_ITEMS))
+    choices = vat_choices(rates)
 
     class Form(QuoteForm):
         pass
@@ -267,8 +289,9 @@ def quote_form(rows: int, **kwargs: Any) -> QuoteForm:
             f"vat_{index}",
             SelectField(
                 _l("VAT (row %(n)d)", n=number),
-                choices=[SelectChoice(str(rate), f"{rate}%") for rate in VAT_RATES],
-                default="21",
+                choices=choices,
+                default=choices[0].value if choices else None,
+                invalid_choice_message=_l("Choose one of the VAT rates in the list."),
             ),
         )
     Form.rows = rows
@@ -346,4 +369,93 @@ class RateInstallationForm(_ExperienceForm):
         choices=list(RATINGS[1:]),
         validators=[DataRequired(message=_l("Choose a rating from 1 to 5."))],
         validate_choice=True,
+    )
+
+
+# --- the desk's VAT rates -----------------------------------------------------------------------
+
+
+class PercentField(WholeNumberField):
+    """A whole percentage, "9" or "9 %"."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if valuelist:
+            valuelist = [str(valuelist[0] or "").strip().removesuffix("%").strip()]
+        super().process_formdata(valuelist)
+
+
+class VatRateForm(FlaskForm):
+    """A new rate as typed; the rules (which first day, no overlap) are the service's."""
+
+    percent = PercentField(
+        _l("Percentage"),
+        description=_l("A whole number from 0 to 100, like 21."),
+        invalid_message=_l("Enter a whole number from 0 to 100, like 21."),
+        validators=[
+            InputRequired(_l("Enter the percentage.")),
+            NumberRange(min=0, max=100, message=_l("Enter a whole number from 0 to 100, like 21.")),
+        ],
+    )
+    name_nl = StringField(
+        _l("Name in Dutch"),
+        description=_l("As installers know it, e.g. Verlaagd tarief (isolatie van woningen)."),
+        filters=[strip],
+        validators=[
+            DataRequired(_l("Enter the name in Dutch.")),
+            Length(max=MAX_NAME, message=_l("Use at most 200 characters.")),
+            PlainText(),
+        ],
+    )
+    name_en = StringField(
+        _l("Name in English"),
+        description=_l("E.g. Reduced rate (insulating homes)."),
+        filters=[strip],
+        validators=[
+            DataRequired(_l("Enter the name in English.")),
+            Length(max=MAX_NAME, message=_l("Use at most 200 characters.")),
+            PlainText(),
+        ],
+    )
+    source = StringField(
+        _l("Source"),
+        description=_l(
+            "Where the rate comes from: the address of the Belastingdienst's page, or the "
+            "article of the law."
+        ),
+        filters=[strip],
+        validators=[
+            DataRequired(_l("Enter the source of the rate.")),
+            Length(max=MAX_SOURCE, message=_l("Use at most 500 characters.")),
+            PlainText(),
+        ],
+    )
+    valid_from = LocalDateField(
+        _l("First day it applies"),
+        description=_l("Today or later."),
+        validators=[DataRequired(_l("Enter the first day the rate applies."))],
+    )
+    valid_until = LocalDateField(
+        _l("Last day it applies (optional)"),
+        description=_l("Leave empty while no end is known."),
+    )
+
+    def details(self) -> VatRateDetails:
+        assert self.valid_from.value is not None and self.percent.data is not None
+        return VatRateDetails(
+            percent=int(self.percent.data),
+            name_nl=self.name_nl.data or "",
+            name_en=self.name_en.data or "",
+            source=self.source.data or "",
+            valid_from=self.valid_from.value,
+            valid_until=self.valid_until.value,
+        )
+
+
+class EndVatRateForm(FlaskForm):
+    last_day = LocalDateField(
+        _l("Last day the rate applies"),
+        description=_l(
+            "Today or later: quotes sent up to and including this day can use the rate."
+        ),
+        validators=[DataRequired(_l("Enter the last day the rate applies."))],
     )

@@ -349,7 +349,41 @@ class QuoteStatus(enum.StrEnum):
     REPLACED = "replaced"  # the installer sent a new quote before the resident decided
 
 
-VAT_RATES = (21, 9, 0)  # percent: the Dutch rates (9% for insulation work on older homes)
+class VatRate(db.Model):  # type: ignore[name-defined]
+    """A Dutch VAT rate (btw-tarief) that quotes may use from ``valid_from`` through
+    ``valid_until``, both days included; no ``valid_until``: until further notice.
+
+    The rates are the law's, not coop's, so they are data with their source, kept by staff
+    (``coop.orders.vat_rates``). A row is history: once it exists, only its end is ever set.
+    A change of the law ends a rate and adds a new one, so what a day's quotes could use
+    stays on record. A quote keeps its own percent per row (``QuoteItem.vat_rate``).
+    """
+
+    __tablename__ = "vat_rates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    percent: Mapped[int] = mapped_column(Integer)  # whole percent, as quote rows store it
+    name_nl: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    # Where the rate comes from: the Belastingdienst's page or the article of the law.
+    source: Mapped[str] = mapped_column(String(500))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # None for the rates the migration put in.
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    ended_by: Mapped[User | None] = relationship(foreign_keys=[ended_by_id])
+
+    __table_args__ = (
+        CheckConstraint("percent BETWEEN 0 AND 100", name="percent_range"),
+        CheckConstraint(
+            "valid_until IS NULL OR valid_until >= valid_from", name="ends_after_start"
+        ),
+    )
 
 
 class Quote(db.Model):  # type: ignore[name-defined]
@@ -401,7 +435,9 @@ class QuoteItem(db.Model):  # type: ignore[name-defined]
         UniqueConstraint("quote_id", "position"),
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("unit_price_cents >= 0", name="price_not_negative"),
-        CheckConstraint("vat_rate IN (0, 9, 21)", name="dutch_vat_rate"),
+        # Which rates a quote may use is data (``VatRate``), checked when it is sent; the
+        # row only has to hold a percentage.
+        CheckConstraint("vat_rate BETWEEN 0 AND 100", name="vat_rate_range"),
     )
 
     @property

@@ -1,11 +1,21 @@
-"""Who may see and answer orders, their lines (households) and quotes (``coop.core.authz``)."""
+"""Who may see and answer orders, their lines (households) and quotes, and who keeps the VAT
+rates quotes may use (``coop.core.authz``)."""
 
 from __future__ import annotations
 
 from coop.accounts.models import Role, User
-from coop.accounts.permissions import installer_user_of, staff_of
+from coop.accounts.permissions import desk_admin_of, installer_user_of, staff_of
 from coop.core import authz
-from coop.orders.models import OPEN_LINE, LineStatus, Order, OrderLine, OrderStatus, Quote
+from coop.orders.models import (
+    OPEN_LINE,
+    LineStatus,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Quote,
+    VatRate,
+)
+from coop.orders.vat_rates import VatRateTable
 
 # An installer sees the households of an order it was sent or accepted; once it declined, let
 # it expire or the action was cancelled, only that the order existed.
@@ -51,3 +61,23 @@ def _quote(user: User | None, obj: Quote, action: str) -> bool:
     if action == "view":
         return _order_line(user, obj.line, "view")
     return action == "decide" and _order_line(user, obj.line, "respond")
+
+
+# The VAT rates are the law's and the same for every desk: all staff read them; desk admins add
+# and end them (a change applies to the quotes of every desk, so not every colleague makes it).
+@authz.policy(VatRateTable)
+def _vat_rate_table(user: User | None, obj: VatRateTable, action: str) -> bool:
+    if user is None:
+        return False
+    if action == "view":
+        return staff_of(user, user.organisation_id)
+    return action == "add" and desk_admin_of(user, user.organisation_id)
+
+
+@authz.policy(VatRate)
+def _vat_rate(user: User | None, obj: VatRate, action: str) -> bool:
+    if user is None:
+        return False
+    if action == "view":
+        return staff_of(user, user.organisation_id)
+    return action == "end" and desk_admin_of(user, user.organisation_id)

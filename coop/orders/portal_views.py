@@ -8,6 +8,7 @@ users see only their own company's orders; anything else is a 404, whatever id i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -37,7 +38,7 @@ from coop.core.web import localized
 from coop.core.workdays import local_today
 from coop.installers import services as installers
 from coop.installers.models import Installer
-from coop.orders import fieldwork, planning, services
+from coop.orders import fieldwork, planning, services, vat_rates
 from coop.orders.desk_views import line_status_label
 from coop.orders.fieldwork import QuoteItemInput, QuoteTotals
 from coop.orders.forms import (
@@ -49,7 +50,7 @@ from coop.orders.forms import (
     SurveyForm,
     quote_form,
 )
-from coop.orders.models import Order, OrderLine, OrderStatus
+from coop.orders.models import Order, OrderLine, OrderStatus, VatRate
 from coop.orders.services import OrderError
 
 bp = Blueprint("portal", __name__, url_prefix="/installer")
@@ -81,7 +82,9 @@ MESSAGES: dict[str, Any] = {
     "item_quantity": _l("Every row needs a quantity from 1 to 100000."),
     "amount_negative": _l("An amount cannot be negative."),
     "amount_too_large": _l("The quote comes to more than € 1.000.000. Check the amounts."),
-    "vat_rate": _l("Choose one of the Dutch VAT rates: 21, 9 or 0 percent."),
+    "vat_rate": _l(
+        "Choose one of the VAT rates in the list: a rate that does not apply today cannot be used."
+    ),
     "total_zero": _l("The quote comes to € 0. Enter the prices."),
     "validity_in_past": _l("Choose a day after today."),
     "validity_too_long": _l("A quote can be valid for at most 180 days."),
@@ -328,11 +331,13 @@ def send_quote(line_id: int) -> Any:
     """Without JavaScript: "add a row" and "show the totals" come back to this page; only
     "send" sends the quote."""
     line = _line(line_id)
-    form: QuoteForm = quote_form(_quote_rows())
+    # The rates that apply today; sending checks them again for the day it is sent.
+    rates = vat_rates.rates_on(local_today(utcnow()))
+    form: QuoteForm = quote_form(_quote_rows(), rates)
     totals: QuoteTotals | None = None
     problem = None
     if not form.is_submitted():
-        totals = fieldwork.quote_totals(_prefill_quote(form, line))
+        totals = fieldwork.quote_totals(_prefill_quote(form, line, rates))
     elif "add_row" not in request.form and form.validate_on_submit():
         items = form.items()
         totals = fieldwork.quote_totals(items)
@@ -357,14 +362,17 @@ def send_quote(line_id: int) -> Any:
     return _render_line("orders/portal/quote.html", line, form, problem, totals=totals)
 
 
-def _prefill_quote(form: QuoteForm, line: OrderLine) -> list[QuoteItemInput]:
-    """The first row from the order: the measure, the household's quantity, the agreed price."""
+def _prefill_quote(
+    form: QuoteForm, line: OrderLine, rates: Sequence[VatRate]
+) -> list[QuoteItemInput]:
+    """The first row from the order: the measure, the household's quantity, the agreed price,
+    and the highest rate that applies today (the standard rate)."""
     measure = line.measure
     item = QuoteItemInput(
         description=localized(measure, "name"),
         quantity=line.quantity,
         unit_price_cents=line.order.unit_price_cents,
-        vat_rate=21,
+        vat_rate=rates[0].percent if rates else 0,
     )
     description, quantity, price, vat = form.row(0)
     description.data = item.description

@@ -392,6 +392,37 @@ def test_audit_log(page: Page, language: str) -> None:
     assert_accessible(page)
 
 
+# --- VAT rates ---------------------------------------------------------------------------
+
+
+def test_vat_rates(page: Page, language: str) -> None:
+    visit(page, "/desk/vat-rates", language)
+    heading(page, {"nl": "Btw-tarieven", "en": "VAT rates"}[language])
+    expect(page.locator("#vat-rates tbody tr")).to_have_count(3)
+    expect(page.locator('main a[href="/desk/vat-rates/new"]')).to_have_count(1)
+    assert_accessible(page)
+
+
+def test_vat_rate_add_with_errors(page: Page, language: str) -> None:
+    visit(page, "/desk/vat-rates/new", language)
+    page.fill("#percent", "150")
+    submit(page)
+    expect_error_at(page, "percent", "name_nl", "name_en", "source", "valid_from")
+    assert_accessible(page)
+
+
+def test_vat_rate_end_with_error(page: Page, live_server: LiveServer, language: str) -> None:
+    from coop.orders.models import VatRate
+
+    with live_server.app.app_context():
+        rate_id = db.session.scalars(select(VatRate.id).where(VatRate.percent == 21)).one()
+    visit(page, f"/desk/vat-rates/{rate_id}/end", language)
+    page.fill("#last_day", "2020-01-01")  # in the past: the service refuses it at the field
+    submit(page)
+    expect_error_at(page, "last_day")
+    assert_accessible(page)
+
+
 # --- team, security, invitation, login code ----------------------------------------------
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from coop.orders import fieldwork, portal_views, services, views
+from coop.orders import fieldwork, portal_views, services, vat_rates, vat_views, views
 from coop.tenders import desk_views as tender_desk_views
 from coop.tenders import portal_views as tender_views
 from coop.tenders import services as tender_services
@@ -35,6 +35,7 @@ def codes_raised(*functions: Callable[..., Any]) -> set[str]:
                 fieldwork._accepted_order,
                 fieldwork.plan_survey,
                 fieldwork.send_quote,
+                vat_rates.check_quote_rates,
                 fieldwork.plan_installation,
                 fieldwork.mark_installed,
             ),
@@ -62,6 +63,11 @@ def codes_raised(*functions: Callable[..., Any]) -> set[str]:
                 tender_services.cancel_round,
             ),
             id="tender-desk",
+        ),
+        pytest.param(
+            vat_views.MESSAGES,
+            (vat_rates._check, vat_rates.add_rate, vat_rates.end_rate),
+            id="vat-rates",
         ),
     ],
 )

@@ -1,0 +1,205 @@
+"""The Dutch VAT rates a quote may use: which apply on a day, and staff adding and ending them.
+
+Rates change by law, not by release, so they are rows (``VatRate``) with their source and the
+days they apply: ``valid_from`` and ``valid_until`` both included, no ``valid_until`` meaning
+until further notice. A quote may use the rates that apply on the day it is sent.
+
+The record is closed history: a rate's percent, names, source and first day never change once
+it exists, a new rate starts today or later, and a last day is set (or moved) only to today or
+later. So which rates applied on a day that has passed never changes afterwards; a change of the
+law ends the rate and adds a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import ColumnElement, and_, or_, select
+
+from coop.accounts.models import User
+from coop.core import audit
+from coop.core.db import lock_row, unit_of_work
+from coop.core.time import utcnow
+from coop.core.workdays import local_today
+from coop.extensions import db
+from coop.orders.models import VatRate
+from coop.orders.services import OrderError
+
+log = logging.getLogger(__name__)
+
+MAX_NAME = 200
+MAX_SOURCE = 500
+_AUDITED = ("percent", "name_nl", "name_en", "source", "valid_from", "valid_until")
+
+
+class VatRateTable:
+    """The rates as a whole, for ``coop.core.authz``: who may read them and add one (a single
+    rate is a ``VatRate``)."""
+
+
+VAT_RATE_TABLE = VatRateTable()
+
+
+@dataclass(frozen=True)
+class VatRateDetails:
+    percent: int
+    name_nl: str
+    name_en: str
+    source: str
+    valid_from: date
+    valid_until: date | None = None
+
+
+def _applies_on(day: date) -> ColumnElement[bool]:
+    return and_(
+        VatRate.valid_from <= day,
+        or_(VatRate.valid_until.is_(None), VatRate.valid_until >= day),
+    )
+
+
+def _desk_of(actor: User) -> int:
+    """The desk whose audit log records the change (the rates apply to every desk); only desk
+    admins change them (``coop.orders.permissions``), and staff always have a desk."""
+    assert actor.organisation_id is not None
+    return actor.organisation_id
+
+
+def rates_on(day: date) -> list[VatRate]:
+    """The rates that apply on ``day``, the highest first: the standard rate leads, and a new
+    quote row starts with it."""
+    return list(
+        db.session.scalars(
+            select(VatRate)
+            .where(_applies_on(day))
+            .order_by(VatRate.percent.desc(), VatRate.valid_from, VatRate.id)
+        )
+    )
+
+
+def percents_on(day: date) -> list[int]:
+    """The percentages a quote sent on ``day`` may use, the highest first, each once."""
+    return list(dict.fromkeys(rate.percent for rate in rates_on(day)))
+
+
+def check_quote_rates(percents: Iterable[int], day: date) -> None:
+    """Refuse a quote sent on ``day`` with a percentage that does not apply that day."""
+    allowed = set(percents_on(day))
+    if any(percent not in allowed for percent in percents):
+        raise OrderError("vat_rate")
+
+
+def all_rates() -> list[VatRate]:
+    """Every rate on record, the latest first."""
+    return list(
+        db.session.scalars(
+            select(VatRate).order_by(
+                VatRate.valid_from.desc(), VatRate.percent.desc(), VatRate.id.desc()
+            )
+        )
+    )
+
+
+def get_rate(rate_id: int) -> VatRate | None:
+    return db.session.get(VatRate, rate_id)
+
+
+def is_open(rate: VatRate, today: date) -> bool:
+    """Whether its last day can still be set: it has none yet, or one still to come."""
+    return rate.valid_until is None or rate.valid_until >= today
+
+
+def _check(details: VatRateDetails, today: date) -> None:
+    if not 0 <= details.percent <= 100:
+        raise OrderError("percent_range")
+    if not details.name_nl.strip():
+        raise OrderError("name_nl_required")
+    if len(details.name_nl.strip()) > MAX_NAME:
+        raise OrderError("name_nl_too_long")
+    if not details.name_en.strip():
+        raise OrderError("name_en_required")
+    if len(details.name_en.strip()) > MAX_NAME:
+        raise OrderError("name_en_too_long")
+    if not details.source.strip():
+        raise OrderError("source_required")
+    if len(details.source.strip()) > MAX_SOURCE:
+        raise OrderError("source_too_long")
+    if details.valid_from < today:
+        raise OrderError("start_in_past")
+    if details.valid_until is not None and details.valid_until < details.valid_from:
+        raise OrderError("end_before_start")
+
+
+def _overlapping(
+    percent: int, first: date, last: date | None, *, besides: int | None = None
+) -> VatRate | None:
+    """A rate of the same percentage (other than ``besides``) that applies on a day of
+    ``first``..``last``: two would offer the installer the same choice twice."""
+    query = select(VatRate).where(
+        VatRate.percent == percent,
+        or_(VatRate.valid_until.is_(None), VatRate.valid_until >= first),
+    )
+    if last is not None:
+        query = query.where(VatRate.valid_from <= last)
+    if besides is not None:
+        query = query.where(VatRate.id != besides)
+    return db.session.scalars(query.order_by(VatRate.valid_from).limit(1)).first()
+
+
+@unit_of_work
+def add_rate(actor: User, details: VatRateDetails, *, now: datetime | None = None) -> VatRate:
+    """Record a rate from its first day on (today or later), with its source; audited."""
+    now = now or utcnow()
+    _check(details, local_today(now))
+    if _overlapping(details.percent, details.valid_from, details.valid_until) is not None:
+        raise OrderError("rate_overlaps", percent=details.percent)
+    rate = VatRate(
+        percent=details.percent,
+        name_nl=details.name_nl.strip(),
+        name_en=details.name_en.strip(),
+        source=details.source.strip(),
+        valid_from=details.valid_from,
+        valid_until=details.valid_until,
+        created_at=now,
+        created_by_id=actor.id,
+    )
+    if details.valid_until is not None:
+        rate.ended_at, rate.ended_by_id = now, actor.id
+    db.session.add(rate)
+    db.session.flush()
+    audit.record(actor, _desk_of(actor), "vat_rate.add", rate, after=audit.snapshot(rate, _AUDITED))
+    log.info("vat rate added rate=%s percent=%s by=%s", rate.id, rate.percent, actor.id)
+    return rate
+
+
+@unit_of_work
+def end_rate(actor: User, rate: VatRate, last_day: date, *, now: datetime | None = None) -> VatRate:
+    """Set the last day a rate applies: today at the earliest, so that no day that has passed
+    loses a rate its quotes could use. A last day still to come can be moved."""
+    now = now or utcnow()
+    today = local_today(now)
+    lock_row(rate)
+    if not is_open(rate, today):
+        raise OrderError("rate_ended")
+    if last_day < today:
+        raise OrderError("end_in_past")
+    if last_day < rate.valid_from:
+        raise OrderError("end_before_start")
+    # Moving a last day later must not run into the rate that follows it.
+    if _overlapping(rate.percent, rate.valid_from, last_day, besides=rate.id) is not None:
+        raise OrderError("rate_overlaps", percent=rate.percent)
+    before = audit.snapshot(rate, ["valid_until"])
+    rate.valid_until = last_day
+    rate.ended_at, rate.ended_by_id = now, actor.id
+    audit.record(
+        actor,
+        _desk_of(actor),
+        "vat_rate.end",
+        rate,
+        before=before,
+        after=audit.snapshot(rate, ["valid_until"]),
+    )
+    log.info("vat rate ended rate=%s last_day=%s by=%s", rate.id, last_day, actor.id)
+    return rate
