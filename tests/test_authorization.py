@@ -277,6 +277,8 @@ EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
         ("GET", "vat_21"): only(roles(ADMINS)),
         ("POST", "vat_21"): only(roles(ADMINS)),
     },
+    # The 21% rate applies already: withdrawing it is refused (409) and changes nothing.
+    "vat_desk.withdraw": {("POST", "vat_21"): only(roles(ADMINS, 409))},
     "accounts.resend_invitation": {
         ("POST", "member_a"): only({"staff_a": 302}),
         ("POST", "member_b"): only({"staff_b": 302}),

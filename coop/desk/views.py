@@ -326,6 +326,7 @@ VERBS = {
     "organisation.settings": lambda: gettext("changed the desk's settings"),
     "vat_rate.add": lambda: gettext("added a VAT rate"),
     "vat_rate.end": lambda: gettext("set the last day of a VAT rate"),
+    "vat_rate.withdraw": lambda: gettext("withdrew a VAT rate that did not apply yet"),
 }
 
 

@@ -451,6 +451,10 @@ class VatRateForm(FlaskForm):
         )
 
 
+class WithdrawVatRateForm(FlaskForm):
+    """Withdrawing a rate not yet in force: a button, with its CSRF token."""
+
+
 class EndVatRateForm(FlaskForm):
     last_day = LocalDateField(
         _l("Last day the rate applies"),

@@ -7,7 +7,9 @@ until further notice. A quote may use the rates that apply on the day it is sent
 The record is closed history: a rate's percent, names, source and first day never change once
 it exists, a new rate starts today or later, and a last day is set (or moved) only to today or
 later. So which rates applied on a day that has passed never changes afterwards; a change of the
-law ends the rate and adds a new one.
+law ends the rate and adds a new one. A rate that has not yet applied on any day (a typing
+error, a law that was changed before it took effect) can be withdrawn: no quote can have used
+it, as a quote uses only the rates of the day it is sent.
 """
 
 from __future__ import annotations
@@ -203,3 +205,17 @@ def end_rate(actor: User, rate: VatRate, last_day: date, *, now: datetime | None
     )
     log.info("vat rate ended rate=%s last_day=%s by=%s", rate.id, last_day, actor.id)
     return rate
+
+
+@unit_of_work
+def withdraw_rate(actor: User, rate: VatRate, *, now: datetime | None = None) -> None:
+    """Take back a rate whose first day is still to come; audited with what it was."""
+    now = now or utcnow()
+    lock_row(rate)
+    if rate.valid_from <= local_today(now):
+        raise OrderError("rate_in_force")
+    audit.record(
+        actor, _desk_of(actor), "vat_rate.withdraw", rate, before=audit.snapshot(rate, _AUDITED)
+    )
+    log.info("vat rate withdrawn rate=%s percent=%s by=%s", rate.id, rate.percent, actor.id)
+    db.session.delete(rate)

@@ -21,7 +21,7 @@ from coop.core.authz import authorize, require
 from coop.core.time import utcnow
 from coop.core.workdays import local_today
 from coop.orders import vat_rates
-from coop.orders.forms import EndVatRateForm, VatRateForm
+from coop.orders.forms import EndVatRateForm, VatRateForm, WithdrawVatRateForm
 from coop.orders.models import VatRate
 from coop.orders.services import OrderError
 from coop.orders.vat_rates import VAT_RATE_TABLE
@@ -49,6 +49,9 @@ MESSAGES: dict[str, Any] = {
         "Choose today or a later day: quotes may have used the rate on the days that have passed."
     ),
     "rate_ended": _l("This rate has ended: its last day has passed and stays as it was."),
+    "rate_in_force": _l(
+        "This rate already applies, so quotes may have used it: set its last day instead."
+    ),
 }
 ADD_FIELDS = {
     "percent_range": "percent",
@@ -127,11 +130,30 @@ def end(rate_id: int) -> str | Response | tuple[str, int]:
     return _end_page(rate, form)
 
 
+@bp.post("/<int:rate_id>/withdraw")
+@staff_required
+def withdraw(rate_id: int) -> str | Response | tuple[str, int]:
+    """A rate whose first day is still to come is taken back (typed wrongly, or the law changed
+    before it took effect)."""
+    rate = _rate(rate_id, "end")
+    if not WithdrawVatRateForm().validate_on_submit():
+        return _end_page(rate, EndVatRateForm()), 400
+    try:
+        vat_rates.withdraw_rate(current_user, rate)
+    except OrderError as error:
+        return _end_page(rate, EndVatRateForm(), errors.message_for(error, MESSAGES)), 409
+    flash(gettext("The VAT rate is withdrawn."), "success")
+    return redirect(url_for("vat_desk.index"))
+
+
 def _end_page(rate: VatRate, form: EndVatRateForm, problem: str | None = None) -> str:
     return render_template(
         "orders/desk/vat_rate_end.html",
         rate=rate,
         form=form,
+        withdraw_form=WithdrawVatRateForm(formdata=None),
+        # Not yet in force: no quote can have used it, so it can be taken back whole.
+        may_withdraw=rate.valid_from > local_today(utcnow()),
         problem=problem,
         # A rate whose last day has passed is history: the page says so and offers no form.
         ended=not vat_rates.is_open(rate, local_today(utcnow())),

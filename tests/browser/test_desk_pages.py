@@ -423,6 +423,32 @@ def test_vat_rate_end_with_error(page: Page, live_server: LiveServer, language: 
     assert_accessible(page)
 
 
+def test_vat_rate_typed_wrongly_is_withdrawn(page: Page, language: str) -> None:
+    """A rate added with a typing error, before its first day: its page offers to withdraw it,
+    and the list is as before."""
+    from datetime import timedelta
+
+    from coop.core.time import utcnow
+    from coop.core.workdays import local_today
+
+    visit(page, "/desk/vat-rates/new", language)
+    page.fill("#percent", "92")
+    page.fill("#name_nl", "Verlaagd tarief")
+    page.fill("#name_en", "Reduced rate")
+    page.fill("#source", "https://www.belastingdienst.nl/")
+    page.fill("#valid_from", (local_today(utcnow()) + timedelta(days=7)).isoformat())
+    submit(page)
+    expect(page.locator("#vat-rates tbody tr")).to_have_count(4)
+    typo = page.locator("#vat-rates tbody tr", has_text="92%")
+    with page.expect_navigation():
+        typo.locator('a[href$="/end"]').click()
+    expect(page.locator('main form[action$="/withdraw"] button')).to_be_visible()
+    assert_accessible(page, "a rate not yet in force, with its withdraw button")
+    submit(page, 'main form[action$="/withdraw"] button')
+    expect(page.locator("#vat-rates tbody tr")).to_have_count(3)
+    expect(page.locator("#vat-rates tbody tr", has_text="92%")).to_have_count(0)
+
+
 # --- team, security, invitation, login code ----------------------------------------------
 
 

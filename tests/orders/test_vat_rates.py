@@ -470,3 +470,53 @@ def test_the_page_is_in_dutch_by_default(client: FlaskClient, people: dict[str, 
     sign_in(client, people["admin"])
     page = client.get(PAGE).get_data(as_text=True)
     assert "Btw-tarieven" in page and "Algemeen tarief" in page
+
+
+# --- withdrawing a rate that does not apply yet ---------------------------------------------------
+
+
+def test_a_rate_not_yet_in_force_is_withdrawn_whole_and_the_audit_log_keeps_it(
+    app: Flask, client: FlaskClient, people: dict[str, int]
+) -> None:
+    client.get("/language/en")
+    sign_in(client, people["admin"])
+    factories.post_form(client, f"{PAGE}/new", add_form(percent="92"))  # meant 9, typed 92
+    with app.app_context():
+        typo = db.session.scalars(select(VatRate).where(VatRate.percent == 92)).one().id
+    page = client.get(f"{PAGE}/{typo}/end").get_data(as_text=True)
+    assert "Withdraw the rate" in page
+    response = factories.post_form(
+        client, f"{PAGE}/{typo}/withdraw", {}, token_from=f"{PAGE}/{typo}/end"
+    )
+    assert response.status_code == 302 and response.headers["Location"] == PAGE
+    with app.app_context():
+        assert db.session.get(VatRate, typo) is None and count_rates() == 3
+        entry = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+        assert entry is not None and entry.verb == "vat_rate.withdraw"
+        assert entry.object_id == typo and entry.before and entry.before["percent"] == 92
+    assert "withdrew a VAT rate" in client.get("/desk/audit").get_data(as_text=True)
+
+
+def test_a_rate_in_force_is_never_withdrawn(
+    app: Flask, client: FlaskClient, people: dict[str, int]
+) -> None:
+    client.get("/language/en")
+    sign_in(client, people["admin"])
+    rate_21 = percent_of_id(app, 21)
+    page = client.get(f"{PAGE}/{rate_21}/end").get_data(as_text=True)
+    assert "Withdraw the rate" not in page  # only offered before its first day
+    response = factories.post_form(
+        client, f"{PAGE}/{rate_21}/withdraw", {}, token_from=f"{PAGE}/{rate_21}/end"
+    )
+    assert response.status_code == 409
+    assert "set its last day instead" in response.get_data(as_text=True)
+    with app.app_context():
+        assert count_rates() == 3 and count_audit() == 0
+    with app.app_context():  # and the service refuses it too, on the first day itself
+        starts_today = vat_rates.add_rate(
+            user(people["admin"]), details(percent=13, valid_from=today())
+        )
+        with pytest.raises(OrderError) as refused:
+            vat_rates.withdraw_rate(user(people["admin"]), starts_today)
+        assert refused.value.code == "rate_in_force"
+        assert db.session.get(VatRate, starts_today.id) is not None
