@@ -174,11 +174,8 @@ def app(database_url: str, app_config: dict[str, Any]) -> Iterator[Flask]:
         _truncate_postgres(application)
     with application.app_context():
         from coop.actions.catalogue import ensure_catalogue
-        from tests.factories import vat_rates
 
         ensure_catalogue()
-        # What migrating seeded (SQLite's copy still has it; PostgreSQL was just emptied).
-        vat_rates()
     yield application
     with application.app_context():
         db.session.remove()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from coop.accounts import events as account_events
 from coop.accounts.models import Organisation, OrganisationKind, Role, User
 from coop.accounts.services import hash_password
 from coop.actions.catalogue import ensure_catalogue
@@ -56,6 +56,8 @@ def organisation(name: str = "Energieloket Utrecht") -> Organisation:
         email="loket@example.nl",
     )
     db.session.add(org)
+    db.session.flush()
+    account_events.organisation_created.send(org)  # its VAT rates, as a desk made for real
     db.session.commit()
     return org
 
@@ -235,44 +237,20 @@ def installer_user(company: Installer, email: str | None = None) -> User:
     return user
 
 
-# --- VAT rates: as a freshly migrated database has them ----------------------------------------
+# --- VAT rates: each desk's, as ``organisation()`` starts it with -------------------------------
 
 
-@functools.cache
-def _seeding_migration() -> Any:
-    """Migration 0018, whose ``RATES`` and ``SOURCE`` are the rates a new database starts with:
-    the tests seed the same rows, not a copy that could drift from them."""
-    path = ROOT / "migrations" / "versions" / "0018_vat_rates.py"
-    spec = importlib.util.spec_from_file_location("migration_0018_vat_rates", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def vat_rates() -> list[VatRate]:
-    """The Dutch VAT rates of a migrated database, put back where they are missing: the
-    migration seeds them once, and PostgreSQL's tables are emptied between tests."""
-    existing = list(db.session.scalars(select(VatRate)))
-    if existing:
-        return existing
-    migration = _seeding_migration()
-    rates = [
-        VatRate(
-            percent=percent,
-            name_nl=name_nl,
-            name_en=name_en,
-            source=migration.SOURCE,
-            valid_from=valid_from,
+def vat_rates(org: Organisation) -> list[VatRate]:
+    """The desk's VAT rates: those it started with and any added since."""
+    return list(
+        db.session.scalars(
+            select(VatRate).where(VatRate.organisation_id == org.id).order_by(VatRate.id)
         )
-        for percent, name_nl, name_en, valid_from in migration.RATES
-    ]
-    db.session.add_all(rates)
-    db.session.commit()
-    return rates
+    )
 
 
 def vat_rate(
+    org: Organisation,
     percent: int,
     valid_from: date,
     valid_until: date | None = None,
@@ -280,8 +258,10 @@ def vat_rate(
     name_nl: str = "Testtarief",
     name_en: str = "Test rate",
 ) -> VatRate:
-    """A rate recorded directly, whatever its days (the service only adds rates from today)."""
+    """A rate of the desk recorded directly, whatever its days (the service only adds rates
+    from today)."""
     rate = VatRate(
+        organisation_id=org.id,
         percent=percent,
         name_nl=name_nl,
         name_en=name_en,

@@ -93,7 +93,7 @@ Table = dict[str, Expected]
 #   amb_a / amb_b       resident A's approved ambassadorship (A's neighbourhood) / resident B's,
 #                       only volunteered (B's); nb_a has a public neighbourhood page, nb_b a
 #                       page not yet public
-#   vat_21              the 21% VAT rate (the rates are the law's: one set for every desk)
+#   vat_a / vat_b       the 21% VAT rate of A / of B (each desk keeps its own rates)
 TARGETS: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {
     (): ((),),
     ("slug",): (("open_a",), ("draft_b",)),
@@ -136,7 +136,7 @@ TARGETS: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {
     ("survey_id", "fmt"): (("survey_a", "csv"), ("survey_b", "csv")),
     ("campaign_id",): (("camp_a",), ("camp_b",)),
     ("ambassador_id",): (("amb_a",), ("amb_b",)),
-    ("rate_id",): (("vat_21",),),
+    ("rate_id",): (("vat_a",), ("vat_b",)),
 }
 
 
@@ -269,16 +269,21 @@ EXPECTED: dict[str, dict[tuple[str, str], Table]] = {
     # The desk's settings: its admins only (a POST with just the token saves and redirects).
     "desk.settings": {("GET", ""): only(roles(ADMINS)), ("POST", ""): only(roles(ADMINS, 302))},
     "accounts.team": {("GET", ""): only(roles(ADMINS)), ("POST", ""): only(roles(ADMINS))},
-    # The VAT rates are the same for every desk: all staff read them, the desks' admins add and
-    # end them (a post with just the token gets the form's errors, and changes nothing).
+    # A desk's VAT rates: its staff read them, its admin adds, ends and withdraws them (a post
+    # with just the token gets the form's errors, and changes nothing); another desk's, a 404.
     "vat_desk.index": {("GET", ""): ANY_STAFF},
     "vat_desk.add": {("GET", ""): only(roles(ADMINS)), ("POST", ""): only(roles(ADMINS))},
     "vat_desk.end": {
-        ("GET", "vat_21"): only(roles(ADMINS)),
-        ("POST", "vat_21"): only(roles(ADMINS)),
+        ("GET", "vat_a"): only({"staff_a": 200}),
+        ("POST", "vat_a"): only({"staff_a": 200}),
+        ("GET", "vat_b"): only({"staff_b": 200}),
+        ("POST", "vat_b"): only({"staff_b": 200}),
     },
-    # The 21% rate applies already: withdrawing it is refused (409) and changes nothing.
-    "vat_desk.withdraw": {("POST", "vat_21"): only(roles(ADMINS, 409))},
+    # The 21% rates apply already: withdrawing one is refused (409) and changes nothing.
+    "vat_desk.withdraw": {
+        ("POST", "vat_a"): only({"staff_a": 409}),
+        ("POST", "vat_b"): only({"staff_b": 409}),
+    },
     "accounts.resend_invitation": {
         ("POST", "member_a"): only({"staff_a": 302}),
         ("POST", "member_b"): only({"staff_b": 302}),
@@ -851,7 +856,12 @@ def build_world(app: Flask) -> dict[str, Any]:
         db.session.add_all([users["installer"], users["installer_b"]])
         db.session.commit()
         objects |= {
-            "vat_21": next(rate.id for rate in factories.vat_rates() if rate.percent == 21),
+            **{
+                f"vat_{desk}": next(
+                    rate.id for rate in factories.vat_rates(org) if rate.percent == 21
+                )
+                for desk, org in orgs.items()
+            },
             "open_a": open_a.id,
             "draft_b": draft_b.id,
             "offer_a": open_a.measures[0].id,
@@ -988,8 +998,9 @@ def test_every_route_answers_the_role_as_the_table_says(
             for key in ("pay_a", "pay_b"):
                 payment = db.session.get(Payment, world["objects"][key])
                 assert payment is not None and payment.status is PaymentStatus.PENDING
-            rate = db.session.get(VatRate, world["objects"]["vat_21"])
-            assert rate is not None and rate.valid_until is None
+            for key in ("vat_a", "vat_b"):
+                rate = db.session.get(VatRate, world["objects"][key])
+                assert rate is not None and rate.valid_until is None
 
 
 @pytest.mark.parametrize("app_config", [{"DEV_MAILBOX": False}])

@@ -17,6 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from coop.accounts import events
 from coop.accounts.models import Organisation, OrganisationKind, Role, User
 from coop.accounts.services import (
     MIN_PASSWORD_LENGTH,
@@ -95,6 +96,8 @@ def create_organisation(
         phone=_text(phone, "phone number", PHONE_MAX) if phone and phone.strip() else None,
     )
     db.session.add(organisation)
+    db.session.flush()
+    events.organisation_created.send(organisation)
     db.session.commit()
     log.info("organisation created id=%s from the command line", organisation.id)
     return Created(organisation, created=True)

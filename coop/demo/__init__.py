@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
+from coop.accounts import events as account_events
 from coop.accounts.models import Organisation, OrganisationKind, Role, User
 from coop.accounts.services import hash_password
 from coop.actions.catalogue import ensure_catalogue
@@ -48,6 +49,8 @@ def seed_demo(registrations: int = 300, seed: int = 2026) -> list[tuple[str, str
         phone="030 286 00 00",
     )
     db.session.add(desk)
+    db.session.flush()
+    account_events.organisation_created.send(desk)  # its VAT rates
     lunetten = Neighbourhood(
         organisation=desk,
         name="Lunetten",

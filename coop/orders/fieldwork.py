@@ -229,8 +229,10 @@ def send_quote(
             raise OrderError("amount_negative")
         if item.unit_price_cents > MAX_AMOUNT_CENTS:
             raise OrderError("amount_too_large")
-    # The rates that apply on the day it is sent (the law's, kept as data by staff).
-    vat_rates.check_quote_rates((item.vat_rate for item in items), today)
+    # The rates that apply on the day it is sent, as the action's desk keeps them.
+    vat_rates.check_quote_rates(
+        (item.vat_rate for item in items), line.order.action.organisation_id, today
+    )
     totals = quote_totals(items)
     if totals.total_cents <= 0:
         raise OrderError("total_zero")

@@ -353,8 +353,9 @@ class VatRate(db.Model):  # type: ignore[name-defined]
     """A Dutch VAT rate (btw-tarief) that quotes may use from ``valid_from`` through
     ``valid_until``, both days included; no ``valid_until``: until further notice.
 
-    The rates are the law's, not coop's, so they are data with their source, kept by staff
-    (``coop.orders.vat_rates``). A row is history: once it exists, only its end is ever set.
+    The rates are the law's, not coop's, so they are data with their source, kept by each
+    desk's staff for the quotes of its own actions (``coop.orders.vat_rates``): like
+    everything else of a desk, no other desk can change them. A row is history: once it exists, only its end is ever set.
     A change of the law ends a rate and adds a new one, so what a day's quotes could use
     stays on record. A quote keeps its own percent per row (``QuoteItem.vat_rate``).
     """
@@ -362,6 +363,9 @@ class VatRate(db.Model):  # type: ignore[name-defined]
     __tablename__ = "vat_rates"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
     percent: Mapped[int] = mapped_column(Integer)  # whole percent, as quote rows store it
     name_nl: Mapped[str] = mapped_column(String(200))
     name_en: Mapped[str] = mapped_column(String(200))

@@ -63,8 +63,8 @@ def _quote(user: User | None, obj: Quote, action: str) -> bool:
     return action == "decide" and _order_line(user, obj.line, "respond")
 
 
-# The VAT rates are the law's and the same for every desk: all staff read them; desk admins add
-# and end them (a change applies to the quotes of every desk, so not every colleague makes it).
+# A desk's VAT rates, as the rest of a desk: its staff read them, its admins add, end and
+# withdraw them (every quote on the desk's actions uses them, so not every colleague does).
 @authz.policy(VatRateTable)
 def _vat_rate_table(user: User | None, obj: VatRateTable, action: str) -> bool:
     if user is None:
@@ -76,8 +76,6 @@ def _vat_rate_table(user: User | None, obj: VatRateTable, action: str) -> bool:
 
 @authz.policy(VatRate)
 def _vat_rate(user: User | None, obj: VatRate, action: str) -> bool:
-    if user is None:
-        return False
     if action == "view":
-        return staff_of(user, user.organisation_id)
-    return action == "end" and desk_admin_of(user, user.organisation_id)
+        return staff_of(user, obj.organisation_id)
+    return action == "end" and desk_admin_of(user, obj.organisation_id)

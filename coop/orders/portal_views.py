@@ -331,8 +331,9 @@ def send_quote(line_id: int) -> Any:
     """Without JavaScript: "add a row" and "show the totals" come back to this page; only
     "send" sends the quote."""
     line = _line(line_id)
-    # The rates that apply today; sending checks them again for the day it is sent.
-    rates = vat_rates.rates_on(local_today(utcnow()))
+    # The rates the action's desk has for today; sending checks them again for the day it is
+    # sent.
+    rates = vat_rates.rates_on(line.order.action.organisation_id, local_today(utcnow()))
     form: QuoteForm = quote_form(_quote_rows(), rates)
     totals: QuoteTotals | None = None
     problem = None

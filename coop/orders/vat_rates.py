@@ -1,7 +1,9 @@
 """The Dutch VAT rates a quote may use: which apply on a day, and staff adding and ending them.
 
 Rates change by law, not by release, so they are rows (``VatRate``) with their source and the
-days they apply: ``valid_from`` and ``valid_until`` both included, no ``valid_until`` meaning
+days they apply. Each desk keeps its own, for the quotes on its actions: a desk's admin can
+change nothing another desk relies on, as with everything else of a desk. A new desk starts
+with the rates of ``STARTING_RATES``; ``valid_from`` and ``valid_until`` both included, no ``valid_until`` meaning
 until further notice. A quote may use the rates that apply on the day it is sent.
 
 The record is closed history: a rate's percent, names, source and first day never change once
@@ -18,10 +20,12 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, and_, or_, select
 
-from coop.accounts.models import User
+from coop.accounts import events as account_events
+from coop.accounts.models import Organisation, User
 from coop.core import audit
 from coop.core.db import lock_row, unit_of_work
 from coop.core.time import utcnow
@@ -37,9 +41,36 @@ MAX_SOURCE = 500
 _AUDITED = ("percent", "name_nl", "name_en", "source", "valid_from", "valid_until")
 
 
+class StartingRate(NamedTuple):
+    percent: int
+    name_nl: str
+    name_en: str
+    valid_from: date
+
+
+# What a new desk starts with (the migration that made the table seeded the desks there were
+# with the same): the law as it stands since 1 January 2019. From then on the desk's staff keep
+# its rates on the desk's page; nothing reads this list again.
+STARTING_SOURCE = (
+    "https://www.belastingdienst.nl/wps/wcm/connect/bldcontentnl/belastingdienst/zakelijk/btw/"
+    "tarieven_en_vrijstellingen/"
+)
+STARTING_RATES = (
+    StartingRate(21, "Algemeen tarief (hoog tarief)", "Standard rate", date(2012, 10, 1)),
+    StartingRate(
+        9,
+        "Verlaagd tarief (laag tarief), o.a. arbeid voor het isoleren van woningen ouder dan "
+        "2 jaar",
+        "Reduced rate, e.g. labour for insulating homes older than 2 years",
+        date(2019, 1, 1),
+    ),
+    StartingRate(0, "Nultarief", "Zero rate", date(1969, 1, 1)),
+)
+
+
 class VatRateTable:
-    """The rates as a whole, for ``coop.core.authz``: who may read them and add one (a single
-    rate is a ``VatRate``)."""
+    """A desk's rates as a whole, for ``coop.core.authz``: who may read them and add one (a
+    single rate is a ``VatRate``)."""
 
 
 VAT_RATE_TABLE = VatRateTable()
@@ -55,51 +86,76 @@ class VatRateDetails:
     valid_until: date | None = None
 
 
-def _applies_on(day: date) -> ColumnElement[bool]:
+@account_events.organisation_created.connect
+def _start_new_desk(organisation: Organisation, **_details: object) -> None:
+    start_rates(organisation.id)
+
+
+def start_rates(organisation_id: int) -> list[VatRate]:
+    """A new desk's rates (``STARTING_RATES``), added to the session of its creation."""
+    rates = [
+        VatRate(
+            organisation_id=organisation_id,
+            percent=rate.percent,
+            name_nl=rate.name_nl,
+            name_en=rate.name_en,
+            source=STARTING_SOURCE,
+            valid_from=rate.valid_from,
+        )
+        for rate in STARTING_RATES
+    ]
+    db.session.add_all(rates)
+    return rates
+
+
+def _applies_on(organisation_id: int, day: date) -> ColumnElement[bool]:
     return and_(
+        VatRate.organisation_id == organisation_id,
         VatRate.valid_from <= day,
         or_(VatRate.valid_until.is_(None), VatRate.valid_until >= day),
     )
 
 
 def _desk_of(actor: User) -> int:
-    """The desk whose audit log records the change (the rates apply to every desk); only desk
-    admins change them (``coop.orders.permissions``), and staff always have a desk."""
+    """The desk whose rates a staff member adds to (``coop.orders.permissions`` lets only its
+    admins); staff always have a desk."""
     assert actor.organisation_id is not None
     return actor.organisation_id
 
 
-def rates_on(day: date) -> list[VatRate]:
-    """The rates that apply on ``day``, the highest first: the standard rate leads, and a new
-    quote row starts with it."""
+def rates_on(organisation_id: int, day: date) -> list[VatRate]:
+    """The desk's rates that apply on ``day``, the highest first: the standard rate leads, and
+    a new quote row starts with it."""
     return list(
         db.session.scalars(
             select(VatRate)
-            .where(_applies_on(day))
+            .where(_applies_on(organisation_id, day))
             .order_by(VatRate.percent.desc(), VatRate.valid_from, VatRate.id)
         )
     )
 
 
-def percents_on(day: date) -> list[int]:
-    """The percentages a quote sent on ``day`` may use, the highest first, each once."""
-    return list(dict.fromkeys(rate.percent for rate in rates_on(day)))
+def percents_on(organisation_id: int, day: date) -> list[int]:
+    """The percentages a quote on the desk's action sent on ``day`` may use, the highest first,
+    each once."""
+    return list(dict.fromkeys(rate.percent for rate in rates_on(organisation_id, day)))
 
 
-def check_quote_rates(percents: Iterable[int], day: date) -> None:
-    """Refuse a quote sent on ``day`` with a percentage that does not apply that day."""
-    allowed = set(percents_on(day))
+def check_quote_rates(percents: Iterable[int], organisation_id: int, day: date) -> None:
+    """Refuse a quote on the desk's action sent on ``day`` with a percentage that does not
+    apply that day."""
+    allowed = set(percents_on(organisation_id, day))
     if any(percent not in allowed for percent in percents):
         raise OrderError("vat_rate")
 
 
-def all_rates() -> list[VatRate]:
-    """Every rate on record, the latest first."""
+def all_rates(organisation_id: int) -> list[VatRate]:
+    """Every rate of the desk on record, the latest first."""
     return list(
         db.session.scalars(
-            select(VatRate).order_by(
-                VatRate.valid_from.desc(), VatRate.percent.desc(), VatRate.id.desc()
-            )
+            select(VatRate)
+            .where(VatRate.organisation_id == organisation_id)
+            .order_by(VatRate.valid_from.desc(), VatRate.percent.desc(), VatRate.id.desc())
         )
     )
 
@@ -135,11 +191,17 @@ def _check(details: VatRateDetails, today: date) -> None:
 
 
 def _overlapping(
-    percent: int, first: date, last: date | None, *, besides: int | None = None
+    organisation_id: int,
+    percent: int,
+    first: date,
+    last: date | None,
+    *,
+    besides: int | None = None,
 ) -> VatRate | None:
-    """A rate of the same percentage (other than ``besides``) that applies on a day of
-    ``first``..``last``: two would offer the installer the same choice twice."""
+    """A rate of the desk of the same percentage (other than ``besides``) that applies on a day
+    of ``first``..``last``: two would offer the installer the same choice twice."""
     query = select(VatRate).where(
+        VatRate.organisation_id == organisation_id,
         VatRate.percent == percent,
         or_(VatRate.valid_until.is_(None), VatRate.valid_until >= first),
     )
@@ -152,12 +214,15 @@ def _overlapping(
 
 @unit_of_work
 def add_rate(actor: User, details: VatRateDetails, *, now: datetime | None = None) -> VatRate:
-    """Record a rate from its first day on (today or later), with its source; audited."""
+    """Record a rate of the actor's desk from its first day on (today or later), with its
+    source; audited."""
     now = now or utcnow()
+    desk = _desk_of(actor)
     _check(details, local_today(now))
-    if _overlapping(details.percent, details.valid_from, details.valid_until) is not None:
+    if _overlapping(desk, details.percent, details.valid_from, details.valid_until) is not None:
         raise OrderError("rate_overlaps", percent=details.percent)
     rate = VatRate(
+        organisation_id=desk,
         percent=details.percent,
         name_nl=details.name_nl.strip(),
         name_en=details.name_en.strip(),
@@ -171,7 +236,7 @@ def add_rate(actor: User, details: VatRateDetails, *, now: datetime | None = Non
         rate.ended_at, rate.ended_by_id = now, actor.id
     db.session.add(rate)
     db.session.flush()
-    audit.record(actor, _desk_of(actor), "vat_rate.add", rate, after=audit.snapshot(rate, _AUDITED))
+    audit.record(actor, desk, "vat_rate.add", rate, after=audit.snapshot(rate, _AUDITED))
     log.info("vat rate added rate=%s percent=%s by=%s", rate.id, rate.percent, actor.id)
     return rate
 
@@ -190,14 +255,17 @@ def end_rate(actor: User, rate: VatRate, last_day: date, *, now: datetime | None
     if last_day < rate.valid_from:
         raise OrderError("end_before_start")
     # Moving a last day later must not run into the rate that follows it.
-    if _overlapping(rate.percent, rate.valid_from, last_day, besides=rate.id) is not None:
+    if (
+        _overlapping(rate.organisation_id, rate.percent, rate.valid_from, last_day, besides=rate.id)
+        is not None
+    ):
         raise OrderError("rate_overlaps", percent=rate.percent)
     before = audit.snapshot(rate, ["valid_until"])
     rate.valid_until = last_day
     rate.ended_at, rate.ended_by_id = now, actor.id
     audit.record(
         actor,
-        _desk_of(actor),
+        rate.organisation_id,
         "vat_rate.end",
         rate,
         before=before,
@@ -215,7 +283,11 @@ def withdraw_rate(actor: User, rate: VatRate, *, now: datetime | None = None) ->
     if rate.valid_from <= local_today(now):
         raise OrderError("rate_in_force")
     audit.record(
-        actor, _desk_of(actor), "vat_rate.withdraw", rate, before=audit.snapshot(rate, _AUDITED)
+        actor,
+        rate.organisation_id,
+        "vat_rate.withdraw",
+        rate,
+        before=audit.snapshot(rate, _AUDITED),
     )
     log.info("vat rate withdrawn rate=%s percent=%s by=%s", rate.id, rate.percent, actor.id)
     db.session.delete(rate)

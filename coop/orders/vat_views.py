@@ -1,8 +1,8 @@
 """The desk's page of VAT rates: every rate with its source and the days it applies; desk admins
 add a rate and end one (``coop.orders.vat_rates`` holds the rules).
 
-The rates are the same for every desk. Staff read them, desk admins change them; anyone else
-gets a 404 (or the login page), as on the other desk pages.
+Each desk keeps its own rates. Its staff read them, its admins change them; anyone else gets a
+404 (or the login page), as on the other desk pages.
 """
 
 from __future__ import annotations
@@ -86,9 +86,9 @@ def index() -> str:
     today = local_today(utcnow())
     return render_template(
         "orders/desk/vat_rates.html",
-        rates=vat_rates.all_rates(),
+        rates=vat_rates.all_rates(current_user.organisation_id),
         today=today,
-        current=set(vat_rates.rates_on(today)),
+        current=set(vat_rates.rates_on(current_user.organisation_id, today)),
         may_change=authorize(current_user, VAT_RATE_TABLE, "add"),
         is_open=vat_rates.is_open,
     )

@@ -1,6 +1,6 @@
 """vat_rates: the Dutch VAT rates quotes may use, as data with their source and the days they
-apply (staff keep them on the desk), seeded with the three rates of today; quote_items.vat_rate
-no longer checks against the constant (0, 9, 21) but only that it is a percentage
+apply, per desk (its staff keep them), seeded for every desk with the three rates of today;
+quote_items.vat_rate no longer checks against the constant (0, 9, 21) but only that it is a percentage
 
 Revision ID: 0018
 Revises: 0017
@@ -27,7 +27,8 @@ SOURCE = (
     'tarieven_en_vrijstellingen/'
 )
 # The rates as they are when this migration is written (a migration does not import the
-# application); from here on staff keep them. 21% since 1 October 2012, 9% since 1 January 2019
+# application; a desk made later starts with ``coop.orders.vat_rates.STARTING_RATES``); from
+# here on each desk's staff keep them. 21% since 1 October 2012, 9% since 1 January 2019
 # (6% before), 0% since the Wet op de omzetbelasting 1968 came into force.
 RATES = [
     (21, 'Algemeen tarief (hoog tarief)', 'Standard rate', date(2012, 10, 1)),
@@ -45,6 +46,7 @@ def upgrade():
     vat_rates = op.create_table(
         'vat_rates',
         sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('organisation_id', sa.Integer(), nullable=False),
         sa.Column('percent', sa.Integer(), nullable=False),
         sa.Column('name_nl', sa.String(length=200), nullable=False),
         sa.Column('name_en', sa.String(length=200), nullable=False),
@@ -61,6 +63,10 @@ def upgrade():
             name=op.f('ck_vat_rates_ends_after_start'),
         ),
         sa.ForeignKeyConstraint(
+            ['organisation_id'], ['organisations.id'],
+            name=op.f('fk_vat_rates_organisation_id_organisations'), ondelete='CASCADE',
+        ),
+        sa.ForeignKeyConstraint(
             ['created_by_id'], ['users.id'],
             name=op.f('fk_vat_rates_created_by_id_users'), ondelete='SET NULL',
         ),
@@ -71,11 +77,16 @@ def upgrade():
         sa.PrimaryKeyConstraint('id', name=op.f('pk_vat_rates')),
         sqlite_autoincrement=True,
     )
+    op.create_index(
+        op.f('ix_vat_rates_organisation_id'), 'vat_rates', ['organisation_id'], unique=False
+    )
     now = datetime.now(timezone.utc).replace(tzinfo=None)  # stored as naive UTC
+    desks = op.get_bind().execute(sa.text('SELECT id FROM organisations')).scalars().all()
     op.bulk_insert(
         vat_rates,
         [
             {
+                'organisation_id': desk,
                 'percent': percent,
                 'name_nl': name_nl,
                 'name_en': name_en,
@@ -84,6 +95,7 @@ def upgrade():
                 'valid_until': None,
                 'created_at': now,
             }
+            for desk in desks
             for percent, name_nl, name_en, valid_from in RATES
         ],
     )
@@ -109,4 +121,5 @@ def downgrade():
         batch_op.create_check_constraint(
             op.f('ck_quote_items_dutch_vat_rate'), 'vat_rate IN (0, 9, 21)'
         )
+    op.drop_index(op.f('ix_vat_rates_organisation_id'), table_name='vat_rates')
     op.drop_table('vat_rates')

@@ -20,6 +20,7 @@ from coop.accounts.models import Organisation, OrganisationKind, Role, User
 from coop.accounts.services import authenticate
 from coop.core.audit import AuditEntry
 from coop.extensions import db
+from coop.orders.models import VatRate
 from tests import factories
 from tests.conftest import base_config
 
@@ -57,6 +58,11 @@ def test_create_organisation_prints_its_id_and_is_safe_to_run_again(app: Flask) 
         )
         assert organisation.email == "energieloket@amersfoort.example"
         assert organisation.phone == "033 469 50 00"
+        # Quotes on its actions need VAT rates: it starts with today's three Dutch ones.
+        rates = db.session.scalars(
+            select(VatRate.percent).where(VatRate.organisation_id == organisation.id)
+        )
+        assert sorted(rates) == [0, 9, 21]
         first_id = organisation.id
 
     # Again, even with the name in other capitals: the same id, nothing new, nothing changed.
@@ -67,6 +73,7 @@ def test_create_organisation_prints_its_id_and_is_safe_to_run_again(app: Flask) 
     assert result.stdout.strip() == str(first_id) and "exists already" in result.stderr
     with app.app_context():
         assert organisations() == 1
+        assert db.session.scalar(select(func.count()).select_from(VatRate)) == 3
 
 
 def test_create_organisation_refuses_bad_input_with_a_sentence(app: Flask) -> None:

@@ -415,7 +415,12 @@ def test_vat_rate_end_with_error(page: Page, live_server: LiveServer, language: 
     from coop.orders.models import VatRate
 
     with live_server.app.app_context():
-        rate_id = db.session.scalars(select(VatRate.id).where(VatRate.percent == 21)).one()
+        staff = db.session.scalars(select(User).where(User.email == STAFF_EMAIL)).one()
+        rate_id = db.session.scalars(
+            select(VatRate.id).where(
+                VatRate.percent == 21, VatRate.organisation_id == staff.organisation_id
+            )
+        ).one()
     visit(page, f"/desk/vat-rates/{rate_id}/end", language)
     page.fill("#last_day", "2020-01-01")  # in the past: the service refuses it at the field
     submit(page)

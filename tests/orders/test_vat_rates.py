@@ -1,12 +1,15 @@
-"""VAT rates are data: which rates apply on a day (the first and the last day both included), a
-quote uses only the rates of the day it is sent, the quote form offers only today's rates, and
-desk admins add rates and set their last day on the desk, with their source, in the audit log;
-bad input is refused at its field and changes nothing; the past is never rewritten."""
+"""VAT rates are data, each desk's own: which rates apply on a day (the first and the last day
+both included), a quote uses only the rates its action's desk has for the day it is sent, the
+quote form offers only today's rates, and a desk's admins add rates and set their last day on
+the desk, with their source, in the audit log; no other desk can change them; bad input is
+refused at its field and changes nothing; the past is never rewritten."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from coop.accounts.models import User
+from coop.accounts.models import Organisation, User
 from coop.core.audit import AuditEntry
 from coop.core.time import AMSTERDAM, utcnow
 from coop.core.workdays import local_today
@@ -34,12 +37,18 @@ def today() -> date:
     return local_today(utcnow())
 
 
-def percent_of(rate_percent: int) -> VatRate:
-    return next(rate for rate in factories.vat_rates() if rate.percent == rate_percent)
+def desk(org_id: int) -> Organisation:
+    found = db.session.get(Organisation, org_id)
+    assert found is not None
+    return found
 
 
-def count_rates() -> int:
-    return int(db.session.scalar(select(func.count()).select_from(VatRate)) or 0)
+def percent_of(rate_percent: int, org_id: int) -> VatRate:
+    return next(rate for rate in factories.vat_rates(desk(org_id)) if rate.percent == rate_percent)
+
+
+def count_rates(org_id: int) -> int:
+    return len(factories.vat_rates(desk(org_id)))
 
 
 def count_audit() -> int:
@@ -65,6 +74,8 @@ def people(app: Flask) -> dict[str, int]:
         fitter = factories.installer_user(company)
         db.session.commit()
         return {
+            "desk": org.id,
+            "other_desk": other.id,
             "admin": admin.id,
             "colleague": colleague.id,
             "other_admin": other_admin.id,
@@ -95,33 +106,60 @@ def details(**overrides: Any) -> VatRateDetails:
 # --- which rates apply on a day ----------------------------------------------------------------
 
 
-def test_a_new_database_has_the_three_dutch_rates_with_their_source(ctx: Flask) -> None:
-    rates = vat_rates.rates_on(today())
+def test_a_new_desk_starts_with_the_three_dutch_rates_with_their_source(ctx: Flask) -> None:
+    org = factories.organisation()
+    rates = vat_rates.rates_on(org.id, today())
     assert [rate.percent for rate in rates] == [21, 9, 0]
     assert all(rate.source.startswith("https://www.belastingdienst.nl/") for rate in rates)
     assert all(rate.valid_until is None for rate in rates)
-    assert percent_of(9).valid_from == date(2019, 1, 1)
-    assert "isoleren" in percent_of(9).name_nl and "insulating" in percent_of(9).name_en
+    assert percent_of(9, org.id).valid_from == date(2019, 1, 1)
+    nine = percent_of(9, org.id)
+    assert "isoleren" in nine.name_nl and "insulating" in nine.name_en
+
+
+def test_the_migration_seeded_the_desks_there_were_with_what_a_new_desk_starts_with() -> None:
+    path = Path(__file__).resolve().parents[2] / "migrations" / "versions" / "0018_vat_rates.py"
+    spec = importlib.util.spec_from_file_location("migration_0018_vat_rates", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert migration.SOURCE == vat_rates.STARTING_SOURCE
+    assert [tuple(rate) for rate in vat_rates.STARTING_RATES] == migration.RATES
 
 
 def test_a_rate_applies_from_its_first_day_through_its_last_day(ctx: Flask) -> None:
+    org = factories.organisation()
     first, last = date(2031, 1, 1), date(2031, 12, 31)
-    factories.vat_rate(15, first, last)
-    assert 15 not in vat_rates.percents_on(first - timedelta(days=1))
-    assert 15 in vat_rates.percents_on(first)
-    assert 15 in vat_rates.percents_on(last)
-    assert 15 not in vat_rates.percents_on(last + timedelta(days=1))
+    factories.vat_rate(org, 15, first, last)
+    assert 15 not in vat_rates.percents_on(org.id, first - timedelta(days=1))
+    assert 15 in vat_rates.percents_on(org.id, first)
+    assert 15 in vat_rates.percents_on(org.id, last)
+    assert 15 not in vat_rates.percents_on(org.id, last + timedelta(days=1))
     # Without a last day: until further notice.
-    factories.vat_rate(7, first)
-    assert 7 in vat_rates.percents_on(date(2099, 1, 1))
+    factories.vat_rate(org, 7, first)
+    assert 7 in vat_rates.percents_on(org.id, date(2099, 1, 1))
 
 
 def test_rates_are_offered_highest_first_and_each_percentage_once(ctx: Flask) -> None:
-    assert vat_rates.percents_on(today()) == [21, 9, 0]
+    org = factories.organisation()
+    assert vat_rates.percents_on(org.id, today()) == [21, 9, 0]
     with pytest.raises(OrderError) as refused:
-        vat_rates.check_quote_rates([21, 6], today())
+        vat_rates.check_quote_rates([21, 6], org.id, today())
     assert refused.value.code == "vat_rate"
-    vat_rates.check_quote_rates([21, 9, 0, 9], today())
+    vat_rates.check_quote_rates([21, 9, 0, 9], org.id, today())
+
+
+def test_a_desk_has_its_own_rates_and_another_desk_keeps_its_own(
+    ctx: Flask, people: dict[str, int]
+) -> None:
+    mine, theirs = people["desk"], people["other_desk"]
+    vat_rates.end_rate(user(people["admin"]), percent_of(9, mine), today())
+    vat_rates.add_rate(user(people["admin"]), details(percent=12))
+    later = today() + timedelta(days=30)
+    assert vat_rates.percents_on(mine, later) == [21, 12, 0]
+    assert vat_rates.percents_on(theirs, later) == [21, 9, 0]
+    with pytest.raises(OrderError):
+        vat_rates.check_quote_rates([12], theirs, later)
 
 
 # --- the quote uses the rates of the day it is sent -------------------------------------------
@@ -140,10 +178,11 @@ def test_a_quote_is_refused_a_rate_that_has_ended_and_takes_a_new_one_once_added
 ) -> None:
     tomorrow = local(today() + timedelta(days=1))
     with app.test_request_context():
-        admin = user(people["admin"])
+        staff = world.user(world.staff)  # of the action's desk (the service asks no role)
+        assert staff.organisation_id is not None
         # The law changes: 9% applies through today, 10% from tomorrow.
-        vat_rates.end_rate(admin, percent_of(9), today())
-        vat_rates.add_rate(admin, details(percent=10, valid_from=today() + timedelta(days=1)))
+        vat_rates.end_rate(staff, percent_of(9, staff.organisation_id), today())
+        vat_rates.add_rate(staff, details(percent=10, valid_from=today() + timedelta(days=1)))
         line = world.line_of(world.registrations_x[0])
         fitter = world.user(world.user_x)
         services.accept_order(fitter, line.order, now=utcnow())
@@ -192,9 +231,12 @@ def test_the_quote_form_offers_only_the_rates_that_apply_today(
     app: Flask, client: FlaskClient, world: World
 ) -> None:
     with app.app_context():
-        factories.vat_rate(6, date(2001, 1, 1), date(2018, 12, 31))  # ended
-        factories.vat_rate(12, today() + timedelta(days=1))  # not yet
-        factories.vat_rate(5, date(2020, 1, 1), today(), name_en="Last day today")
+        org = desk(world.user(world.staff).organisation_id or 0)
+        factories.vat_rate(org, 6, date(2001, 1, 1), date(2018, 12, 31))  # ended
+        factories.vat_rate(org, 12, today() + timedelta(days=1))  # not yet
+        factories.vat_rate(org, 5, date(2020, 1, 1), today(), name_en="Last day today")
+        # Another desk's rate is not this action's.
+        factories.vat_rate(factories.organisation("Elders"), 13, date(2020, 1, 1))
     url, page = quote_page(client, world)
     assert vat_options(page) == ["21", "9", "5", "0"]
     assert "21% – Standard rate" in page and "5% – Last day today" in page
@@ -253,7 +295,8 @@ def test_the_table_refuses_a_rate_out_of_range_or_ending_before_it_starts(ctx: F
         {"percent": -1, "valid_from": date(2030, 1, 1)},
         {"percent": 9, "valid_from": date(2030, 1, 1), "valid_until": date(2029, 12, 31)},
     ):
-        db.session.add(VatRate(name_nl="x", name_en="x", source="x", **bad))
+        org_id = factories.organisation().id
+        db.session.add(VatRate(organisation_id=org_id, name_nl="x", name_en="x", source="x", **bad))
         with pytest.raises(IntegrityError):
             db.session.commit()
         db.session.rollback()
@@ -279,14 +322,14 @@ def test_staff_see_the_rates_with_their_source_and_days(
     sign_in(client, people["admin"])
     page = client.get(PAGE).get_data(as_text=True)
     assert "/desk/vat-rates/new" in page
-    assert f"{PAGE}/{percent_of_id(app, 21)}/end" in page
+    assert f"{PAGE}/{percent_of_id(app, 21, people['desk'])}/end" in page
     # The desk's start page links to it.
     assert f'href="{PAGE}"' in client.get("/desk/").get_data(as_text=True)
 
 
-def percent_of_id(app: Flask, percent: int) -> int:
+def percent_of_id(app: Flask, percent: int, org_id: int) -> int:
     with app.app_context():
-        return percent_of(percent).id
+        return percent_of(percent, org_id).id
 
 
 @pytest.mark.parametrize("role", ["resident", "installer", "anonymous"])
@@ -294,7 +337,7 @@ def test_the_page_is_not_for_residents_installers_or_visitors(
     app: Flask, client: FlaskClient, people: dict[str, int], role: str
 ) -> None:
     sign_in(client, people.get(role))
-    rate_id = percent_of_id(app, 21)
+    rate_id = percent_of_id(app, 21, people["desk"])
     for url in (PAGE, f"{PAGE}/new", f"{PAGE}/{rate_id}/end"):
         response = client.get(url)
         if role == "anonymous":
@@ -307,7 +350,7 @@ def test_the_page_is_not_for_residents_installers_or_visitors(
     )
     assert response.status_code in (302, 404)
     with app.app_context():
-        assert percent_of(21).valid_until is None
+        assert percent_of(21, people["desk"]).valid_until is None
 
 
 def add_form(**overrides: str) -> dict[str, str]:
@@ -327,33 +370,47 @@ def test_a_desk_admin_adds_a_rate_and_sets_the_last_day_of_another_audited(
     app: Flask, client: FlaskClient, people: dict[str, int]
 ) -> None:
     client.get("/language/en")
-    sign_in(client, people["other_admin"])  # any desk's admin: the rates are everyone's
+    sign_in(client, people["admin"])
     response = factories.post_form(client, f"{PAGE}/new", add_form(percent="12 %"))
     assert response.status_code == 302 and response.headers["Location"] == PAGE
-    rate_9 = percent_of_id(app, 9)
+    rate_9 = percent_of_id(app, 9, people["desk"])
     last_day = (today() + timedelta(days=29)).isoformat()
     response = factories.post_form(client, f"{PAGE}/{rate_9}/end", {"last_day": last_day})
     assert response.status_code == 302
     with app.app_context():
         added = db.session.scalars(select(VatRate).where(VatRate.percent == 12)).one()
         assert added.valid_from == today() + timedelta(days=30) and added.valid_until is None
-        assert added.created_by_id == people["other_admin"]
+        assert added.created_by_id == people["admin"] and added.organisation_id == people["desk"]
         ended = db.session.get(VatRate, rate_9)
         assert ended is not None and ended.valid_until == today() + timedelta(days=29)
-        assert ended.ended_by_id == people["other_admin"] and ended.ended_at is not None
+        assert ended.ended_by_id == people["admin"] and ended.ended_at is not None
         entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
         assert [(e.verb, e.object_id) for e in entries] == [
             ("vat_rate.add", added.id),
             ("vat_rate.end", rate_9),
         ]
-        assert entries[0].organisation_id == user(people["other_admin"]).organisation_id
+        assert {e.organisation_id for e in entries} == {people["desk"]}
         assert entries[0].after and entries[0].after["percent"] == 12
         assert entries[1].before == {"valid_until": None}
         assert entries[1].after == {"valid_until": last_day}
     page = client.get(PAGE).get_data(as_text=True)
     assert "New reduced rate" in page and "not yet" in page
-    # Who changed the rates, and at which desk: they apply to every desk.
-    assert "last day set on" in page and "(Energiecoöperatie Zeist)" in page
+    assert "last day set on" in page and "Dirk Beheer" in page
+
+    # Another desk's admin sees their own desk's rates and cannot reach these.
+    sign_in(client, people["other_admin"])
+    assert "New reduced rate" not in client.get(PAGE).get_data(as_text=True)
+    for url in (f"{PAGE}/{rate_9}/end", f"{PAGE}/{added.id}/end"):
+        assert client.get(url).status_code == 404
+    token = factories.csrf_token(client, f"{PAGE}/new")
+    for url, data in (
+        (f"{PAGE}/{rate_9}/end", {"last_day": today().isoformat()}),
+        (f"{PAGE}/{added.id}/withdraw", {}),
+    ):
+        assert client.post(url, data={**data, "csrf_token": token}).status_code == 404
+    with app.app_context():
+        assert percent_of(9, people["desk"]).valid_until == today() + timedelta(days=29)
+        assert db.session.get(VatRate, added.id) is not None
 
 
 @pytest.mark.parametrize(
@@ -386,7 +443,7 @@ def test_bad_input_gets_a_message_at_its_field_and_changes_nothing(
     client.get("/language/en")
     sign_in(client, people["admin"])
     with app.app_context():
-        before = (count_rates(), count_audit())
+        before = (count_rates(people["desk"]), count_audit())
     response = factories.post_form(client, f"{PAGE}/new", add_form(**overrides))
     assert response.status_code in (200, 409)
     page = response.get_data(as_text=True)
@@ -394,7 +451,7 @@ def test_bad_input_gets_a_message_at_its_field_and_changes_nothing(
         f"no message at {field}"
     )
     with app.app_context():
-        assert (count_rates(), count_audit()) == before
+        assert (count_rates(people["desk"]), count_audit()) == before
 
 
 @pytest.mark.parametrize(
@@ -409,21 +466,21 @@ def test_a_last_day_in_the_past_is_refused(
 ) -> None:
     client.get("/language/en")
     sign_in(client, people["admin"])
-    rate_id = percent_of_id(app, 21)
+    rate_id = percent_of_id(app, 21, people["desk"])
     value = "" if last_day is None else (today() + timedelta(days=last_day)).isoformat()
     response = factories.post_form(client, f"{PAGE}/{rate_id}/end", {"last_day": value})
     page = response.get_data(as_text=True)
     assert re.search(rf'id="last_day-error">.*?{re.escape(message)}', page, re.DOTALL)
     with app.app_context():
-        assert percent_of(21).valid_until is None and count_audit() == 0
+        assert percent_of(21, people["desk"]).valid_until is None and count_audit() == 0
 
 
 def test_the_past_is_never_rewritten(ctx: Flask, people: dict[str, int]) -> None:
     admin = user(people["admin"])
-    ended = factories.vat_rate(6, date(2001, 1, 1), date(2018, 12, 31))
+    ended = factories.vat_rate(desk(people["desk"]), 6, date(2001, 1, 1), date(2018, 12, 31))
     for rate, last_day, code in (
         (ended, today() + timedelta(days=5), "rate_ended"),  # history stays
-        (percent_of(21), today() - timedelta(days=1), "end_in_past"),
+        (percent_of(21, people["desk"]), today() - timedelta(days=1), "end_in_past"),
     ):
         with pytest.raises(OrderError) as refused:
             vat_rates.end_rate(admin, rate, last_day)
@@ -431,14 +488,17 @@ def test_the_past_is_never_rewritten(ctx: Flask, people: dict[str, int]) -> None
     with pytest.raises(OrderError) as refused:
         vat_rates.add_rate(admin, details(valid_from=today() - timedelta(days=1)))
     assert refused.value.code == "start_in_past"
-    assert ended.valid_until == date(2018, 12, 31) and percent_of(21).valid_until is None
+    assert (
+        ended.valid_until == date(2018, 12, 31)
+        and percent_of(21, people["desk"]).valid_until is None
+    )
 
 
 def test_a_last_day_still_to_come_moves_but_not_into_the_rate_that_follows(
     ctx: Flask, people: dict[str, int]
 ) -> None:
     admin = user(people["admin"])
-    nine = percent_of(9)
+    nine = percent_of(9, people["desk"])
     vat_rates.end_rate(admin, nine, today() + timedelta(days=10))
     vat_rates.add_rate(admin, details(percent=9, valid_from=today() + timedelta(days=11)))
     vat_rates.end_rate(admin, nine, today() + timedelta(days=5))  # earlier: fine
@@ -453,7 +513,7 @@ def test_posting_without_a_csrf_token_is_refused_and_changes_nothing(
 ) -> None:
     client.get("/language/en")
     sign_in(client, people["admin"])
-    rate_id = percent_of_id(app, 21)
+    rate_id = percent_of_id(app, 21, people["desk"])
     for url, data in (
         (f"{PAGE}/new", add_form()),
         (f"{PAGE}/{rate_id}/end", {"last_day": today().isoformat()}),
@@ -463,7 +523,9 @@ def test_posting_without_a_csrf_token_is_refused_and_changes_nothing(
             assert response.status_code == 400
             assert "This form has expired" in response.get_data(as_text=True)
     with app.app_context():
-        assert count_rates() == 3 and percent_of(21).valid_until is None
+        assert (
+            count_rates(people["desk"]) == 3 and percent_of(21, people["desk"]).valid_until is None
+        )
 
 
 def test_the_page_is_in_dutch_by_default(client: FlaskClient, people: dict[str, int]) -> None:
@@ -490,7 +552,7 @@ def test_a_rate_not_yet_in_force_is_withdrawn_whole_and_the_audit_log_keeps_it(
     )
     assert response.status_code == 302 and response.headers["Location"] == PAGE
     with app.app_context():
-        assert db.session.get(VatRate, typo) is None and count_rates() == 3
+        assert db.session.get(VatRate, typo) is None and count_rates(people["desk"]) == 3
         entry = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
         assert entry is not None and entry.verb == "vat_rate.withdraw"
         assert entry.object_id == typo and entry.before and entry.before["percent"] == 92
@@ -502,7 +564,7 @@ def test_a_rate_in_force_is_never_withdrawn(
 ) -> None:
     client.get("/language/en")
     sign_in(client, people["admin"])
-    rate_21 = percent_of_id(app, 21)
+    rate_21 = percent_of_id(app, 21, people["desk"])
     page = client.get(f"{PAGE}/{rate_21}/end").get_data(as_text=True)
     assert "Withdraw the rate" not in page  # only offered before its first day
     response = factories.post_form(
@@ -511,7 +573,7 @@ def test_a_rate_in_force_is_never_withdrawn(
     assert response.status_code == 409
     assert "set its last day instead" in response.get_data(as_text=True)
     with app.app_context():
-        assert count_rates() == 3 and count_audit() == 0
+        assert count_rates(people["desk"]) == 3 and count_audit() == 0
     with app.app_context():  # and the service refuses it too, on the first day itself
         starts_today = vat_rates.add_rate(
             user(people["admin"]), details(percent=13, valid_from=today())
