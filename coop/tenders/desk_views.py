@@ -19,7 +19,6 @@ from coop.actions.models import Action
 from coop.core.authz import require
 from coop.core.formatting import local_datetime
 from coop.core.time import AMSTERDAM, utcnow
-from coop.extensions import db
 from coop.installers import services as installers
 from coop.tenders import services
 from coop.tenders.demand import demand
@@ -72,8 +71,8 @@ def _round(action: Action, round_id: int) -> TenderRound:
 
 
 def _show_error(form: Any, error: TenderError) -> str | None:
-    """Put the error at its field; return it when it belongs to no field (for the summary)."""
-    db.session.rollback()
+    """Put the error at its field; return it when it belongs to no field (for the summary).
+    The service has undone its changes (``unit_of_work``)."""
     message = str(_MESSAGES.get(error.code, gettext("This is not possible.")))
     field = getattr(form, _FIELDS.get(error.code, ""), None)
     if field is None:

@@ -136,6 +136,7 @@ def _registry_installers(action: Action, installer_ids: list[int]) -> list[Insta
     return installers
 
 
+@unit_of_work
 def open_round(
     actor: User,
     action: Action,
@@ -176,11 +177,11 @@ def open_round(
             "installers": sorted(i.company_name for i in installers),
         },
     )
-    db.session.commit()
     log.info("tender round opened id=%s action=%s", tender.id, action.id)
     return tender
 
 
+@unit_of_work
 def change_deadline(
     actor: User, tender: TenderRound, deadline: datetime, *, now: datetime | None = None
 ) -> TenderRound:
@@ -218,11 +219,11 @@ def change_deadline(
         before={"deadline": before.isoformat()},
         after={"deadline": deadline.isoformat()},
     )
-    db.session.commit()
     log.info("tender round deadline moved id=%s deadline=%s", tender.id, deadline.isoformat())
     return tender
 
 
+@unit_of_work
 def cancel_round(
     actor: User, tender: TenderRound, message: str, *, now: datetime | None = None
 ) -> TenderRound:
@@ -251,7 +252,6 @@ def cancel_round(
         tender,
         after={"action_id": tender.action_id, "message": tender.cancel_message},
     )
-    db.session.commit()
     log.info("tender round cancelled id=%s action=%s", tender.id, tender.action_id)
     return tender
 
@@ -322,7 +322,6 @@ def submit_bid(
     invitation.submitted_at = now
     invitation.submitted_by_id = actor.id
     invitation.revisions += 1
-    db.session.commit()
     log.info("bid saved invitation=%s revision=%s", invitation.id, invitation.revisions)
     return invitation
 
