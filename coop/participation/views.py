@@ -463,7 +463,6 @@ def campaign(campaign_id: int) -> Any:
             elif exc.code == "already_interested":
                 form.house_number.errors = [problem]
                 problem = None
-            db.session.rollback()
         else:
             flash(
                 gettext(

@@ -29,7 +29,7 @@ from werkzeug.wrappers import Response
 from coop.accounts.permissions import resident_required
 from coop.core.authz import require
 from coop.core.time import utcnow
-from coop.extensions import csrf, db
+from coop.extensions import csrf
 from coop.orders.models import Quote
 from coop.payments import services, stripe_gateway
 from coop.payments.forms import ButtonForm
@@ -108,8 +108,7 @@ def stripe_webhook() -> tuple[Response, int]:
         outcome = services.receive_webhook(
             request.get_data(), request.headers.get("Stripe-Signature")
         )
-    except WebhookRejectedError as exc:
-        db.session.rollback()
+    except WebhookRejectedError as exc:  # refused before anything was written
         log.warning("stripe webhook refused from %s: %s", request.remote_addr, str(exc)[:200])
         return jsonify({"error": "refused"}), 400
     return jsonify({"received": True, "outcome": outcome}), 200
