@@ -438,5 +438,5 @@ def test_a_decline_while_a_new_tender_round_is_open_waits_for_its_deadline(
         # No run now (it would be refused while bids are sealed); the deadline starts it.
         assert db.session.scalar(select(func.count()).select_from(MatchingRun)) == runs_before
         assert services.start_matching_after_tenders(deadline + timedelta(minutes=1)) == 1
-        run = services.open_run(action)
+        run = services.open_run(world.order(world.order_x).action)
         assert run is not None and run.trigger is RunTrigger.TENDER_CLOSED
