@@ -1,10 +1,10 @@
 """The Dutch VAT rates a quote may use: which apply on a day, and staff adding and ending them.
 
 Rates change by law, not by release, so they are rows (``VatRate``) with their source and the
-days they apply. Each desk keeps its own, for the quotes on its actions: a desk's admin can
-change nothing another desk relies on, as with everything else of a desk. A new desk starts
-with the rates of ``STARTING_RATES``; ``valid_from`` and ``valid_until`` both included, no ``valid_until`` meaning
-until further notice. A quote may use the rates that apply on the day it is sent.
+days they apply: ``valid_from`` and ``valid_until`` both included, no ``valid_until`` meaning
+until further notice. A quote may use the rates that apply on the day it is sent. Each desk
+keeps its own, for the quotes on its actions: a desk's admin can change nothing another desk
+relies on, as with everything else of a desk. A new desk starts with ``STARTING_RATES``.
 
 The record is closed history: a rate's percent, names, source and first day never change once
 it exists, a new rate starts today or later, and a last day is set (or moved) only to today or
@@ -88,14 +88,10 @@ class VatRateDetails:
 
 @account_events.organisation_created.connect
 def _start_new_desk(organisation: Organisation, **_details: object) -> None:
-    start_rates(organisation.id)
-
-
-def start_rates(organisation_id: int) -> list[VatRate]:
-    """A new desk's rates (``STARTING_RATES``), added to the session of its creation."""
-    rates = [
+    """A new desk's rates (``STARTING_RATES``), in the transaction that creates it."""
+    db.session.add_all(
         VatRate(
-            organisation_id=organisation_id,
+            organisation_id=organisation.id,
             percent=rate.percent,
             name_nl=rate.name_nl,
             name_en=rate.name_en,
@@ -103,9 +99,7 @@ def start_rates(organisation_id: int) -> list[VatRate]:
             valid_from=rate.valid_from,
         )
         for rate in STARTING_RATES
-    ]
-    db.session.add_all(rates)
-    return rates
+    )
 
 
 def _applies_on(organisation_id: int, day: date) -> ColumnElement[bool]:

@@ -147,15 +147,16 @@ def withdraw(rate_id: int) -> str | Response | tuple[str, int]:
 
 
 def _end_page(rate: VatRate, form: EndVatRateForm, problem: str | None = None) -> str:
+    today = local_today(utcnow())
     return render_template(
         "orders/desk/vat_rate_end.html",
         rate=rate,
         form=form,
         withdraw_form=WithdrawVatRateForm(formdata=None),
         # Not yet in force: no quote can have used it, so it can be taken back whole.
-        may_withdraw=rate.valid_from > local_today(utcnow()),
+        may_withdraw=rate.valid_from > today,
         problem=problem,
         # A rate whose last day has passed is history: the page says so and offers no form.
-        ended=not vat_rates.is_open(rate, local_today(utcnow())),
+        ended=not vat_rates.is_open(rate, today),
         ended_message=MESSAGES["rate_ended"],
     )
